@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const unitInterval = z.coerce.number().min(-1).max(1);
+
+const schema = z.object({
+  PORT: port.default(3000),
+  DATABASE_URL: z.string().url().default('mysql://root@127.0.0.1:3306/faceperks'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Unset: `npm start` runs the bundled local Chroma server on CHROMA_PORT with its data under DATA_DIR. */
+  CHROMA_URL: z.string().url().optional(),
+  CHROMA_PORT: port.default(8000),
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** Folder holding extracted model files; defaults to DATA_DIR/models. */
+  MODELS_DIR: z.string().min(1).optional(),
+  FACEPERKS_ADMIN_KEY: z.string().min(16).optional(),
+  MODEL_PACK: z.enum(['default', 'retinaface', 'insightface']).default('default'),
+  /** Queue prefix, so tests and benchmarks can run beside a live service on one Redis. */
+  QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i).default('faceperks'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  MEMBER_THRESHOLD: unitInterval.default(0.42),
+  VISITOR_THRESHOLD: unitInterval.default(0.42),
+  DETECT_THRESHOLD: z.coerce.number().min(0).max(1).default(0.9),
+  VISIT_GAP_MINUTES: positiveInt.default(30),
+  PERK_POINTS: z.coerce.number().int().min(0).default(5),
+  PERK_COOLDOWN_MINUTES: positiveInt.default(10),
+
+  MAX_UPLOAD_BYTES: positiveInt.default(20 * 1024 * 1024),
+  MAX_UPLOAD_FILES: positiveInt.default(100),
+  MAX_UPLOAD_TOTAL_BYTES: positiveInt.default(200 * 1024 * 1024),
+  MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
+  /** Longest side the preprocess stage keeps; boxes are still reported in original pixels. */
+  WORK_IMAGE_MAX_SIDE: positiveInt.default(1280),
+  KEEP_IMAGES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+
+  STAGE_ATTEMPTS: positiveInt.default(5),
+  STAGE_BACKOFF_MS: positiveInt.default(1000),
+  SWEEP_INTERVAL_MS: positiveInt.default(60_000),
+  /** A capture left in a non-final state this long is re-enqueued by the sweeper. */
+  SWEEP_STALE_MS: positiveInt.default(5 * 60_000),
+});
+
+export type Config = z.infer<typeof schema> & {
+  chromaUrl: string;
+  modelsDir: string;
+  blobsDir: string;
+  chromaDir: string;
+  databaseName: string;
+};
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; a bad variable fails with one line naming it. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const values = parsed.data;
+  const dataDir = path.resolve(values.DATA_DIR);
+  const databaseName = new URL(values.DATABASE_URL).pathname.replace(/^\//, '');
+  if (!/^[A-Za-z0-9_]+$/.test(databaseName)) {
+    throw new ConfigError('invalid configuration: DATABASE_URL: the path must name a database ([A-Za-z0-9_]+)');
+  }
+  return {
+    ...values,
+    DATA_DIR: dataDir,
+    chromaUrl: values.CHROMA_URL ?? `http://127.0.0.1:${values.CHROMA_PORT}`,
+    modelsDir: path.resolve(values.MODELS_DIR ?? path.join(dataDir, 'models')),
+    blobsDir: path.join(dataDir, 'blobs'),
+    chromaDir: path.join(dataDir, 'chroma'),
+    databaseName,
+  };
+}

@@ -1,0 +1,33 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import knexFactory, { type Knex } from 'knex';
+import { Model } from 'objection';
+import type { Config } from '../config.js';
+
+const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export function connectDatabase(config: Pick<Config, 'DATABASE_URL'>, pool = { min: 0, max: 10 }): Knex {
+  const db = knexFactory({
+    client: 'mysql2',
+    connection: { uri: config.DATABASE_URL, timezone: 'Z', dateStrings: false, supportBigNumbers: true } as never,
+    pool,
+  });
+  Model.knex(db);
+  return db;
+}
+
+/** Creates the database named in DATABASE_URL when it is missing (first start on a fresh server). */
+export async function ensureDatabase(config: Pick<Config, 'DATABASE_URL' | 'databaseName'>): Promise<void> {
+  const url = new URL(config.DATABASE_URL);
+  url.pathname = '/';
+  const server = knexFactory({ client: 'mysql2', connection: url.toString(), pool: { min: 0, max: 1 } });
+  try {
+    await server.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', [config.databaseName]);
+  } finally {
+    await server.destroy();
+  }
+}
+
+export async function migrateLatest(db: Knex): Promise<void> {
+  await db.migrate.latest({ directory: migrationsDir, loadExtensions: ['.ts'] });
+}
