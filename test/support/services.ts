@@ -25,7 +25,7 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     ...process.env,
     DATABASE_URL: url.toString(),
     DATA_DIR: dataDir,
-    MODELS_DIR: process.env.MODELS_DIR ?? path.resolve(import.meta.dirname, '../../.cache/models'),
+    MODELS_DIR: process.env.MODELS_DIR ?? path.resolve(import.meta.dirname, '../../data/models'),
     QUEUE_PREFIX: `fptest${suffix}`,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...overrides,
