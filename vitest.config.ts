@@ -6,6 +6,7 @@ export default defineConfig({
     // Integration tests share one MariaDB, Redis and Chroma and two cores: run files one at a time.
     fileParallelism: false,
     pool: 'forks',
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

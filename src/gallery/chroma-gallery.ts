@@ -1,0 +1,85 @@
+import { ChromaClient, type Collection } from 'chromadb';
+import type { Gallery, GalleryHit, SubjectKind } from './gallery.js';
+
+/**
+ * Gallery in Chroma. One collection per (pack, kind, merchant): vectors of different packs are
+ * never compared, and a merchant's search never touches another merchant's subjects.
+ * Cosine space, so similarity = 1 - distance.
+ */
+export class ChromaGallery implements Gallery {
+  private readonly client: ChromaClient;
+  private readonly collections = new Map<string, Promise<Collection>>();
+
+  constructor(
+    url: string,
+    private readonly pack: string,
+  ) {
+    const parsed = new URL(url);
+    this.client = new ChromaClient({
+      host: parsed.hostname,
+      port: Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80)),
+      ssl: parsed.protocol === 'https:',
+    });
+  }
+
+  collectionName(kind: SubjectKind, merchantId: string): string {
+    return `${this.pack}-${kind}s-${merchantId}`;
+  }
+
+  private collection(kind: SubjectKind, merchantId: string): Promise<Collection> {
+    const name = this.collectionName(kind, merchantId);
+    let pending = this.collections.get(name);
+    if (!pending) {
+      pending = this.client.getOrCreateCollection({
+        name,
+        embeddingFunction: null as never,
+        configuration: { hnsw: { space: 'cosine' } },
+      });
+      // A failed lookup (Chroma down) must not be cached.
+      pending.catch(() => this.collections.delete(name));
+      this.collections.set(name, pending);
+    }
+    return pending;
+  }
+
+  async upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void> {
+    const collection = await this.collection(kind, merchantId);
+    await collection.upsert({ ids: [vectorId], embeddings: [Array.from(embedding)], metadatas: [{ subjectId }] });
+  }
+
+  async search(kind: SubjectKind, merchantId: string, embedding: Float32Array, limit: number): Promise<GalleryHit[]> {
+    const collection = await this.collection(kind, merchantId);
+    const result = await collection.query({
+      queryEmbeddings: [Array.from(embedding)],
+      // Several vectors may belong to one subject: over-fetch, then keep each subject's best.
+      nResults: limit * 4,
+      include: ['distances', 'metadatas'] as never,
+    });
+    const best = new Map<string, number>();
+    for (const row of result.rows()[0] ?? []) {
+      const subjectId = row.metadata?.subjectId;
+      if (typeof subjectId !== 'string' || row.distance == null) continue;
+      const similarity = 1 - row.distance;
+      if (similarity > (best.get(subjectId) ?? -Infinity)) best.set(subjectId, similarity);
+    }
+    return [...best]
+      .map(([subjectId, similarity]) => ({ subjectId, similarity }))
+      .sort((a, b) => b.similarity - a.similarity)
+      .slice(0, limit);
+  }
+
+  async deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void> {
+    const collection = await this.collection(kind, merchantId);
+    await collection.delete({ where: { subjectId } });
+  }
+
+  async countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number> {
+    const collection = await this.collection(kind, merchantId);
+    const result = await collection.get({ where: { subjectId }, include: [] as never });
+    return result.ids.length;
+  }
+
+  async heartbeat(): Promise<void> {
+    await this.client.heartbeat();
+  }
+}

@@ -1,0 +1,17 @@
+/** The face gallery: nearest-neighbour search over embeddings, per merchant and model pack. */
+
+export type SubjectKind = 'member' | 'visitor';
+
+export type GalleryHit = { subjectId: string; similarity: number };
+
+export interface Gallery {
+  /** Adds or replaces one vector (`vectorId`) of a subject. Idempotent. */
+  upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void>;
+  /** Best similarity per subject, highest first. */
+  search(kind: SubjectKind, merchantId: string, embedding: Float32Array, limit: number): Promise<GalleryHit[]>;
+  /** Erases every vector of a subject. */
+  deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void>;
+  /** Counts the vectors held for a subject (erasure checks, tests). */
+  countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number>;
+  heartbeat(): Promise<void>;
+}

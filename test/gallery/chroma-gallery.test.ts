@@ -1,0 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
+
+function unit(values: number[]): Float32Array {
+  const norm = Math.hypot(...values);
+  return Float32Array.from(values, (v) => v / norm);
+}
+
+describe('ChromaGallery (real Chroma server)', () => {
+  const gallery = new ChromaGallery(process.env.CHROMA_URL!, 'test');
+
+  it('returns each subject once with its best cosine similarity, highest first', async () => {
+    const merchant = randomUUID();
+    const [alice, bob] = [randomUUID(), randomUUID()];
+    await gallery.upsert('member', merchant, alice, randomUUID(), unit([1, 0, 0, 0]));
+    await gallery.upsert('member', merchant, alice, randomUUID(), unit([1, 1, 0, 0]));
+    await gallery.upsert('member', merchant, bob, randomUUID(), unit([0, 0, 1, 0]));
+
+    const hits = await gallery.search('member', merchant, unit([1, 0.1, 0, 0]), 5);
+
+    expect(hits.map((hit) => hit.subjectId)).toEqual([alice, bob]);
+    expect(hits[0].similarity).toBeCloseTo(1 / Math.hypot(1, 0.1), 5);
+    expect(hits[1].similarity).toBeCloseTo(0, 5);
+  });
+
+  it('keeps merchants and subject kinds apart', async () => {
+    const [merchantA, merchantB] = [randomUUID(), randomUUID()];
+    await gallery.upsert('member', merchantA, randomUUID(), randomUUID(), unit([1, 0, 0, 0]));
+
+    expect(await gallery.search('member', merchantB, unit([1, 0, 0, 0]), 5)).toEqual([]);
+    expect(await gallery.search('visitor', merchantA, unit([1, 0, 0, 0]), 5)).toEqual([]);
+  });
+
+  it('upsert of the same vector id is idempotent and deleteSubject erases every vector', async () => {
+    const merchant = randomUUID();
+    const subject = randomUUID();
+    const vectorId = randomUUID();
+    await gallery.upsert('visitor', merchant, subject, vectorId, unit([0, 1, 0, 0]));
+    await gallery.upsert('visitor', merchant, subject, vectorId, unit([0, 1, 0, 0]));
+    await gallery.upsert('visitor', merchant, subject, randomUUID(), unit([0, 1, 1, 0]));
+    expect(await gallery.countSubjectVectors('visitor', merchant, subject)).toBe(2);
+
+    await gallery.deleteSubject('visitor', merchant, subject);
+
+    expect(await gallery.countSubjectVectors('visitor', merchant, subject)).toBe(0);
+    expect(await gallery.search('visitor', merchant, unit([0, 1, 0, 0]), 5)).toEqual([]);
+  });
+});
