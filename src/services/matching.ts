@@ -1,0 +1,99 @@
+/**
+ * Matching: a capture's faces against the merchant's members first, then its anonymous visitors,
+ * else a new visitor whose vector is stored for future reference. Two faces of one capture are
+ * never given the same subject.
+ */
+import type { Gallery, GalleryHit, SubjectKind } from '../gallery/gallery.js';
+import { deterministicId } from '../storage/pipeline-repository.js';
+
+export type FaceCandidates = { faceIndex: number; hits: GalleryHit[] };
+
+/**
+ * Assigns subjects to faces greedily by descending similarity, so the closest pair wins a
+ * contested subject and each subject and each face is used at most once.
+ */
+export function assignExclusive(candidates: FaceCandidates[], threshold: number, taken: ReadonlySet<string> = new Set()): Map<number, GalleryHit> {
+  const pairs = candidates
+    .flatMap(({ faceIndex, hits }) => hits.filter((hit) => hit.similarity >= threshold).map((hit) => ({ faceIndex, hit })))
+    .sort((a, b) => b.hit.similarity - a.hit.similarity || a.faceIndex - b.faceIndex);
+  const assigned = new Map<number, GalleryHit>();
+  const used = new Set(taken);
+  for (const { faceIndex, hit } of pairs) {
+    if (assigned.has(faceIndex) || used.has(hit.subjectId)) continue;
+    assigned.set(faceIndex, hit);
+    used.add(hit.subjectId);
+  }
+  return assigned;
+}
+
+export type FaceMatch = {
+  faceIndex: number;
+  kind: SubjectKind;
+  subjectId: string;
+  similarity: number;
+  newVisitor: boolean;
+};
+
+export interface VisitorStore {
+  withVisitorLock<T>(merchantId: string, work: () => Promise<T>): Promise<T>;
+  createVisitor(id: string, merchantId: string, seenAt: Date): Promise<void>;
+}
+
+export type MatchThresholds = { member: number; visitor: number };
+
+const CANDIDATES_PER_FACE = 5;
+
+export class MatchService {
+  constructor(
+    private readonly gallery: Gallery,
+    private readonly visitors: VisitorStore,
+    private readonly thresholds: MatchThresholds,
+  ) {}
+
+  async matchCapture(input: {
+    merchantId: string;
+    captureId: string;
+    capturedAt: Date;
+    embeddings: Float32Array[];
+  }): Promise<FaceMatch[]> {
+    const { merchantId, captureId, capturedAt, embeddings } = input;
+    const matches: FaceMatch[] = [];
+    const taken = new Set<string>();
+    const record = (faceIndex: number, kind: SubjectKind, hit: GalleryHit, newVisitor: boolean) => {
+      matches.push({ faceIndex, kind, subjectId: hit.subjectId, similarity: hit.similarity, newVisitor });
+      taken.add(hit.subjectId);
+    };
+    const unmatched = () => embeddings.map((_, faceIndex) => faceIndex).filter((i) => !matches.some((m) => m.faceIndex === i));
+    const searchAll = (kind: SubjectKind, faces: number[]) =>
+      Promise.all(faces.map(async (faceIndex) => ({ faceIndex, hits: await this.gallery.search(kind, merchantId, embeddings[faceIndex], CANDIDATES_PER_FACE) })));
+
+    for (const [faceIndex, hit] of assignExclusive(await searchAll('member', unmatched()), this.thresholds.member, taken)) {
+      record(faceIndex, 'member', hit, false);
+    }
+    const visitorOf = (faceIndex: number) => deterministicId(`visitor:${captureId}:${faceIndex}`);
+    for (const [faceIndex, hit] of assignExclusive(await searchAll('visitor', unmatched()), this.thresholds.visitor, taken)) {
+      // A retried job finds the visitor its first attempt created: still the same new visitor.
+      record(faceIndex, 'visitor', hit, hit.subjectId === visitorOf(faceIndex));
+    }
+
+    const remaining = unmatched();
+    if (remaining.length > 0) {
+      await this.visitors.withVisitorLock(merchantId, async () => {
+        // Another capture may have created a visitor for this face while we were searching.
+        const fresh = assignExclusive(await searchAll('visitor', remaining), this.thresholds.visitor, taken);
+        for (const faceIndex of remaining) {
+          const hit = fresh.get(faceIndex);
+          if (hit) {
+            record(faceIndex, 'visitor', hit, false);
+            continue;
+          }
+          const visitorId = visitorOf(faceIndex);
+          await this.visitors.createVisitor(visitorId, merchantId, capturedAt);
+          await this.gallery.upsert('visitor', merchantId, visitorId, visitorId, embeddings[faceIndex]);
+          record(faceIndex, 'visitor', { subjectId: visitorId, similarity: 1 }, true);
+        }
+      });
+    }
+    return matches.sort((a, b) => a.faceIndex - b.faceIndex);
+  }
+}

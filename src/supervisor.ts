@@ -1,0 +1,62 @@
+/** Keeps child processes alive: restarts a crashed one with exponential backoff, stops all on request. */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+
+export type ChildSpec = { name: string; script: string; args: string[] };
+
+const MAX_BACKOFF_MS = 30_000;
+/** A child that stayed up this long is considered healthy again: its backoff resets. */
+const HEALTHY_AFTER_MS = 60_000;
+
+export class Supervisor {
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopping = false;
+
+  constructor(
+    private readonly cwd: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logger: Logger,
+  ) {}
+
+  start(spec: ChildSpec, crashes = 0): void {
+    const startedAt = Date.now();
+    const child = fork(spec.script, spec.args, { cwd: this.cwd, env: this.env, execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+    this.children.set(spec.name, child);
+    child.once('exit', (code, signal) => {
+      this.children.delete(spec.name);
+      if (this.stopping) return;
+      const recent = Date.now() - startedAt < HEALTHY_AFTER_MS ? crashes + 1 : 1;
+      const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (recent - 1));
+      this.logger.error({ child: spec.name, code, signal, restartInMs: delay }, 'child process exited; restarting');
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (!this.stopping) this.start(spec, recent);
+      }, delay);
+      this.timers.add(timer);
+    });
+  }
+
+  /** SIGTERM to every child, SIGKILL to those still alive after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    const exits = [...this.children.values()].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          child.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+  }
+
+  killAll(): void {
+    for (const child of this.children.values()) child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Synchronous requests the API waits on: enrolment of a member's face, and identify (face sign-in).
+ * They share the pipeline's vision code but answer through the job's return value.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import {
+  INTERACTIVE_QUEUE,
+  interactiveSchemas,
+  type FaceSummary,
+  type InteractiveJob,
+  type InteractiveResult,
+} from '../src/queue/contract.js';
+import { ImageError } from '../src/imaging/errors.js';
+import { prepareImage } from '../src/imaging/prepare.js';
+import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
+import type { DescribedFace, DetectedFace } from '../src/vision/types.js';
+import type { WorkerContext } from './context.js';
+
+/** Faces smaller than this share of the largest one are background, not a second person to enrol. */
+const BACKGROUND_FACE_AREA_RATIO = 0.25;
+
+export function foregroundFaces<T extends DetectedFace>(faces: T[]): T[] {
+  const area = (face: T) => face.box.width * face.box.height;
+  const largest = Math.max(0, ...faces.map(area));
+  return faces.filter((face) => area(face) >= largest * BACKGROUND_FACE_AREA_RATIO);
+}
+
+function summary(face: DescribedFace): FaceSummary {
+  return { box: face.box, score: face.score, landmarks: face.landmarks, age: face.age, gender: face.gender };
+}
+
+export async function startInteractiveWorker(context: WorkerContext): Promise<Worker> {
+  const { config, blobs, gallery, db, logger } = context;
+  const visionOptions = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: config.INFERENCE_THREADS };
+  const detector = await createDetector({ ...visionOptions, detectThreshold: config.DETECT_THRESHOLD });
+  const describer = await createDescriber(visionOptions);
+  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+
+  /** Decodes and describes every face, in original-image pixels; image errors come back as a code. */
+  async function describeImage(imageKey: string): Promise<DescribedFace[] | ImageError> {
+    try {
+      const prepared = await prepareImage(await blobs.get(imageKey), limits);
+      const faces = await detector.detect(prepared.image);
+      return scaleFaces(await describer.describe(prepared.image, foregroundFaces(faces)), 1 / prepared.scale);
+    } catch (error) {
+      if (error instanceof ImageError) return error;
+      throw error;
+    }
+  }
+
+  const handlers: { [J in InteractiveJob]: (data: unknown) => Promise<InteractiveResult[J]> } = {
+    async enrol(data) {
+      const { personId, merchantId, faceId, imageKey } = interactiveSchemas.enrol.parse(data);
+      const faces = await describeImage(imageKey);
+      if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
+      if (faces.length === 0) return { ok: false, code: 'no_face', message: 'no face was found in the image' };
+      if (faces.length > 1) {
+        return { ok: false, code: 'multiple_faces', message: `${faces.length} faces were found; enrol a photo of one person` };
+      }
+      const [face] = faces;
+      await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
+      await db('person_faces')
+        .insert({ id: faceId, person_id: personId, blob_key: imageKey, pack: describer.pack, face: JSON.stringify(summary(face)) })
+        .onConflict('id')
+        .ignore();
+      return { ok: true, faceId, face: summary(face) };
+    },
+    async identify(data) {
+      const { merchantId, imageKey, limit } = interactiveSchemas.identify.parse(data);
+      const faces = await describeImage(imageKey);
+      if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
+      return {
+        ok: true,
+        faces: await Promise.all(
+          faces.map(async (face) => ({
+            ...summary(face),
+            matches: (await gallery.search('member', merchantId, face.embedding, limit))
+              .filter((hit) => hit.similarity >= config.MEMBER_THRESHOLD)
+              .map((hit) => ({ personId: hit.subjectId, similarity: hit.similarity })),
+          })),
+        ),
+      };
+    },
+  };
+
+  const worker = new Worker(
+    INTERACTIVE_QUEUE,
+    async (job: Job) => {
+      const handler = handlers[job.name as InteractiveJob];
+      if (!handler) throw new UnrecoverableError(`unknown interactive job ${job.name}`);
+      return handler(job.data);
+    },
+    { connection: context.queues.connection, prefix: config.QUEUE_PREFIX, concurrency: 1 },
+  );
+  worker.on('error', (error) => logger.error({ err: error.message }, 'interactive worker error'));
+  return worker;
+}
