@@ -1,0 +1,9 @@
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# The default model pack comes from the npm registry at build time; containers then run offline.
+RUN npm run setup
+ENV DATA_DIR=/data MODELS_DIR=/app/data/models
+CMD ["npm", "run", "api"]
