@@ -9,12 +9,10 @@ import { ConfigError, loadConfig } from './config.js';
 import { startLocalChroma, type LocalChroma } from './gallery/local-server.js';
 import { createLogger } from './logger.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from './storage/db.js';
-import { Supervisor } from './supervisor.js';
+import { Supervisor, WORKER_GROUPS } from './supervisor.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** One process per stage; the light maintenance loop rides along with aggregate. */
-const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance'], ['interactive']];
 
 async function main(): Promise<void> {
   const config = loadConfig();

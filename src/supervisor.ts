@@ -2,6 +2,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 
+/** One worker process per stage; the light maintenance loop rides along with aggregate. */
+export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance'], ['interactive']];
+
 export type ChildSpec = { name: string; script: string; args: string[] };
 
 const MAX_BACKOFF_MS = 30_000;
