@@ -23,6 +23,8 @@ const schema = z.object({
 
   MEMBER_THRESHOLD: unitInterval.default(0.42),
   VISITOR_THRESHOLD: unitInterval.default(0.42),
+  /** onnxruntime intra-op threads per session in a worker process. */
+  INFERENCE_THREADS: positiveInt.default(1),
   DETECT_THRESHOLD: z.coerce.number().min(0).max(1).default(0.9),
   VISIT_GAP_MINUTES: positiveInt.default(30),
   PERK_POINTS: z.coerce.number().int().min(0).default(5),
