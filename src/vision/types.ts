@@ -38,6 +38,12 @@ export type VisionOptions = {
   /** ORT intra-op threads per session. */
   threads?: number;
   detectThreshold?: number;
+  /** Swap the pack's detector (e.g. 'yunet'); its landmark source comes with it. */
+  detector?: 'fr_detect' | 'retinaface' | 'scrfd' | 'yunet';
+  /** Swap the pack's age/gender models: 'ssrnet' (fr_age + fr_gender) or 'genderage' (InsightFace). */
+  attributes?: 'ssrnet' | 'genderage';
+  /** Anti-aliasing sub-samples per axis (1 = plain bilinear) when the face is much larger than 112 px. */
+  alignSupersample?: number;
 };
 
 export interface FaceDetector {

@@ -1,0 +1,147 @@
+/** Face detection for any pack: letterbox, run, decode, map back, NMS, then 5 landmarks per face. */
+import { performance } from 'node:perf_hooks';
+import {
+  candidateBox,
+  candidateFromInput,
+  clipCandidate,
+  landmarks68To5,
+  letterbox,
+  nms,
+  pointsToLandmarks,
+  type Candidate,
+} from './geometry.js';
+import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
+import { packTensor, resampleRegion } from './image-ops.js';
+import { verifyModelFile } from './models.js';
+import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
+import { createSession, tensor, type Session, type ort } from './session.js';
+import type { Box, DetectedFace, FaceDetector, RgbImage } from './types.js';
+
+export type DetectorTimings = { detect: number; landmarks: number; calls: number };
+
+export class PackDetector implements FaceDetector {
+  readonly timings: DetectorTimings = { detect: 0, landmarks: 0, calls: 0 };
+  private readonly input: Float32Array;
+  private readonly landmarkInput: Float32Array;
+  private priors?: Float32Array;
+
+  private constructor(
+    private readonly spec: DetectorSpec,
+    private readonly session: Session,
+    private readonly landmarkSpec: LandmarkSpec | undefined,
+    private readonly landmarkSession: Session | undefined,
+    private readonly threshold: number,
+  ) {
+    this.input = new Float32Array(3 * spec.input.width * spec.input.height);
+    this.landmarkInput = new Float32Array(landmarkSpec ? landmarkSpec.size * landmarkSpec.size : 0);
+    if (spec.kind === 'retinaface') this.priors = retinaFacePriors(spec.input.width, spec.input.height);
+  }
+
+  static async create(modelsDir: string, pack: PackManifest, threads: number, threshold?: number): Promise<PackDetector> {
+    const file = verifyModelFile(modelsDir, pack.detector.model);
+    const landmarkFile = pack.landmarks ? verifyModelFile(modelsDir, pack.landmarks.model) : undefined;
+    const session = await createSession(file, threads);
+    const landmarkSession = landmarkFile ? await createSession(landmarkFile, threads) : undefined;
+    return new PackDetector(pack.detector, session, pack.landmarks, landmarkSession, threshold ?? pack.detector.defaultThreshold);
+  }
+
+  async detect(image: RgbImage): Promise<DetectedFace[]> {
+    const t0 = performance.now();
+    const { width: W, height: H } = this.spec.input;
+    const lb = letterbox(image.width, image.height, W, H, this.spec.align);
+    const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
+    packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
+    const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };
+    const out = await this.session.run(feeds);
+    const raw = this.decode(out);
+    const mapped: Candidate[] = [];
+    for (const c of raw) {
+      const m = clipCandidate(candidateFromInput(lb, c), image.width, image.height);
+      if (m) mapped.push(m);
+    }
+    const kept = nms(mapped, this.spec.nmsIou);
+    const t1 = performance.now();
+    const faces: DetectedFace[] = [];
+    for (const c of kept) {
+      const box = candidateBox(c);
+      const landmarks = c.points ? pointsToLandmarks(c.points) : await this.landmarks(image, box);
+      faces.push({ box, score: c.score, landmarks });
+    }
+    const t2 = performance.now();
+    this.timings.detect += t1 - t0;
+    this.timings.landmarks += t2 - t1;
+    this.timings.calls++;
+    return faces;
+  }
+
+  private decode(out: ort.InferenceSession.OnnxValueMapType): Candidate[] {
+    const { width: W, height: H } = this.spec.input;
+    const values = Object.values(out) as ort.Tensor[];
+    const byLastDim = (d: number) => values.filter((t) => t.dims[t.dims.length - 1] === d);
+    switch (this.spec.kind) {
+      case 'fr_detect':
+        return decodeFrDetect(out.scores.data as Float32Array, out.boxes.data as Float32Array, W, H, this.threshold);
+      case 'retinaface': {
+        // Output names are opaque: loc has 4 values per prior, conf 2, landmarks 10.
+        const [loc] = byLastDim(4);
+        const [conf] = byLastDim(2);
+        const [landms] = byLastDim(10);
+        return decodeRetinaFace(loc.data as Float32Array, conf.data as Float32Array, landms.data as Float32Array, this.priors!, W, H, this.threshold);
+      }
+      case 'scrfd': {
+        const levels: StrideOutputs[] = [8, 16, 32].map((stride) => {
+          const n = Math.ceil(W / stride) * Math.ceil(H / stride) * 2;
+          const pick = (d: number) => byLastDim(d).find((t) => t.dims[0] * (t.dims.length > 2 ? t.dims[1] : 1) === n || t.data.length === n * d);
+          return {
+            stride,
+            scores: pick(1)!.data as Float32Array,
+            bbox: pick(4)!.data as Float32Array,
+            kps: pick(10)?.data as Float32Array | undefined,
+          };
+        });
+        return decodeScrfd(levels, W, H, this.threshold);
+      }
+      case 'yunet': {
+        const levels = [8, 16, 32].map((s) => ({
+          stride: s,
+          scores: out[`cls_${s}`].data as Float32Array,
+          obj: out[`obj_${s}`].data as Float32Array,
+          bbox: out[`bbox_${s}`].data as Float32Array,
+          kps: out[`kps_${s}`].data as Float32Array,
+        }));
+        return decodeYuNet(levels, W, this.threshold);
+      }
+    }
+  }
+
+  /** fr_landmark on a square crop (side = box height, centred, shifted inside the image); 68 -> 5 points. */
+  private async landmarks(image: RgbImage, box: Box): Promise<[number, number][]> {
+    const spec = this.landmarkSpec!;
+    const crop = landmarkCrop(box, image.width, image.height);
+    packTensor(resampleRegion(image, crop, spec.size, spec.size, 0), spec.norm, this.landmarkInput);
+    const session = this.landmarkSession!;
+    const out = await session.run({ [session.inputNames[0]]: tensor(this.landmarkInput, [1, 1, spec.size, spec.size]) });
+    const p = out[session.outputNames[0]].data as Float32Array;
+    const pts = new Float32Array(136);
+    for (let i = 0; i < 68; i++) {
+      pts[i * 2] = crop.x + p[i * 2] * crop.width;
+      pts[i * 2 + 1] = crop.y + p[i * 2 + 1] * crop.height;
+    }
+    return landmarks68To5(pts);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    await this.landmarkSession?.release();
+  }
+}
+
+/** The square the landmark model sees: side = box height, centred on the box, moved inside the image. */
+export function landmarkCrop(box: Box, imageWidth: number, imageHeight: number): Box {
+  const side = Math.min(box.height, imageWidth, imageHeight);
+  let x = box.x + box.width / 2 - side / 2;
+  let y = box.y + box.height / 2 - side / 2;
+  x = Math.max(0, Math.min(imageWidth - side, x));
+  y = Math.max(0, Math.min(imageHeight - side, y));
+  return { x, y, width: side, height: side };
+}

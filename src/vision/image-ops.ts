@@ -1,0 +1,232 @@
+/** Pixel operations in plain TypeScript: region resampling with padding, affine warp, tensor packing. */
+import { applyAffine, type Affine } from './geometry.js';
+import type { RgbImage } from './types.js';
+
+/** Interleaved float RGB (0..255), `width * height * 3`. */
+export type FloatRgb = { data: Float32Array; width: number; height: number };
+
+type Taps = { start: Int32Array; count: Int32Array; index: Int32Array; weight: Float32Array };
+
+/**
+ * Per-output-sample source taps along one axis for the source span [origin, origin + length) mapped onto
+ * `n` outputs: box (area) weights when shrinking, linear weights when enlarging. Index -1 = outside.
+ */
+function axisTaps(origin: number, length: number, n: number, size: number): Taps {
+  const step = length / n;
+  const start = new Int32Array(n);
+  const count = new Int32Array(n);
+  const idx: number[] = [];
+  const w: number[] = [];
+  for (let i = 0; i < n; i++) {
+    start[i] = idx.length;
+    if (step > 1) {
+      const a = origin + i * step;
+      const b = a + step;
+      for (let j = Math.floor(a); j < b; j++) {
+        const overlap = Math.min(b, j + 1) - Math.max(a, j);
+        if (overlap <= 1e-6) continue;
+        idx.push(j >= 0 && j < size ? j : -1);
+        w.push(overlap / step);
+      }
+    } else {
+      const c = origin + (i + 0.5) * step - 0.5;
+      const j = Math.floor(c);
+      const f = c - j;
+      idx.push(j >= 0 && j < size ? j : -1, j + 1 >= 0 && j + 1 < size ? j + 1 : -1);
+      w.push(1 - f, f);
+    }
+    count[i] = idx.length - start[i];
+  }
+  return { start, count, index: Int32Array.from(idx), weight: Float32Array.from(w) };
+}
+
+/**
+ * Resamples the source rectangle (x, y, width, height in image pixels, may extend past the edges) to
+ * outWidth x outHeight. Outside the image the pad colour is used.
+ */
+export function resampleRegion(
+  image: RgbImage,
+  region: { x: number; y: number; width: number; height: number },
+  outWidth: number,
+  outHeight: number,
+  pad: number | [number, number, number] = 0,
+): FloatRgb {
+  const padRgb = typeof pad === 'number' ? [pad, pad, pad] : pad;
+  const tx = axisTaps(region.x, region.width, outWidth, image.width);
+  const ty = axisTaps(region.y, region.height, outHeight, image.height);
+  const src = image.data;
+  const W = image.width;
+  // Horizontal pass over the source rows the vertical taps use.
+  let rowMin = image.height;
+  let rowMax = -1;
+  for (let k = 0; k < ty.index.length; k++) {
+    const r = ty.index[k];
+    if (r >= 0) {
+      if (r < rowMin) rowMin = r;
+      if (r > rowMax) rowMax = r;
+    }
+  }
+  const rows = Math.max(0, rowMax - rowMin + 1);
+  const tmp = new Float32Array(rows * outWidth * 3);
+  for (let r = 0; r < rows; r++) {
+    const srcRow = (rowMin + r) * W * 3;
+    const dstRow = r * outWidth * 3;
+    for (let ox = 0; ox < outWidth; ox++) {
+      let R = 0;
+      let G = 0;
+      let B = 0;
+      const s = tx.start[ox];
+      const e = s + tx.count[ox];
+      for (let k = s; k < e; k++) {
+        const j = tx.index[k];
+        const wk = tx.weight[k];
+        if (j < 0) {
+          R += wk * padRgb[0];
+          G += wk * padRgb[1];
+          B += wk * padRgb[2];
+        } else {
+          const p = srcRow + j * 3;
+          R += wk * src[p];
+          G += wk * src[p + 1];
+          B += wk * src[p + 2];
+        }
+      }
+      const d = dstRow + ox * 3;
+      tmp[d] = R;
+      tmp[d + 1] = G;
+      tmp[d + 2] = B;
+    }
+  }
+  const out = new Float32Array(outWidth * outHeight * 3);
+  for (let oy = 0; oy < outHeight; oy++) {
+    const s = ty.start[oy];
+    const e = s + ty.count[oy];
+    const dstRow = oy * outWidth * 3;
+    for (let k = s; k < e; k++) {
+      const r = ty.index[k];
+      const wk = ty.weight[k];
+      if (r < 0) {
+        for (let ox = 0; ox < outWidth; ox++) {
+          const d = dstRow + ox * 3;
+          out[d] += wk * padRgb[0];
+          out[d + 1] += wk * padRgb[1];
+          out[d + 2] += wk * padRgb[2];
+        }
+      } else {
+        const srcRow = (r - rowMin) * outWidth * 3;
+        for (let i = 0; i < outWidth * 3; i++) out[dstRow + i] += wk * tmp[srcRow + i];
+      }
+    }
+  }
+  return { data: out, width: outWidth, height: outHeight };
+}
+
+/**
+ * Affine warp with bilinear sampling: output pixel (u, v) takes the source at `dstToSrc(u, v)`. Samples
+ * outside the image take the pad colour. When one output pixel spans several source pixels, `supersample`
+ * (k x k sub-samples, k chosen from the scale, at most `maxSupersample`) avoids aliasing.
+ */
+export function warpAffine(
+  image: RgbImage,
+  dstToSrc: Affine,
+  outWidth: number,
+  outHeight: number,
+  pad: number | [number, number, number] = 0,
+  maxSupersample = 1,
+): FloatRgb {
+  const padRgb = typeof pad === 'number' ? [pad, pad, pad] : pad;
+  const srcPerDst = Math.sqrt(Math.abs(dstToSrc[0] * dstToSrc[4] - dstToSrc[1] * dstToSrc[3]));
+  const k = Math.max(1, Math.min(maxSupersample, Math.round(srcPerDst)));
+  const out = new Float32Array(outWidth * outHeight * 3);
+  const { data, width: W, height: H } = image;
+  const inv = 1 / (k * k);
+  const px = (x: number, y: number, c: number) =>
+    x >= 0 && x < W && y >= 0 && y < H ? data[(y * W + x) * 3 + c] : padRgb[c];
+  for (let v = 0; v < outHeight; v++) {
+    for (let u = 0; u < outWidth; u++) {
+      let R = 0;
+      let G = 0;
+      let B = 0;
+      for (let sv = 0; sv < k; sv++) {
+        for (let su = 0; su < k; su++) {
+          const du = k === 1 ? u : u - 0.5 + (su + 0.5) / k;
+          const dv = k === 1 ? v : v - 0.5 + (sv + 0.5) / k;
+          const [x, y] = applyAffine(dstToSrc, du, dv);
+          const x0 = Math.floor(x);
+          const y0 = Math.floor(y);
+          const fx = x - x0;
+          const fy = y - y0;
+          const w00 = (1 - fx) * (1 - fy);
+          const w10 = fx * (1 - fy);
+          const w01 = (1 - fx) * fy;
+          const w11 = fx * fy;
+          if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
+            const p = (y0 * W + x0) * 3;
+            const q = p + W * 3;
+            R += w00 * data[p] + w10 * data[p + 3] + w01 * data[q] + w11 * data[q + 3];
+            G += w00 * data[p + 1] + w10 * data[p + 4] + w01 * data[q + 1] + w11 * data[q + 4];
+            B += w00 * data[p + 2] + w10 * data[p + 5] + w01 * data[q + 2] + w11 * data[q + 5];
+          } else {
+            R += w00 * px(x0, y0, 0) + w10 * px(x0 + 1, y0, 0) + w01 * px(x0, y0 + 1, 0) + w11 * px(x0 + 1, y0 + 1, 0);
+            G += w00 * px(x0, y0, 1) + w10 * px(x0 + 1, y0, 1) + w01 * px(x0, y0 + 1, 1) + w11 * px(x0 + 1, y0 + 1, 1);
+            B += w00 * px(x0, y0, 2) + w10 * px(x0 + 1, y0, 2) + w01 * px(x0, y0 + 1, 2) + w11 * px(x0 + 1, y0 + 1, 2);
+          }
+        }
+      }
+      const d = (v * outWidth + u) * 3;
+      out[d] = R * inv;
+      out[d + 1] = G * inv;
+      out[d + 2] = B * inv;
+    }
+  }
+  return { data: out, width: outWidth, height: outHeight };
+}
+
+/** How a model wants its pixels: channel order and per-channel (x - mean) / std in that order. */
+export type Normalisation = { order: 'rgb' | 'bgr' | 'grey'; mean: number[]; std: number[] };
+
+/** Writes planar (NCHW) normalised values into `target` at `offset`; returns the number of values written. */
+export function packTensor(pixels: FloatRgb, norm: Normalisation, target: Float32Array, offset = 0): number {
+  const n = pixels.width * pixels.height;
+  const src = pixels.data;
+  if (norm.order === 'grey') {
+    const m = norm.mean[0];
+    const s = 1 / norm.std[0];
+    for (let i = 0; i < n; i++) {
+      const g = 0.299 * src[i * 3] + 0.587 * src[i * 3 + 1] + 0.114 * src[i * 3 + 2];
+      target[offset + i] = (g - m) * s;
+    }
+    return n;
+  }
+  const map = norm.order === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+  for (let c = 0; c < 3; c++) {
+    const from = map[c];
+    const m = norm.mean[c];
+    const s = 1 / norm.std[c];
+    const base = offset + c * n;
+    for (let i = 0; i < n; i++) target[base + i] = (src[i * 3 + from] - m) * s;
+  }
+  return 3 * n;
+}
+
+/** Variance of the 4-neighbour Laplacian of the grey image: a blur signal (low = blurred). */
+export function laplacianVariance(pixels: FloatRgb): number {
+  const { width: w, height: h, data } = pixels;
+  const grey = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) grey[i] = 0.299 * data[i * 3] + 0.587 * data[i * 3 + 1] + 0.114 * data[i * 3 + 2];
+  let sum = 0;
+  let sumSq = 0;
+  let n = 0;
+  for (let y = 1; y < h - 1; y++) {
+    for (let x = 1; x < w - 1; x++) {
+      const i = y * w + x;
+      const l = grey[i - 1] + grey[i + 1] + grey[i - w] + grey[i + w] - 4 * grey[i];
+      sum += l;
+      sumSq += l * l;
+      n++;
+    }
+  }
+  if (n === 0) return 0;
+  const mean = sum / n;
+  return sumSq / n - mean * mean;
+}

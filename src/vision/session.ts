@@ -1,0 +1,25 @@
+/** onnxruntime-node sessions: created once per model and reused; options chosen by measurement. */
+import ort from 'onnxruntime-node';
+
+export type Session = ort.InferenceSession;
+export { ort };
+
+/**
+ * Spinning is off: with 2 threads in a process that alternates between models, ORT's default spinning
+ * threads steal the cores from each other and from the next model (more than halved throughput here).
+ * Log severity 3: the SSR-Net files warn once per weight otherwise.
+ */
+export async function createSession(file: string, threads = 1): Promise<Session> {
+  return ort.InferenceSession.create(file, {
+    intraOpNumThreads: Math.max(1, threads),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  });
+}
+
+export function tensor(data: Float32Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims);
+}
