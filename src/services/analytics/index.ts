@@ -1,0 +1,3 @@
+export { recordSightings, lockSubjects, type SightingInput, type SubjectRef } from './record.js';
+export { sessionise, applySightings, mergeIntervals, AGE_BUCKETS, type VisitAgg, type SightingPoint } from './sessionise.js';
+export { zone, Zone, isValidTimeZone, type Interval } from './time.js';

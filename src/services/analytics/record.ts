@@ -1,0 +1,239 @@
+/**
+ * The incremental path, called by the aggregate stage inside its results transaction.
+ *
+ * Concurrency: every change to a subject's visits happens while holding that subject's row in
+ * `analytics_subjects` exclusively (INSERT … ON DUPLICATE KEY UPDATE, in sorted key order), and
+ * every read of visits/first-visit is a locking (current) read, so two workers that see the same
+ * subject at once are serialised and the second one sees what the first committed, whatever the
+ * isolation level. Rollup rows are only ever changed by relative deltas (x = x + Δ), applied in
+ * sorted key order, so concurrent workers touching the same hour never lose an update.
+ */
+import type { Knex } from 'knex';
+import { contribution, addInto, zeroMetrics, bucketKeyString, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
+import { applySightings, type Gender, type SightingPoint, type VisitAgg } from './sessionise.js';
+import {
+  applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
+  type StoreInfo, type VisitRow,
+} from './store.js';
+
+export type SightingInput = {
+  storeId: string;
+  merchantId: string;
+  subjectKind: SubjectKind;
+  subjectId: string;
+  seenAt: Date;
+  /** The sighting's face id: used to read its age and gender from `sightings` when not given. */
+  faceId?: string;
+  age?: number | null;
+  gender?: Gender | null;
+};
+
+export type SubjectRef = { merchantId: string; subjectKind: SubjectKind; subjectId: string };
+
+const subjectKey = (s: { merchantId: string; subjectId: string }) => `${s.merchantId}|${s.subjectId}`;
+const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing the old first visit
+
+/**
+ * Takes the analytics lock of each subject (and, for callers that update them, the `people` and
+ * `visitors` rows) in a fixed order. Call it first in the aggregate transaction, before inserting
+ * faces/sightings: inserting a face takes a shared FK lock on its person/visitor row, and two
+ * workers that both hold one and then want it exclusively deadlock. Idempotent within a transaction.
+ */
+export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<void> {
+  const unique = new Map<string, SubjectRef>();
+  for (const s of subjects) unique.set(subjectKey(s), s);
+  const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
+  if (sorted.length === 0) return;
+  const insert = trx('analytics_subjects')
+    .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
+    .toSQL()
+    .toNative();
+  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
+  const people = sorted.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId).sort();
+  const visitors = sorted.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId).sort();
+  if (people.length > 0) await trx('people').whereIn('id', people).orderBy('id').forUpdate().select('id');
+  if (visitors.length > 0) await trx('visitors').whereIn('id', visitors).orderBy('id').forUpdate().select('id');
+}
+
+export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Map<string, FirstVisit>> {
+  const sorted = [...subjects].sort((a, b) => (subjectKey(a) < subjectKey(b) ? -1 : 1));
+  const insert = trx('analytics_subjects')
+    .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
+    .toSQL()
+    .toNative();
+  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
+  const firsts = new Map<string, FirstVisit>();
+  for (const s of sorted) {
+    const row = await trx('analytics_subjects')
+      .where({ merchant_id: s.merchantId, subject_id: s.subjectId })
+      .forUpdate()
+      .first('first_visit_at', 'first_visit_store_id');
+    firsts.set(subjectKey(s), firstFromRow(row));
+  }
+  return firsts;
+}
+
+async function resolveDemographics(trx: Knex.Transaction, sightings: SightingInput[]): Promise<SightingPoint[]> {
+  const needFace = sightings.filter((s) => (s.age === undefined || s.gender === undefined) && s.faceId).map((s) => s.faceId!);
+  const byFace = new Map<string, { age: number | null; gender: Gender | null }>();
+  if (needFace.length > 0) {
+    const rows = await trx('sightings').whereIn('face_id', needFace).select('face_id', 'age', 'gender');
+    for (const r of rows) byFace.set(r.face_id, { age: r.age === null ? null : Number(r.age), gender: r.gender });
+  }
+  const out: SightingPoint[] = [];
+  for (const s of sightings) {
+    let found = s.faceId ? byFace.get(s.faceId) : undefined;
+    if (!found && (s.age === undefined || s.gender === undefined) && !s.faceId) {
+      const row = await trx('sightings')
+        .where({ store_id: s.storeId, subject_id: s.subjectId, seen_at: s.seenAt })
+        .first('age', 'gender');
+      if (row) found = { age: row.age === null ? null : Number(row.age), gender: row.gender };
+    }
+    out.push({
+      seenAt: s.seenAt.getTime(),
+      age: s.age !== undefined ? s.age : (found?.age ?? null),
+      gender: s.gender !== undefined ? s.gender : (found?.gender ?? null),
+    });
+  }
+  return out;
+}
+
+/** The subject's visits at a store that a sighting in [lo, hi] could touch (gap-widened), locked. */
+async function loadNearbyVisits(trx: Knex.Transaction, storeId: string, subjectId: string, lo: number, hi: number): Promise<VisitRow[]> {
+  const inside = await trx('visits')
+    .where({ store_id: storeId, subject_id: subjectId })
+    .where('started_at', '>=', new Date(lo))
+    .where('started_at', '<', new Date(hi))
+    .orderBy('started_at')
+    .forUpdate()
+    .select(VISIT_COLUMNS);
+  // Visits are disjoint, so only the last one starting before `lo` can reach into the window.
+  const before = await trx('visits')
+    .where({ store_id: storeId, subject_id: subjectId })
+    .where('started_at', '<', new Date(lo))
+    .where('ended_at', '>', new Date(lo))
+    .orderBy('started_at', 'desc')
+    .limit(1)
+    .forUpdate()
+    .select(VISIT_COLUMNS);
+  return [...before, ...inside].map(visitFromRow);
+}
+
+export async function recordSightings(
+  trx: Knex.Transaction,
+  sightings: SightingInput[],
+  options: { visitGapMinutes: number },
+): Promise<void> {
+  if (sightings.length === 0) return;
+  const gapMs = options.visitGapMinutes * 60_000;
+  const points = await resolveDemographics(trx, sightings);
+  const stores = await loadStores(trx, sightings.map((s) => s.storeId));
+  for (const s of sightings) if (!stores.has(s.storeId)) throw new Error(`recordSightings: unknown store ${s.storeId}`);
+
+  const subjects = new Map<string, SubjectRef>();
+  for (const s of sightings) subjects.set(subjectKey(s), { merchantId: s.merchantId, subjectKind: s.subjectKind, subjectId: s.subjectId });
+  const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
+
+  const deltas = new Map<string, { key: BucketKey; metrics: Metrics }>();
+  for (const [key, subject] of [...subjects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const mine = sightings.map((s, i) => ({ s, p: points[i] })).filter(({ s }) => subjectKey(s) === key);
+    const storeIds = [...new Set(mine.map(({ s }) => s.storeId))].sort();
+    const removed: VisitRow[] = [];
+    const added: (VisitAgg & { storeId: string })[] = [];
+    for (const storeId of storeIds) {
+      const pts = mine.filter(({ s }) => s.storeId === storeId).map(({ p }) => p);
+      const lo = Math.min(...pts.map((p) => p.seenAt)) - gapMs;
+      const hi = Math.max(...pts.map((p) => p.seenAt)) + gapMs;
+      const existing = await loadNearbyVisits(trx, storeId, subject.subjectId, lo, hi);
+      const change = applySightings(existing, pts, gapMs);
+      removed.push(...change.removed);
+      added.push(...change.added.map((v) => ({ ...v, storeId })));
+    }
+
+    const oldFirst = firsts.get(key) ?? null;
+    let newFirst = oldFirst;
+    for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
+
+    // Day buckets (per store) whose contribution from this subject may change. Every hour bucket
+    // lies inside one day bucket, so reading the subject's visits per day covers the hours too.
+    const days = new Map<string, { storeId: string; start: number }>();
+    const addDay = (storeId: string, t: number) => {
+      const store = stores.get(storeId)!;
+      const start = store.zone.dayStart(t);
+      days.set(`${storeId}|${start}`, { storeId, start });
+    };
+    for (const v of removed) addDay(v.storeId, v.startedAt);
+    for (const v of added) addDay(v.storeId, v.startedAt);
+    if (!sameFirst(oldFirst, newFirst)) {
+      if (newFirst) await ensureStore(trx, stores, newFirst.storeId).then(() => addDay(newFirst!.storeId, newFirst!.at));
+      if (oldFirst) {
+        await ensureStore(trx, stores, oldFirst.storeId);
+        addDay(oldFirst.storeId, oldFirst.at);
+        if (subject.subjectKind === 'visitor') {
+          // Buckets at any store that start after the new first visit and hold an old visit near
+          // the old first visit flip from "neither" to "returning".
+          const near = await trx('visits')
+            .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
+            .where('started_at', '>=', new Date(oldFirst.at))
+            .where('started_at', '<', new Date(oldFirst.at + MAX_LATE_FLIP_MS))
+            .forUpdate()
+            .select('store_id', 'started_at');
+          for (const r of near) {
+            await ensureStore(trx, stores, r.store_id);
+            addDay(r.store_id, (r.started_at as Date).getTime());
+          }
+        }
+      }
+    }
+
+    // Before: the subject's visits in those days as stored; after: minus removed, plus added.
+    const removedIds = new Set(removed.map((v) => v.id));
+    for (const { storeId, start } of days.values()) {
+      const z = stores.get(storeId)!.zone;
+      const end = z.nextDay(start);
+      const rows = await trx('visits')
+        .where({ store_id: storeId, subject_id: subject.subjectId })
+        .where('started_at', '>=', new Date(start))
+        .where('started_at', '<', new Date(end))
+        .forUpdate()
+        .select(VISIT_COLUMNS);
+      const before: VisitAgg[] = rows.map(visitFromRow);
+      const after: VisitAgg[] = [
+        ...(before as VisitRow[]).filter((v) => !removedIds.has(v.id)),
+        ...added.filter((v) => v.storeId === storeId && v.startedAt >= start && v.startedAt < end),
+      ];
+      const hourStarts = new Set<number>();
+      for (const v of [...before, ...after]) hourStarts.add(z.hourStart(v.startedAt));
+      const buckets: { granularity: 'hour' | 'day'; b: number; e: number }[] = [{ granularity: 'day', b: start, e: end }];
+      for (const h of hourStarts) buckets.push({ granularity: 'hour', b: h, e: z.nextHour(h) });
+      for (const { granularity, b, e } of buckets) {
+        const inB = (v: VisitAgg) => v.startedAt >= b && v.startedAt < e;
+        const delta = contribution(after.filter(inB), subject.subjectKind, newFirst, storeId, b, e);
+        addInto(delta, contribution(before.filter(inB), subject.subjectKind, oldFirst, storeId, b, e), -1);
+        const bucketKey: BucketKey = { storeId, granularity, bucketStart: b };
+        const k = bucketKeyString(bucketKey);
+        const entry = deltas.get(k) ?? { key: bucketKey, metrics: zeroMetrics() };
+        addInto(entry.metrics, delta);
+        deltas.set(k, entry);
+      }
+    }
+
+    // Write the visits.
+    if (removed.length > 0) await trx('visits').whereIn('id', removed.map((v) => v.id)).delete();
+    if (added.length > 0) {
+      await trx('visits').insert(added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
+    }
+    if (!sameFirst(oldFirst, newFirst)) {
+      await trx('analytics_subjects')
+        .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
+        .update({ first_visit_at: newFirst ? new Date(newFirst.at) : null, first_visit_store_id: newFirst?.storeId ?? null });
+    }
+  }
+  await applyRollupDeltas(trx, deltas, stores);
+}
+
+async function ensureStore(trx: Knex.Transaction, stores: Map<string, StoreInfo>, storeId: string): Promise<void> {
+  if (stores.has(storeId)) return;
+  const more = await loadStores(trx, [storeId]);
+  for (const [id, info] of more) stores.set(id, info);
+}

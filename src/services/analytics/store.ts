@@ -1,0 +1,119 @@
+/** Row mapping and small SQL helpers shared by the incremental path and the rebuild. */
+import type { Knex } from 'knex';
+import { METRICS, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
+import type { VisitAgg } from './sessionise.js';
+import { zone, type Zone } from './time.js';
+
+export type VisitRow = VisitAgg & {
+  id: number;
+  storeId: string;
+  merchantId: string;
+  subjectKind: SubjectKind;
+  subjectId: string;
+};
+
+export const VISIT_COLUMNS = [
+  'id', 'store_id', 'merchant_id', 'subject_kind', 'subject_id', 'started_at', 'ended_at', 'sightings',
+  'age_milli_sum', 'age_count', 'male_count', 'female_count',
+] as const;
+
+const ms = (value: unknown): number => (value instanceof Date ? value.getTime() : new Date(String(value)).getTime());
+
+export function visitFromRow(row: Record<string, unknown>): VisitRow {
+  return {
+    id: Number(row.id),
+    storeId: String(row.store_id),
+    merchantId: String(row.merchant_id),
+    subjectKind: row.subject_kind as SubjectKind,
+    subjectId: String(row.subject_id),
+    startedAt: ms(row.started_at),
+    endedAt: ms(row.ended_at),
+    sightings: Number(row.sightings),
+    ageMilliSum: Number(row.age_milli_sum),
+    ageCount: Number(row.age_count),
+    maleCount: Number(row.male_count),
+    femaleCount: Number(row.female_count),
+  };
+}
+
+export function visitToRow(v: VisitAgg, ctx: { storeId: string; merchantId: string; subjectKind: SubjectKind; subjectId: string }) {
+  return {
+    store_id: ctx.storeId,
+    merchant_id: ctx.merchantId,
+    subject_kind: ctx.subjectKind,
+    subject_id: ctx.subjectId,
+    started_at: new Date(v.startedAt),
+    ended_at: new Date(v.endedAt),
+    sightings: v.sightings,
+    age_milli_sum: v.ageMilliSum,
+    age_count: v.ageCount,
+    male_count: v.maleCount,
+    female_count: v.femaleCount,
+  };
+}
+
+export function firstFromRow(row: { first_visit_at: unknown; first_visit_store_id: unknown } | undefined): FirstVisit {
+  if (!row || row.first_visit_at === null || row.first_visit_at === undefined) return null;
+  return { at: ms(row.first_visit_at), storeId: String(row.first_visit_store_id) };
+}
+
+/** Earlier first visit wins; equal instants are ordered by store id so the choice is deterministic. */
+export function earlierFirst(a: FirstVisit, b: FirstVisit): FirstVisit {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.at !== b.at) return a.at < b.at ? a : b;
+  return a.storeId <= b.storeId ? a : b;
+}
+
+export const sameFirst = (a: FirstVisit, b: FirstVisit) =>
+  (a === null && b === null) || (a !== null && b !== null && a.at === b.at && a.storeId === b.storeId);
+
+export type StoreInfo = { id: string; merchantId: string; zone: Zone };
+
+export async function loadStores(db: Knex, ids: string[]): Promise<Map<string, StoreInfo>> {
+  const unique = [...new Set(ids)];
+  const rows = unique.length > 0 ? await db('stores').whereIn('id', unique).select('id', 'merchant_id', 'timezone') : [];
+  return new Map(
+    rows.map((r: { id: string; merchant_id: string; timezone: string }) => [r.id, { id: r.id, merchantId: r.merchant_id, zone: zone(r.timezone) }]),
+  );
+}
+
+/** Applies rollup deltas in key order (a fixed lock order across concurrent writers), then drops emptied rows. */
+export async function applyRollupDeltas(
+  trx: Knex.Transaction | Knex,
+  deltas: Map<string, { key: BucketKey; metrics: Metrics }>,
+  stores: Map<string, StoreInfo>,
+): Promise<void> {
+  const entries = [...deltas.values()]
+    .filter((d) => METRICS.some((m) => d.metrics[m] !== 0))
+    .sort((a, b) =>
+      a.key.storeId < b.key.storeId ? -1 : a.key.storeId > b.key.storeId ? 1
+        : a.key.granularity < b.key.granularity ? -1 : a.key.granularity > b.key.granularity ? 1
+          : a.key.bucketStart - b.key.bucketStart,
+    );
+  if (entries.length === 0) return;
+  const rows = entries.map(({ key, metrics }) => rollupRow(key, metrics, stores.get(key.storeId)!.zone));
+  const updates = METRICS.map((m) => `\`${m}\` = \`${m}\` + VALUES(\`${m}\`)`).join(', ');
+  const insert = trx('analytics_rollups').insert(rows).toSQL().toNative();
+  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE ${updates}`, [...insert.bindings] as Knex.RawBinding[]);
+  for (const { key, metrics } of entries) {
+    if (metrics.visits >= 0) continue; // only a shrinking bucket can become empty
+    await trx('analytics_rollups')
+      .where({ store_id: key.storeId, granularity: key.granularity, bucket_start: new Date(key.bucketStart) })
+      .where('visits', '<=', 0)
+      .delete();
+  }
+}
+
+export function rollupRow(key: BucketKey, metrics: Metrics, z: Zone) {
+  const local = z.local(key.bucketStart);
+  return {
+    store_id: key.storeId,
+    granularity: key.granularity,
+    bucket_start: new Date(key.bucketStart),
+    local_date: local.date,
+    local_hour: key.granularity === 'hour' ? local.hour : 0,
+    local_weekday: local.weekday,
+    ...metrics,
+  };
+}

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
+import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
+import { sessionise } from '../../src/services/analytics/sessionise.js';
+import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry } from './support.js';
+
+let env: TestEnvironment;
+beforeAll(async () => {
+  env = await createTestEnvironment();
+});
+afterAll(async () => {
+  await env?.cleanup();
+});
+
+const at = (iso: string) => new Date(iso);
+const pick = (rows: Record<string, unknown>[], ...cols: string[]) =>
+  rows.map((r) => Object.fromEntries(['bucket_start', ...cols].map((c) => [c, r[c]])));
+
+async function snapshot(storeIds: string[]) {
+  const db = env.db;
+  const visits = await db('visits').whereIn('store_id', storeIds)
+    .orderBy(['store_id', 'subject_id', 'started_at'])
+    .select('store_id', 'subject_id', 'subject_kind', 'started_at', 'ended_at', 'sightings', 'age_milli_sum', 'age_count', 'male_count', 'female_count');
+  const roll = await db('analytics_rollups').whereIn('store_id', storeIds).orderBy(['store_id', 'granularity', 'bucket_start']);
+  const subjects = await db('analytics_subjects').orderBy(['merchant_id', 'subject_id']).select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id');
+  return { visits, roll, subjects };
+}
+
+describe('recordSightings', () => {
+  it('late sightings extend and merge visits, and the hour rollup follows', async () => {
+    const t = await seedTenant(env.db, 'merge', ['UTC']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 30, gender: 'male' as const };
+    await recordCapture(env.db, t, 0, at('2026-02-02T10:00:00Z'), [face]);
+    await recordCapture(env.db, t, 0, at('2026-02-02T10:50:00Z'), [face]);
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([
+      ['2026-02-02T10:00:00.000Z', '2026-02-02T10:00:00.000Z', 1],
+      ['2026-02-02T10:50:00.000Z', '2026-02-02T10:50:00.000Z', 1],
+    ]);
+    expect(pick(await rollups(env.db, t.storeIds[0], 'hour'), 'visits', 'unique_subjects', 'new_visitors', 'returning_visitors')).toEqual([
+      { bucket_start: '2026-02-02T10:00:00.000Z', visits: 2, unique_subjects: 1, new_visitors: 1, returning_visitors: 0 },
+    ]);
+    // A late upload fills the gap: one visit.
+    await recordCapture(env.db, t, 0, at('2026-02-02T10:25:00Z'), [face]);
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([['2026-02-02T10:00:00.000Z', '2026-02-02T10:50:00.000Z', 3]]);
+    // A late earlier sighting in the previous hour extends the visit backwards: it moves to 09:00.
+    await recordCapture(env.db, t, 0, at('2026-02-02T09:40:00Z'), [face]);
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([['2026-02-02T09:40:00.000Z', '2026-02-02T10:50:00.000Z', 4]]);
+    const hours = await rollups(env.db, t.storeIds[0], 'hour');
+    expect(pick(hours, 'visits', 'unique_subjects', 'visitor_visits', 'new_visitors', 'sightings', 'duration_ms_sum', 'male_visits', 'age_25_34')).toEqual([
+      { bucket_start: '2026-02-02T09:00:00.000Z', visits: 1, unique_subjects: 1, visitor_visits: 1, new_visitors: 1, sightings: 4, duration_ms_sum: 70 * 60_000, male_visits: 1, age_25_34: 1 },
+    ]);
+    // At exactly the gap after the end: a new visit.
+    await recordCapture(env.db, t, 0, at('2026-02-02T11:20:00Z'), [face]);
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toHaveLength(2);
+    const day = await rollups(env.db, t.storeIds[0], 'day');
+    expect(pick(day, 'visits', 'unique_subjects', 'new_visitors', 'returning_visitors')).toEqual([
+      { bucket_start: '2026-02-02T00:00:00.000Z', visits: 2, unique_subjects: 1, new_visitors: 1, returning_visitors: 0 },
+    ]);
+  });
+
+  it('new vs returning follows the first visit at the merchant, across stores and late uploads', async () => {
+    const t = await seedTenant(env.db, 'nvr', ['UTC', 'UTC']);
+    const [a, b] = t.storeIds;
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v };
+    await recordCapture(env.db, t, 0, at('2026-03-02T10:00:00Z'), [face]);
+    await recordCapture(env.db, t, 1, at('2026-03-03T15:00:00Z'), [face]);
+    await recordCapture(env.db, t, 1, at('2026-03-02T18:00:00Z'), [face]); // same day as the first, other store
+    const cols = ['visits', 'new_visitors', 'returning_visitors'];
+    expect(pick(await rollups(env.db, a, 'day'), ...cols)).toEqual([{ bucket_start: '2026-03-02T00:00:00.000Z', visits: 1, new_visitors: 1, returning_visitors: 0 }]);
+    expect(pick(await rollups(env.db, b, 'day'), ...cols)).toEqual([
+      { bucket_start: '2026-03-02T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 0 },
+      { bucket_start: '2026-03-03T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 },
+    ]);
+    // The robot at store B was offline: an upload from March 1st makes B the first visit.
+    await recordCapture(env.db, t, 1, at('2026-03-01T12:00:00Z'), [face]);
+    expect(pick(await rollups(env.db, a, 'day'), ...cols)).toEqual([{ bucket_start: '2026-03-02T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 }]);
+    expect(pick(await rollups(env.db, a, 'hour'), ...cols)).toEqual([{ bucket_start: '2026-03-02T10:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 }]);
+    expect(pick(await rollups(env.db, b, 'day'), ...cols)).toEqual([
+      { bucket_start: '2026-03-01T00:00:00.000Z', visits: 1, new_visitors: 1, returning_visitors: 0 },
+      { bucket_start: '2026-03-02T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 },
+      { bucket_start: '2026-03-03T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 },
+    ]);
+    const before = await snapshot([a, b]);
+    await rebuildAnalytics(env.db, { storeId: a, from: at('2026-01-01T00:00:00Z'), to: at('2026-04-01T00:00:00Z'), visitGapMinutes: 30 });
+    await rebuildAnalytics(env.db, { storeId: b, from: at('2026-01-01T00:00:00Z'), to: at('2026-04-01T00:00:00Z'), visitGapMinutes: 30 });
+    expect(await snapshot([a, b])).toEqual(before);
+  });
+
+  it('buckets by the store timezone on the fall-back day (two 01:00 hours)', async () => {
+    const t = await seedTenant(env.db, 'dst', ['America/New_York']);
+    const m = await seedPerson(env.db, t.merchantId);
+    const face = { kind: 'member' as const, subjectId: m };
+    await recordCapture(env.db, t, 0, at('2026-11-01T05:30:00Z'), [face]); // 01:30 EDT
+    await recordCapture(env.db, t, 0, at('2026-11-01T06:30:00Z'), [face]); // 01:30 EST, 60 min later
+    expect(pick(await rollups(env.db, t.storeIds[0], 'hour'), 'visits', 'member_visits', 'local_hour')).toEqual([
+      { bucket_start: '2026-11-01T05:00:00.000Z', visits: 1, member_visits: 1, local_hour: 1 },
+      { bucket_start: '2026-11-01T06:00:00.000Z', visits: 1, member_visits: 1, local_hour: 1 },
+    ]);
+    expect(pick(await rollups(env.db, t.storeIds[0], 'day'), 'visits', 'unique_subjects', 'member_visits', 'new_visitors')).toEqual([
+      { bucket_start: '2026-11-01T04:00:00.000Z', visits: 2, unique_subjects: 1, member_visits: 2, new_visitors: 0 },
+    ]);
+  });
+
+  it('concurrent workers in any order give the same visits and rollups as a rebuild from sightings', async () => {
+    const t = await seedTenant(env.db, 'race', ['Europe/Paris', 'America/New_York']);
+    const people = [await seedPerson(env.db, t.merchantId), await seedPerson(env.db, t.merchantId)];
+    const visitors = [await seedVisitor(env.db, t.merchantId), await seedVisitor(env.db, t.merchantId), await seedVisitor(env.db, t.merchantId)];
+    let seed = 42;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const base = Date.parse('2026-03-28T20:00:00Z'); // spans the Paris DST change (Mar 29)
+    const captures: { store: number; at: Date; faces: { kind: 'member' | 'visitor'; subjectId: string; age: number; gender: 'male' | 'female' }[] }[] = [];
+    for (let i = 0; i < 120; i++) {
+      const subjects = [...people.map((id) => ({ kind: 'member' as const, id })), ...visitors.map((id) => ({ kind: 'visitor' as const, id }))]
+        .filter(() => rnd() < 0.35);
+      if (subjects.length === 0) continue;
+      captures.push({
+        store: rnd() < 0.7 ? 0 : 1,
+        at: new Date(base + Math.floor(rnd() * 40 * 60) * 60_000),
+        faces: subjects.map((s) => ({ kind: s.kind, subjectId: s.id, age: 10 + Math.floor(rnd() * 60), gender: rnd() < 0.5 ? 'male' : 'female' })),
+      });
+    }
+    // Eight workers at once, some without the up-front lock (they may deadlock and retry).
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      while (next < captures.length) {
+        const c = captures[next++];
+        await withRetry(() => recordCapture(env.db, t, c.store, c.at, c.faces, { lockFirst: w % 2 === 0 }));
+      }
+    }));
+    // Visits equal a one-shot sessionisation of each subject's sightings.
+    for (const [store, storeId] of t.storeIds.entries()) {
+      for (const s of [...people, ...visitors]) {
+        const pts = captures.filter((c) => c.store === store && c.faces.some((f) => f.subjectId === s)).map((c) => ({ seenAt: c.at.getTime(), age: null, gender: null }));
+        const expected = sessionise(pts, 30 * 60_000).map((v) => [new Date(v.startedAt).toISOString(), new Date(v.endedAt).toISOString(), v.sightings]);
+        expect(await visitSpans(env.db, storeId, s)).toEqual(expected);
+      }
+    }
+    const incremental = await snapshot(t.storeIds);
+    expect(incremental.roll.length).toBeGreaterThan(0);
+    // Rebuild on top, then rebuild from nothing: both equal the incremental result.
+    for (const storeId of t.storeIds) {
+      await rebuildAnalytics(env.db, { storeId, from: new Date(base - 86_400_000), to: new Date(base + 3 * 86_400_000), visitGapMinutes: 30 });
+    }
+    expect(await snapshot(t.storeIds)).toEqual(incremental);
+    await env.db('analytics_rollups').whereIn('store_id', t.storeIds).delete();
+    await env.db('visits').whereIn('store_id', t.storeIds).delete();
+    await env.db('analytics_subjects').where('merchant_id', t.merchantId).update({ first_visit_at: null, first_visit_store_id: null });
+    for (const storeId of t.storeIds) {
+      await rebuildAnalytics(env.db, { storeId, from: new Date(base - 86_400_000), to: new Date(base + 3 * 86_400_000), visitGapMinutes: 30 });
+    }
+    expect(await snapshot(t.storeIds)).toEqual(incremental);
+  });
+});
