@@ -1,0 +1,157 @@
+/**
+ * Merchant analytics API (merchant key: its own stores; admin: all; device: 403).
+ * Mount: app.use(analyticsRoutes({ db, config }).routes()) after `authenticate`.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+import {
+  demographics, merchantSummary, peakHours, recognitions, traffic, visitors, type Range, type StoreRef,
+} from '../../services/analytics/query.js';
+import { zone, type Interval } from '../../services/analytics/time.js';
+import { findMerchant, findStore } from '../../storage/repositories/tenants.js';
+import { authorize } from '../auth.js';
+import { ApiError, notFound } from '../errors.js';
+import { idParams, parse } from '../validation.js';
+
+const DAY = 86_400_000;
+const MAX_RANGE_DAYS = 366;
+
+const instant = z.string().trim().min(1).max(40);
+const rangeQuery = z.object({
+  from: instant.optional(),
+  to: instant.optional(),
+  interval: z.string().optional(),
+  format: z.enum(['json', 'csv']).optional(),
+});
+
+const badRequest = (message: string) => new ApiError(400, 'validation_error', message);
+
+/** ISO-8601 instant; a bare date (YYYY-MM-DD) means that day's local midnight in the store's zone. */
+function parseInstant(value: string, name: string, timezone: string): number {
+  const dateOnly = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (dateOnly) {
+    const utcNoon = Date.UTC(Number(dateOnly[1]), Number(dateOnly[2]) - 1, Number(dateOnly[3]), 12);
+    if (Number.isNaN(utcNoon) || new Date(utcNoon).toISOString().slice(0, 10) !== value) throw badRequest(`invalid query: ${name}: not a date`);
+    const z = zone(timezone);
+    return z.dayStart(utcNoon - z.offset(utcNoon));
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+    throw badRequest(`invalid query: ${name}: must be an ISO-8601 instant with an offset, e.g. 2026-03-01T00:00:00Z, or a date YYYY-MM-DD`);
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw badRequest(`invalid query: ${name}: not a valid instant`);
+  return t;
+}
+
+export function parseRange(query: unknown, timezone: string, now = Date.now()): Range & { format: 'json' | 'csv' } {
+  const q = parse(rangeQuery, query, 'query');
+  const intervalRaw = q.interval ?? 'hour';
+  if (intervalRaw !== 'hour' && intervalRaw !== 'day') throw badRequest('invalid query: interval: must be "hour" or "day"');
+  const interval: Interval = intervalRaw;
+  const to = q.to !== undefined ? parseInstant(q.to, 'to', timezone) : now;
+  const from = q.from !== undefined ? parseInstant(q.from, 'from', timezone) : to - (interval === 'hour' ? 7 : 30) * DAY;
+  if (!(from < to)) throw badRequest('invalid query: from must be before to');
+  if (to - from > MAX_RANGE_DAYS * DAY) throw badRequest(`invalid query: the range is longer than ${MAX_RANGE_DAYS} days`);
+  return { from, to, interval, format: q.format ?? 'json' };
+}
+
+// ---- CSV -------------------------------------------------------------------------------------
+const csvCell = (v: unknown) => {
+  const s = v === null || v === undefined ? '' : String(v);
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s; // no spreadsheet formulas
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+};
+function flatten(obj: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    else out[`${prefix}${k}`] = v;
+  }
+  return out;
+}
+export function toCsv(rows: Record<string, unknown>[]): string {
+  const flat = rows.map((r) => flatten(r));
+  const header = [...new Set(flat.flatMap((r) => Object.keys(r)))];
+  return [header.map(csvCell).join(','), ...flat.map((r) => header.map((h) => csvCell(r[h])).join(','))].join('\r\n') + '\r\n';
+}
+
+function respond(ctx: Context, format: 'json' | 'csv', body: unknown, rows: () => Record<string, unknown>[], name: string) {
+  ctx.set('Cache-Control', 'private, no-store');
+  if (format === 'csv') {
+    ctx.type = 'text/csv; charset=utf-8';
+    ctx.set('Content-Disposition', `attachment; filename="${name}.csv"`);
+    ctx.body = toCsv(rows());
+  } else {
+    ctx.body = body;
+  }
+}
+
+export function analyticsRoutes(deps: { db: Knex; config: Config }): Router {
+  const { db } = deps;
+  const router = new Router();
+
+  /** The store if the caller may see it: admin any, merchant its own (others 404), device 403. */
+  async function visibleStore(ctx: Context): Promise<StoreRef> {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const store = await findStore(db, id, principal);
+    if (!store) throw notFound('store');
+    return { id: store.id, merchantId: store.merchantId, name: store.name, timezone: store.timezone };
+  }
+
+  router.get('/v1/stores/:id/analytics/traffic', async (ctx) => {
+    const store = await visibleStore(ctx);
+    const range = parseRange(ctx.query, store.timezone);
+    const body = await traffic(db, store, range);
+    respond(ctx, range.format, body, () => body.buckets, `traffic-${store.id}`);
+  });
+
+  router.get('/v1/stores/:id/analytics/demographics', async (ctx) => {
+    const store = await visibleStore(ctx);
+    const range = parseRange(ctx.query, store.timezone);
+    const body = await demographics(db, store, range);
+    respond(ctx, range.format, body, () => body.buckets, `demographics-${store.id}`);
+  });
+
+  router.get('/v1/stores/:id/analytics/visitors', async (ctx) => {
+    const store = await visibleStore(ctx);
+    const range = parseRange(ctx.query, store.timezone);
+    const body = await visitors(db, store, range);
+    respond(ctx, range.format, body, () => body.buckets, `visitors-${store.id}`);
+  });
+
+  router.get('/v1/stores/:id/analytics/peak-hours', async (ctx) => {
+    const store = await visibleStore(ctx);
+    const range = parseRange(ctx.query, store.timezone);
+    const body = await peakHours(db, store, range);
+    respond(ctx, range.format, body, () => body.cells, `peak-hours-${store.id}`);
+  });
+
+  router.get('/v1/merchants/:id/analytics/summary', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const merchant = await findMerchant(db, id, principal);
+    if (!merchant) throw notFound('merchant');
+    const range = parseRange({ ...ctx.query, interval: ctx.query.interval ?? 'day' }, 'UTC');
+    const body = await merchantSummary(db, { id: merchant.id, name: merchant.name }, range);
+    respond(ctx, range.format, body, () => body.stores, `summary-${merchant.id}`);
+  });
+
+  const recognitionsQuery = z.object({
+    since: instant.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+    format: z.enum(['json', 'csv']).optional(),
+  });
+  router.get('/v1/stores/:id/recognitions', async (ctx) => {
+    const store = await visibleStore(ctx);
+    const q = parse(recognitionsQuery, ctx.query, 'query');
+    const since = q.since !== undefined ? parseInstant(q.since, 'since', store.timezone) : Date.now() - DAY;
+    const body = await recognitions(db, store, since, q.limit ?? 100);
+    respond(ctx, q.format ?? 'json', body, () => body.recognitions, `recognitions-${store.id}`);
+  });
+
+  return router;
+}

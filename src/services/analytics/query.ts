@@ -1,0 +1,276 @@
+/**
+ * Read side of analytics: answers from the rollup tables (bucket series, weekday x hour), and
+ * from visits only for figures that are not sums (distinct subjects over a whole range, visit
+ * frequency, median visit length). All ranges are [from floored to its bucket, to).
+ */
+import type { Knex } from 'knex';
+import { AGE_BUCKETS } from './sessionise.js';
+import { AGE_COLUMNS, type Metric } from './rollup.js';
+import { zone, type Interval, type Zone } from './time.js';
+
+export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
+export type Range = { from: number; to: number; interval: Interval };
+
+type RollupRow = Record<Metric, number> & { bucket_start: Date };
+
+async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Metric[]) {
+  const z = zone(store.timezone);
+  const starts = z.buckets(range.from, range.to, range.interval);
+  const lo = starts[0] ?? range.from;
+  const rows: RollupRow[] = await db('analytics_rollups')
+    .where({ store_id: store.id, granularity: range.interval })
+    .where('bucket_start', '>=', new Date(lo))
+    .where('bucket_start', '<', new Date(range.to))
+    .select('bucket_start', ...columns);
+  const byStart = new Map<number, RollupRow>(rows.map((r) => [r.bucket_start.getTime(), r]));
+  return { z, starts, lo, byStart };
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
+
+async function distinctSubjects(db: Knex, storeIds: string[], lo: number, hi: number, kind?: 'member' | 'visitor'): Promise<number> {
+  const q = db('visits').whereIn('store_id', storeIds).where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi));
+  if (kind) q.where('subject_kind', kind);
+  const row = await q.first(db.raw('COUNT(DISTINCT subject_id) as n'));
+  return num((row as { n?: unknown } | undefined)?.n);
+}
+
+export async function traffic(db: Knex, store: StoreRef, range: Range) {
+  const cols: Metric[] = ['visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors'];
+  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
+  const buckets = starts.map((s) => {
+    const r = byStart.get(s);
+    const b = {
+      start: z.isoLocal(s),
+      visits: num(r?.visits),
+      uniqueSubjects: num(r?.unique_subjects),
+      memberVisits: num(r?.member_visits),
+      visitorVisits: num(r?.visitor_visits),
+      newVisitors: num(r?.new_visitors),
+      returningVisitors: num(r?.returning_visitors),
+    };
+    totals.visits += b.visits;
+    totals.memberVisits += b.memberVisits;
+    totals.visitorVisits += b.visitorVisits;
+    totals.newVisitors += b.newVisitors;
+    return b;
+  });
+  totals.uniqueSubjects = byStart.size === 0 ? 0 : await distinctSubjects(db, [store.id], lo, range.to);
+  return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
+}
+
+const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
+
+export async function demographics(db: Knex, store: StoreRef, range: Range) {
+  const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
+  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const ageOf = (r: RollupRow | undefined) =>
+    Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
+  const totals = {
+    visits: 0,
+    gender: { male: 0, female: 0, unknown: 0 },
+    age: Object.fromEntries(ageKeys.map((k) => [k, 0])) as Record<(typeof ageKeys)[number], number>,
+    averageVisitMinutes: 0,
+    medianVisitMinutes: 0,
+  };
+  let durationSum = 0;
+  const buckets = starts.map((s) => {
+    const r = byStart.get(s);
+    const b = {
+      start: z.isoLocal(s),
+      visits: num(r?.visits),
+      gender: { male: num(r?.male_visits), female: num(r?.female_visits), unknown: num(r?.unknown_gender_visits) },
+      age: ageOf(r),
+    };
+    totals.visits += b.visits;
+    totals.gender.male += b.gender.male;
+    totals.gender.female += b.gender.female;
+    totals.gender.unknown += b.gender.unknown;
+    for (const k of ageKeys) totals.age[k] += b.age[k];
+    durationSum += num(r?.duration_ms_sum);
+    return b;
+  });
+  if (totals.visits > 0) {
+    totals.averageVisitMinutes = round2(durationSum / totals.visits / 60_000);
+    totals.medianVisitMinutes = round2((await medianDuration(db, store.id, lo, range.to, totals.visits)) / 60_000);
+  }
+  return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Median of (ended_at - started_at) over visits starting in [lo, hi), `count` of them. */
+async function medianDuration(db: Knex, storeId: string, lo: number, hi: number, count: number): Promise<number> {
+  const base = () =>
+    db('visits').where('store_id', storeId).where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi))
+      .select(db.raw('TIMESTAMPDIFF(MICROSECOND, started_at, ended_at) DIV 1000 as d'))
+      .orderBy('d')
+      .limit(count % 2 === 0 ? 2 : 1)
+      .offset(count % 2 === 0 ? count / 2 - 1 : (count - 1) / 2);
+  const rows: { d: unknown }[] = await base();
+  if (rows.length === 0) return 0;
+  return rows.reduce((a, r) => a + num(r.d), 0) / rows.length;
+}
+
+const FREQUENCY = [
+  { label: '1', min: 1, max: 1 },
+  { label: '2', min: 2, max: 2 },
+  { label: '3-5', min: 3, max: 5 },
+  { label: '6-10', min: 6, max: 10 },
+  { label: '11+', min: 11, max: Infinity },
+];
+
+export async function visitors(db: Knex, store: StoreRef, range: Range) {
+  const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
+  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  let newVisitors = 0;
+  const buckets = starts.map((s) => {
+    const r = byStart.get(s);
+    newVisitors += num(r?.new_visitors);
+    return { start: z.isoLocal(s), visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
+  });
+  // Whole-range figures: distinct visitors, and how often each came (visits in the range).
+  const perSubject: { n: unknown; first: Date | null }[] = byStart.size === 0 ? [] : await db('visits as v')
+    .leftJoin('analytics_subjects as a', function join() {
+      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
+    })
+    .where('v.store_id', store.id).where('v.subject_kind', 'visitor')
+    .where('v.started_at', '>=', new Date(lo)).where('v.started_at', '<', new Date(range.to))
+    .groupBy('v.subject_id', 'a.first_visit_at')
+    .select(db.raw('COUNT(*) as n'), 'a.first_visit_at as first');
+  const frequency = FREQUENCY.map((f) => ({ visits: f.label, visitors: 0 }));
+  let returning = 0;
+  for (const row of perSubject) {
+    const n = num(row.n);
+    const i = FREQUENCY.findIndex((f) => n >= f.min && n <= f.max);
+    frequency[i].visitors += 1;
+    if (row.first && row.first.getTime() < lo) returning += 1;
+  }
+  return {
+    storeId: store.id,
+    timezone: store.timezone,
+    interval: range.interval,
+    from: z.isoLocal(lo),
+    to: new Date(range.to).toISOString(),
+    buckets,
+    totals: { uniqueVisitors: perSubject.length, newVisitors, returningVisitors: returning },
+    frequency,
+  };
+}
+
+const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+/** Visits by local weekday x local hour (a fall-back day's two 01:00 hours both count in hour 1). */
+export async function peakHours(db: Knex, store: StoreRef, range: Omit<Range, 'interval'>) {
+  const z = zone(store.timezone);
+  const lo = z.hourStart(range.from);
+  const rows: { local_weekday: number; local_hour: number; visits: unknown; hours: unknown }[] = await db('analytics_rollups')
+    .where({ store_id: store.id, granularity: 'hour' })
+    .where('bucket_start', '>=', new Date(lo)).where('bucket_start', '<', new Date(range.to))
+    .groupBy('local_weekday', 'local_hour')
+    .select('local_weekday', 'local_hour', db.raw('SUM(visits) as visits'));
+  const matrix = WEEKDAYS.map(() => Array.from({ length: 24 }, () => 0));
+  for (const r of rows) matrix[r.local_weekday][r.local_hour] = num(r.visits);
+  let peak = { weekday: WEEKDAYS[0], hour: 0, visits: 0 };
+  matrix.forEach((row, d) => row.forEach((v, h) => { if (v > peak.visits) peak = { weekday: WEEKDAYS[d], hour: h, visits: v }; }));
+  return {
+    storeId: store.id,
+    timezone: store.timezone,
+    from: z.isoLocal(lo),
+    to: new Date(range.to).toISOString(),
+    weekdays: WEEKDAYS,
+    matrix,
+    cells: matrix.flatMap((row, d) => row.map((visits, hour) => ({ weekday: WEEKDAYS[d], hour, visits }))),
+    peak: peak.visits > 0 ? peak : null,
+  };
+}
+
+/** All of a merchant's stores over [from, to), each floored to its local day. */
+export async function merchantSummary(db: Knex, merchant: { id: string; name: string }, range: Omit<Range, 'interval'>) {
+  const stores: StoreRef[] = (await db('stores').where('merchant_id', merchant.id).orderBy(['name', 'id'])
+    .select('id', 'merchant_id as merchantId', 'name', 'timezone'));
+  const out = [];
+  const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0, membersSeen: 0, pointsAwarded: 0 };
+  let lo = range.from;
+  for (const store of stores) {
+    const z = zone(store.timezone);
+    const start = z.dayStart(range.from);
+    lo = Math.min(lo, start);
+    const sums = await db('analytics_rollups').where({ store_id: store.id, granularity: 'day' })
+      .where('bucket_start', '>=', new Date(start)).where('bucket_start', '<', new Date(range.to))
+      .first(
+        db.raw('COALESCE(SUM(visits),0) as visits'), db.raw('COALESCE(SUM(member_visits),0) as memberVisits'),
+        db.raw('COALESCE(SUM(visitor_visits),0) as visitorVisits'), db.raw('COALESCE(SUM(new_visitors),0) as newVisitors'),
+      );
+    const row = {
+      storeId: store.id,
+      name: store.name,
+      timezone: store.timezone,
+      visits: num(sums?.visits),
+      uniqueSubjects: num(sums?.visits) > 0 ? await distinctSubjects(db, [store.id], start, range.to) : 0,
+      memberVisits: num(sums?.memberVisits),
+      visitorVisits: num(sums?.visitorVisits),
+      newVisitors: num(sums?.newVisitors),
+    };
+    totals.visits += row.visits;
+    totals.memberVisits += row.memberVisits;
+    totals.visitorVisits += row.visitorVisits;
+    totals.newVisitors += row.newVisitors;
+    out.push(row);
+  }
+  if (totals.visits > 0) {
+    totals.uniqueSubjects = await distinctSubjects(db, stores.map((s) => s.id), lo, range.to);
+    totals.membersSeen = await distinctSubjects(db, stores.map((s) => s.id), lo, range.to, 'member');
+  }
+  const points = await db('perk_awards as p').join('stores as s', 's.id', 'p.store_id').where('s.merchant_id', merchant.id)
+    .where('p.awarded_at', '>=', new Date(lo)).where('p.awarded_at', '<', new Date(range.to))
+    .first(db.raw('COALESCE(SUM(p.points),0) as points'));
+  totals.pointsAwarded = num(points?.points);
+  return { merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: new Date(range.to).toISOString(), totals, stores: out };
+}
+
+/** Recent member recognitions at a store (erased members have no person and are left out). */
+export async function recognitions(db: Knex, store: StoreRef, since: number, limit: number) {
+  const rows = await db('sightings as s')
+    .join('people as p', 'p.id', 's.person_id')
+    .leftJoin('faces as f', 'f.id', 's.face_id')
+    .leftJoin('perk_awards as a', function join() {
+      this.on('a.capture_id', '=', 's.capture_id').andOn('a.face_index', '=', 'f.face_index');
+    })
+    .where('s.store_id', store.id).where('s.subject_kind', 'member').where('p.merchant_id', store.merchantId)
+    .where('s.seen_at', '>=', new Date(since))
+    .orderBy('s.seen_at', 'desc').orderBy('s.face_id')
+    .limit(limit)
+    .select('s.person_id', 'p.display_name', 'p.external_id', 's.seen_at', 's.capture_id', 's.face_id', 'a.points as awarded');
+  return {
+    storeId: store.id,
+    since: new Date(since).toISOString(),
+    recognitions: rows.map((r: Record<string, unknown>) => ({
+      personId: r.person_id,
+      displayName: r.display_name,
+      externalId: r.external_id ?? null,
+      seenAt: (r.seen_at as Date).toISOString(),
+      captureId: r.capture_id,
+      faceId: r.face_id,
+      pointsAwarded: num(r.awarded),
+    })),
+  };
+}
+
+/** A member's most recent visits (for GET /v1/people/:id), newest first. */
+export async function recentVisitsOfPerson(db: Knex, personId: string, merchantId: string, limit = 10) {
+  const rows = await db('visits as v').join('stores as s', 's.id', 'v.store_id')
+    .where({ 'v.merchant_id': merchantId, 'v.subject_id': personId, 'v.subject_kind': 'member' })
+    .orderBy('v.started_at', 'desc').limit(limit)
+    .select('v.store_id', 's.name', 'v.started_at', 'v.ended_at', 'v.sightings');
+  return rows.map((r: Record<string, unknown>) => ({
+    storeId: r.store_id as string,
+    storeName: r.name as string,
+    startedAt: (r.started_at as Date).toISOString(),
+    endedAt: (r.ended_at as Date).toISOString(),
+    sightings: num(r.sightings),
+  }));
+}
+
+export type { Zone };
