@@ -1,0 +1,73 @@
+/**
+ * Bull Board at /admin/queues over every queue of the contract, for admins only. A browser without
+ * credentials gets a Basic login prompt (any user name, the admin key as password); API clients may
+ * send `Authorization: Bearer <admin key>` instead.
+ */
+import { createBullBoard as createBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { KoaAdapter } from '@bull-board/koa';
+import type { Context, Middleware, Next } from 'koa';
+import { ALL_QUEUES } from '../src/queue/contract.js';
+import type { Queues } from '../src/queue/queues.js';
+
+export type BullBoardOptions = {
+  queues: Pick<Queues, 'queue'>;
+  /** Mount path, default /admin/queues. */
+  basePath?: string;
+  /** The role of an active API key, null when the key is unknown or revoked. */
+  roleOfKey(key: string): Promise<string | null>;
+};
+
+const REALM = 'Basic realm="FacePerks", charset="UTF-8"';
+
+/** The key presented as a Bearer token or as the password of Basic credentials; null when none. */
+export function presentedKey(header: string | undefined): string | null {
+  if (!header) return null;
+  const bearer = /^Bearer\s+(\S{1,512})\s*$/i.exec(header);
+  if (bearer) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]{1,1400})\s*$/i.exec(header);
+  if (basic) {
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon >= 0 ? decoded.slice(colon + 1) : null;
+  }
+  return null;
+}
+
+function deny(ctx: Context, status: 401 | 403, message: string): void {
+  ctx.status = status;
+  if (status === 401) ctx.set('WWW-Authenticate', REALM);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error: { code: status === 401 ? 'unauthorized' : 'forbidden', message } };
+}
+
+/** Koa middleware serving Bull Board under `basePath`; other paths pass through. */
+export function createBullBoard(options: BullBoardOptions): Middleware {
+  const basePath = options.basePath ?? '/admin/queues';
+  const serverAdapter = new KoaAdapter();
+  serverAdapter.setBasePath(basePath);
+  createBoard({
+    queues: ALL_QUEUES.map((name) => new BullMQAdapter(options.queues.queue(name))),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'FacePerks queues' } },
+  });
+  const board = serverAdapter.registerPlugin() as unknown as Middleware;
+
+  return async (ctx: Context, next: Next) => {
+    if (ctx.path !== basePath && !ctx.path.startsWith(`${basePath}/`)) return next();
+    const key = presentedKey(ctx.get('authorization') || undefined);
+    if (key === null) return deny(ctx, 401, 'Bull Board needs the admin key (Basic password or Bearer token)');
+    let role: string | null;
+    try {
+      role = await options.roleOfKey(key);
+    } catch {
+      ctx.status = 503;
+      ctx.body = { error: { code: 'unavailable', message: 'cannot check the key right now' } };
+      return;
+    }
+    if (role === null) return deny(ctx, 401, 'unknown or revoked key; Bull Board needs the admin key');
+    if (role !== 'admin') return deny(ctx, 403, `Bull Board needs the admin key; this is a ${role} key`);
+    ctx.set('Cache-Control', 'no-store');
+    return board(ctx, next);
+  };
+}

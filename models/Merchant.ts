@@ -1,0 +1,9 @@
+import { BaseModel } from './base.js';
+
+export class Merchant extends BaseModel {
+  static tableName = 'merchants';
+
+  id!: string;
+  name!: string;
+  createdAt!: Date;
+}

@@ -1,0 +1,13 @@
+export { BaseModel } from './base.js';
+export { Merchant } from './Merchant.js';
+export { Store } from './Store.js';
+export { Device } from './Device.js';
+export { ApiKey, type ApiKeyRole } from './ApiKey.js';
+export { Batch } from './Batch.js';
+export { Capture, BatchCapture, type CaptureStatus, type CapturedAtSource } from './Capture.js';
+export { Person } from './Person.js';
+export { PersonFace } from './PersonFace.js';
+export { Visitor } from './Visitor.js';
+export { Face } from './Face.js';
+export { Sighting } from './Sighting.js';
+export { PerkAward } from './PerkAward.js';

@@ -1,0 +1,123 @@
+/**
+ * The intake and management API: `createApp(deps)` composes request ids, logging, metrics, the
+ * error mapper, Bull Board (admin only), JSON body parsing, API-key auth and the v1 routes.
+ * It never imports the vision layer: inference runs in the workers, reached through the queues.
+ */
+import { randomUUID } from 'node:crypto';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { createBullBoard } from '../../dashboards/bull-board.js';
+import type { Config } from '../config.js';
+import type { Gallery } from '../gallery/gallery.js';
+import { readImageHeader } from '../imaging/prepare.js';
+import { createLogger } from '../logger.js';
+import type { Queues } from '../queue/queues.js';
+import type { BlobStore } from '../storage/blobs.js';
+import { findPrincipalByKey } from '../storage/repositories/apiKeys.js';
+import { authenticate } from './auth.js';
+import { ApiError, errorMapper } from './errors.js';
+import { createApiMetrics, type ApiMetrics } from './metrics.js';
+import type { ReadHeader } from './multipart.js';
+import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
+import { captureRoutes } from './routes/captures.js';
+import { healthRoutes } from './routes/health.js';
+import { peopleRoutes } from './routes/people.js';
+import { tenantRoutes } from './routes/tenants.js';
+
+export type AppDeps = {
+  config: Config;
+  db: Knex;
+  blobs: BlobStore;
+  queues: Queues;
+  /** Needed by DELETE /v1/people/:id to erase vectors; without it that endpoint answers 503. */
+  gallery?: Pick<Gallery, 'deleteSubject'>;
+  logger?: Logger;
+  /** Defaults to MySQL, Redis, Chroma heartbeat and model files. */
+  readiness?: ReadinessCheck[];
+  /** Defaults to a fresh registry with default metrics; pass yours to add gauges. */
+  metrics?: ApiMetrics;
+  /** How long enrol/identify wait for a worker (default 30 s). */
+  interactiveTimeoutMs?: number;
+  /** Header reader for uploads (default src/imaging readImageHeader). */
+  readHeader?: ReadHeader;
+};
+
+/** Resolved dependencies handed to the route modules. */
+export type RouteDeps = Required<Omit<AppDeps, 'gallery'>> & Pick<AppDeps, 'gallery'>;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+export function createApp(deps: AppDeps): Koa {
+  const logger = deps.logger ?? createLogger(deps.config.LOG_LEVEL, 'api');
+  const resolved: RouteDeps = {
+    ...deps,
+    logger,
+    readiness: deps.readiness ?? defaultReadinessChecks(deps),
+    metrics: deps.metrics ?? createApiMetrics(),
+    interactiveTimeoutMs: deps.interactiveTimeoutMs ?? 30_000,
+    readHeader: deps.readHeader ?? ((bytes, limits) => readImageHeader(bytes, limits)),
+  };
+  const app = new Koa({ proxy: false });
+  app.silent = true;
+
+  // Request id, access log and duration histogram: outermost, so they see the final status.
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? (ctx.path.startsWith('/admin/queues') ? '/admin/queues' : 'unmatched');
+      resolved.metrics.httpDuration.observe({ method: ctx.method, route: String(route), status: String(ctx.status) }, seconds);
+      const log = ctx.state.log as Logger;
+      const line = { method: ctx.method, path: ctx.path, route, status: ctx.status, ms: Math.round(seconds * 1000) };
+      if (ctx.status >= 500) log.error(line, 'request');
+      else log.info(line, 'request');
+    }
+  });
+
+  app.use(errorMapper(logger));
+
+  // Bull Board before the body parser: it parses its own bodies.
+  app.use(
+    createBullBoard({
+      queues: deps.queues,
+      basePath: '/admin/queues',
+      roleOfKey: async (key) => (await findPrincipalByKey(deps.db, key))?.role ?? null,
+    }),
+  );
+
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: '100kb',
+      encoding: 'utf-8',
+      onError(error) {
+        const status = (error as { status?: number }).status;
+        if (status === 413) throw new ApiError(413, 'payload_too_large', 'the JSON body exceeds 100 kB');
+        if (status === 415) throw new ApiError(415, 'unsupported_media_type', 'unsupported body charset or encoding');
+        throw new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+      },
+    }),
+  );
+  app.use(authenticate(deps.db));
+
+  const router = new Router();
+  healthRoutes(router, resolved);
+  tenantRoutes(router, resolved);
+  peopleRoutes(router, resolved);
+  captureRoutes(router, resolved);
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+
+  app.on('error', (error: Error) => logger.debug({ err: error }, 'koa error'));
+  return app;
+}

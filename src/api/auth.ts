@@ -1,0 +1,61 @@
+import type { Context, Next } from 'koa';
+import type { Knex } from 'knex';
+import { findPrincipalByKey } from '../storage/repositories/apiKeys.js';
+import type { Principal, Role } from '../storage/repositories/principal.js';
+import { ApiError } from './errors.js';
+
+export type { Principal, Role };
+
+const BEARER = /^Bearer\s+(\S{1,512})\s*$/i;
+
+/** The bearer token in an Authorization header, null when absent; a malformed header is a 401. */
+export function bearerToken(header: string | undefined): string | null {
+  if (header === undefined || header === '') return null;
+  const match = BEARER.exec(header);
+  if (!match) throw unauthorized('the Authorization header must be "Bearer <key>"');
+  return match[1];
+}
+
+export function unauthorized(message = 'a valid API key is required (Authorization: Bearer <key>)'): ApiError {
+  return new ApiError(401, 'unauthorized', message, undefined, { 'WWW-Authenticate': 'Bearer realm="FacePerks"' });
+}
+
+/**
+ * Resolves the caller's key (if any) into `ctx.state.principal`. A presented key that is unknown or
+ * revoked is a 401 straight away; a missing key is left to `authorize`, so public routes stay public.
+ */
+export function authenticate(db: Knex) {
+  return async (ctx: Context, next: Next) => {
+    const token = bearerToken(ctx.get('authorization') || undefined);
+    if (token !== null) {
+      const principal = await findPrincipalByKey(db, token);
+      if (!principal) throw unauthorized('unknown or revoked API key');
+      ctx.state.principal = principal;
+      ctx.state.log = ctx.state.log?.child({ keyId: principal.keyId, role: principal.role });
+    }
+    return next();
+  };
+}
+
+/** The caller, if it holds one of `roles`: no key → 401, another role → 403. */
+export function authorize<R extends Role>(ctx: Context, ...roles: R[]): Extract<Principal, { role: R }> {
+  const principal = ctx.state.principal as Principal | undefined;
+  if (!principal) throw unauthorized();
+  if (!(roles as Role[]).includes(principal.role)) {
+    throw new ApiError(403, 'forbidden', `this endpoint needs a ${roles.join(' or ')} key; this is a ${principal.role} key`);
+  }
+  return principal as Extract<Principal, { role: R }>;
+}
+
+/**
+ * The merchant an admin-or-merchant request acts for: a merchant key implies its own merchant
+ * (another merchant's id is reported as not found); an admin must name one.
+ */
+export function actingMerchant(principal: Extract<Principal, { role: 'admin' | 'merchant' }>, requested: string | undefined): string {
+  if (principal.role === 'merchant') {
+    if (requested !== undefined && requested !== principal.merchantId) throw new ApiError(404, 'not_found', 'merchant not found');
+    return principal.merchantId;
+  }
+  if (requested === undefined) throw new ApiError(400, 'validation_error', 'invalid body: merchantId: required with an admin key');
+  return requested;
+}

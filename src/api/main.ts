@@ -1,0 +1,100 @@
+/**
+ * `npm run api`: the API alone, for several-machine deployments (workers run elsewhere against the
+ * same Redis, MySQL and Chroma). Creates the database if missing, migrates, makes sure an admin key
+ * exists (printing a generated one once), listens, and drains on SIGTERM/SIGINT.
+ */
+import type { Server } from 'node:http';
+import type { Knex } from 'knex';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ChromaGallery } from '../gallery/chroma-gallery.js';
+import { createLogger, type Logger } from '../logger.js';
+import { createQueues, type Queues } from '../queue/queues.js';
+import { BlobStore } from '../storage/blobs.js';
+import { connectDatabase, ensureDatabase, migrateLatest } from '../storage/db.js';
+import { bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
+import { createApp, type AppDeps } from './app.js';
+
+export { bootstrapAdminKey };
+
+/** Prints a freshly generated admin key once, on stdout (the only place it ever appears). */
+export function announceAdminKey(result: Awaited<ReturnType<typeof bootstrapAdminKey>>, logger: Logger): void {
+  if (result.source === 'generated') {
+    process.stdout.write(
+      `\nFacePerks admin key (shown once, store it now; set FACEPERKS_ADMIN_KEY to choose your own):\n\n  ${result.key}\n\n`,
+    );
+  } else {
+    logger.info({ source: result.source }, 'admin key ready');
+  }
+}
+
+export type RunningApi = { server: Server; close(): Promise<void> };
+
+/** Listens with an app built from `deps`; `close()` stops accepting, drains open requests, then returns. */
+export async function listen(deps: AppDeps, port: number, host?: string): Promise<RunningApi> {
+  const app = createApp(deps);
+  const server = app.listen(port, host);
+  server.requestTimeout = 10 * 60_000;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Requests still running after 25 s are cut (uploads are recorded whole or not at all).
+        setTimeout(() => server.closeAllConnections(), 25_000).unref();
+      }),
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL, 'api');
+  await ensureDatabase(config);
+  const db: Knex = connectDatabase(config);
+  await migrateLatest(db);
+  announceAdminKey(await bootstrapAdminKey(db, config.FACEPERKS_ADMIN_KEY), logger);
+
+  const queues: Queues = createQueues(config);
+  const blobs = new BlobStore(config.blobsDir);
+  // Erasure (DELETE /v1/people/:id) deletes vectors through the gallery; the API never searches it.
+  const gallery = new ChromaGallery(config.chromaUrl, config.MODEL_PACK);
+  const api = await listen({ config, db, blobs, queues, logger, gallery }, config.PORT);
+  logger.info({ port: config.PORT }, 'api listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'api stopping');
+    await api.close();
+    await queues.close();
+    await db.destroy();
+    logger.info('api stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntryPoint) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

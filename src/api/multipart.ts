@@ -1,0 +1,257 @@
+/**
+ * Streaming multipart intake. Each image part is streamed to the blob store (content-addressed by
+ * sha256) while its first bytes are kept to sniff the real format and read the header (size and
+ * EXIF time) without decoding pixels. The declared part content type and file name are ignored.
+ *
+ * Two kinds of failure:
+ * - request-level (not multipart, malformed body, too many files or parts, total size, unexpected
+ *   or misplaced fields): the whole request fails with a 4xx ApiError and nothing is recorded;
+ * - per-file (too large, empty, not an image, header unreadable, too many pixels): the file gets a
+ *   `rejection` and the other files carry on.
+ */
+import type { IncomingMessage } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import busboy from 'busboy';
+import { ImageError, type ImageErrorCode } from '../imaging/errors.js';
+import type { ImageHeader } from '../imaging/prepare.js';
+import { sniffImageFormat } from '../imaging/sniff.js';
+import { BlobTooLargeError, type BlobStore, type StoredBlob } from '../storage/blobs.js';
+import { ApiError } from './errors.js';
+
+/** Bytes kept in memory per file for the format sniff and the header read. */
+const HEAD_BYTES = 256 * 1024;
+/** Allowance for multipart framing on top of the payload when checking Content-Length. */
+const FRAMING_BYTES = 64 * 1024;
+
+export type FileRejection = { status: 413 | 415 | 422; code: string; message: string };
+
+export type ReceivedImage = {
+  /** Position of the part among the image parts of the request, from 0. */
+  index: number;
+  /** The client's file name (display only: storage is content-addressed), sanitised. */
+  filename: string | null;
+  stored?: StoredBlob & { header: ImageHeader };
+  rejection?: FileRejection;
+};
+
+export type ReceivedForm = { images: ReceivedImage[]; fields: Map<string, string[]> };
+
+export type ReadHeader = (bytes: Buffer, limits: { maxPixels: number }) => Promise<ImageHeader>;
+
+export type MultipartOptions = {
+  blobs: BlobStore;
+  /** Blob key prefix of stored images. */
+  prefix: string;
+  /** Names accepted for image parts. */
+  imageFields: readonly string[];
+  /** Names accepted for text fields; any other is a 400. */
+  textFields: readonly string[];
+  /** Text fields must precede every image part (capturedAt). */
+  fieldsBeforeImages: boolean;
+  maxFiles: number;
+  maxFileBytes: number;
+  maxTotalBytes: number;
+  maxPixels: number;
+  readHeader: ReadHeader;
+};
+
+class TotalLimitError extends Error {}
+
+/** Counts bytes against the request's total and keeps the first HEAD_BYTES of the file. */
+class Tap extends Transform {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  constructor(private readonly budget: { used: number; max: number }) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.budget.used += chunk.length;
+    if (this.budget.used > this.budget.max) return done(new TotalLimitError());
+    if (this.kept < HEAD_BYTES) {
+      const part = chunk.subarray(0, HEAD_BYTES - this.kept);
+      this.chunks.push(Buffer.from(part));
+      this.kept += part.length;
+    }
+    done(null, chunk);
+  }
+  head(): Buffer {
+    return Buffer.concat(this.chunks, this.kept);
+  }
+}
+
+const REJECTION_STATUS: Record<ImageErrorCode, FileRejection['status']> = {
+  too_large: 413,
+  unsupported_format: 415,
+  truncated: 422,
+  empty: 422,
+};
+
+export function rejectionFromImageError(error: ImageError): FileRejection {
+  return { status: REJECTION_STATUS[error.code] ?? 422, code: error.code, message: error.message };
+}
+
+export function sanitizeFilename(name: string | undefined): string | null {
+  if (!name) return null;
+  // eslint-disable-next-line no-control-regex
+  const clean = name.replace(/[\u0000-\u001f\u007f]/g, '').replace(/^.*[\\/]/, '').slice(0, 200);
+  return clean === '' ? null : clean;
+}
+
+/** Rejects requests that cannot be a multipart upload within the limits, before reading a byte. */
+function precheck(req: IncomingMessage, options: MultipartOptions): void {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data\s*;/i.test(type)) {
+    throw new ApiError(415, 'unsupported_media_type', 'send the images as multipart/form-data');
+  }
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'identity') {
+    throw new ApiError(415, 'unsupported_media_type', `Content-Encoding ${encoding} is not accepted; send the body uncompressed`);
+  }
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) {
+    const length = Number(declared);
+    if (!Number.isSafeInteger(length) || length < 0) throw new ApiError(400, 'bad_request', 'invalid Content-Length');
+    if (length > options.maxTotalBytes + FRAMING_BYTES + 1024 * options.maxFiles) {
+      throw new ApiError(413, 'request_too_large', `the request body exceeds the limit of ${options.maxTotalBytes} bytes`);
+    }
+  }
+}
+
+export async function receiveMultipart(req: IncomingMessage, options: MultipartOptions): Promise<ReceivedForm> {
+  precheck(req, options);
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers,
+      preservePath: false,
+      limits: {
+        // One more byte than allowed, so the blob store sees the overflow and refuses the file.
+        fileSize: options.maxFileBytes + 1,
+        files: options.maxFiles,
+        fields: options.textFields.length === 0 ? 0 : Math.max(options.maxFiles, 1) + 10,
+        fieldSize: 1024,
+        parts: options.maxFiles * 2 + 20,
+        headerPairs: 20,
+      },
+    });
+  } catch (error) {
+    throw new ApiError(400, 'invalid_multipart', `malformed multipart request: ${(error as Error).message}`);
+  }
+
+  const budget = { used: 0, max: options.maxTotalBytes };
+  const images: Promise<ReceivedImage>[] = [];
+  const fields = new Map<string, string[]>();
+  let failure: ApiError | undefined;
+
+  return new Promise<ReceivedForm>((resolve, reject) => {
+    const fail = (error: ApiError) => {
+      if (failure) return;
+      failure = error;
+      req.unpipe(parser);
+      // Discard the rest of the body so the answer can be read by the client.
+      req.resume();
+      parser.destroy();
+      reject(error);
+    };
+
+    const storeFile = async (index: number, filename: string | null, file: Readable & { truncated?: boolean }): Promise<ReceivedImage> => {
+      const tap = new Tap(budget);
+      file.on('error', (error: Error) => tap.destroy(error));
+      file.pipe(tap);
+      let stored: StoredBlob;
+      try {
+        stored = await options.blobs.putStream(options.prefix, tap, options.maxFileBytes);
+      } catch (error) {
+        file.unpipe(tap);
+        file.resume();
+        if (error instanceof BlobTooLargeError) {
+          return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
+        }
+        if (error instanceof TotalLimitError) {
+          fail(new ApiError(413, 'request_too_large', `the upload exceeds the limit of ${options.maxTotalBytes} bytes in total`));
+        } else {
+          fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${(error as Error).message}`));
+        }
+        return { index, filename, rejection: { status: 422, code: 'aborted', message: 'the request failed' } };
+      }
+      if (file.truncated) {
+        await options.blobs.delete(stored.key);
+        return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
+      }
+      const rejection = await inspect(stored, tap.head(), options);
+      if (typeof rejection === 'object' && 'status' in rejection) {
+        // A rejected file is never referenced by a capture: drop its blob.
+        await options.blobs.delete(stored.key).catch(() => undefined);
+        return { index, filename, rejection };
+      }
+      return { index, filename, stored: { ...stored, header: rejection } };
+    };
+
+    parser.on('file', (name, file, info) => {
+      if (failure) return void file.resume();
+      if (!options.imageFields.includes(name)) {
+        file.resume();
+        return fail(new ApiError(400, 'unexpected_field', `unexpected file field ${JSON.stringify(name.slice(0, 50))}; send images as ${options.imageFields.map((f) => `"${f}"`).join(' or ')}`));
+      }
+      const index = images.length;
+      images.push(storeFile(index, sanitizeFilename(info.filename), file));
+    });
+
+    parser.on('field', (name, value, info) => {
+      if (failure) return;
+      if (!options.textFields.includes(name)) {
+        return fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(name.slice(0, 50))}`));
+      }
+      if (info.valueTruncated) return fail(new ApiError(400, 'validation_error', `field ${name} is too long`));
+      if (options.fieldsBeforeImages && images.length > 0) {
+        return fail(new ApiError(400, 'validation_error', `${name} fields must come before the images`));
+      }
+      const list = fields.get(name) ?? [];
+      list.push(value);
+      fields.set(name, list);
+    });
+
+    parser.on('filesLimit', () => fail(new ApiError(413, 'too_many_files', `at most ${options.maxFiles} files per request`)));
+    parser.on('partsLimit', () => fail(new ApiError(413, 'too_many_parts', 'too many parts in the request')));
+    parser.on('fieldsLimit', () => fail(new ApiError(413, 'too_many_parts', 'too many fields in the request')));
+    parser.on('error', (error: Error) => fail(new ApiError(400, 'invalid_multipart', `malformed multipart request: ${error.message}`)));
+    req.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${error.message}`)));
+    req.on('close', () => {
+      if (!req.complete) fail(new ApiError(400, 'invalid_multipart', 'the upload was interrupted'));
+    });
+    parser.on('finish', () => {
+      Promise.all(images).then(
+        (received) => {
+          if (failure) return;
+          resolve({ images: received, fields });
+        },
+        (error: unknown) => fail(new ApiError(500, 'internal_error', (error as Error).message)),
+      );
+    });
+    req.pipe(parser);
+  });
+}
+
+/** Sniffs the real format and reads the header; a rejection when the file is not a usable image. */
+async function inspect(stored: StoredBlob, head: Buffer, options: MultipartOptions): Promise<ImageHeader | FileRejection> {
+  if (stored.bytes === 0) return { status: 422, code: 'empty', message: 'the file is empty' };
+  if (!sniffImageFormat(head.subarray(0, 64))) {
+    return { status: 415, code: 'unsupported_format', message: 'not a supported image (jpeg, png, webp, gif, tiff, avif/heif)' };
+  }
+  const limits = { maxPixels: options.maxPixels };
+  try {
+    return await options.readHeader(head, limits);
+  } catch (error) {
+    if (!(error instanceof ImageError)) throw error;
+    // The header may lie past the first bytes (large EXIF or ICC blocks): retry on the whole file.
+    if (error.code === 'truncated' && stored.bytes > head.length) {
+      try {
+        return await options.readHeader(await options.blobs.get(stored.key), limits);
+      } catch (retryError) {
+        if (retryError instanceof ImageError) return rejectionFromImageError(retryError);
+        throw retryError;
+      }
+    }
+    return rejectionFromImageError(error);
+  }
+}

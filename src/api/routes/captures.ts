@@ -1,0 +1,269 @@
+/** Capture intake, batches, captures with their faces, and synchronous identify. */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type Router from '@koa/router';
+import { z } from 'zod';
+import type { Capture, CapturedAtSource } from '../../../models/Capture.js';
+import type { Face } from '../../../models/Face.js';
+import { stageJobId } from '../../queue/contract.js';
+import { batchStatus, findBatch, findCapture, listCaptureFaces, recordUpload, type IncomingCapture } from '../../storage/repositories/captures.js';
+import { memberSummaries } from '../../storage/repositories/people.js';
+import { findStore } from '../../storage/repositories/tenants.js';
+import type { RouteDeps } from '../app.js';
+import { actingMerchant, authorize } from '../auth.js';
+import { ApiError, notFound } from '../errors.js';
+import { runInteractive, withTimeout } from '../interactive.js';
+import { receiveMultipart, type ReceivedImage } from '../multipart.js';
+import { localTimeToInstant, plausibleCaptureTime } from '../time.js';
+import { idParams, isoInstant, parse, uuid } from '../validation.js';
+import { receiveSingleImage } from './single-image.js';
+
+const ENQUEUE_TIMEOUT_MS = 3000;
+
+const identifyQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(10).default(3),
+  merchantId: uuid.optional(),
+});
+
+/** Per-file rejection in a 202 answer, or in the error of a request whose every file was rejected. */
+const rejectionView = (image: ReceivedImage) => ({
+  index: image.index,
+  filename: image.filename,
+  status: image.rejection!.status,
+  error: { code: image.rejection!.code, message: image.rejection!.message },
+});
+
+const errorOf = (c: { errorCode: string | null; errorMessage: string | null }) =>
+  c.errorCode || c.errorMessage ? { error: { code: c.errorCode ?? 'failed', message: c.errorMessage ?? '' } } : {};
+
+function faceView(face: Face) {
+  return {
+    id: face.id,
+    index: face.faceIndex,
+    box: { x: face.boxX, y: face.boxY, width: face.boxWidth, height: face.boxHeight },
+    score: face.score,
+    landmarks: face.landmarks,
+    age: face.age,
+    gender: face.gender,
+    match:
+      face.matchKind === null
+        ? null
+        : {
+            kind: face.matchKind,
+            ...(face.matchKind === 'member' ? { personId: face.personId } : { visitorId: face.visitorId }),
+            similarity: face.similarity,
+          },
+  };
+}
+
+function captureView(capture: Capture, faces: Face[]) {
+  return {
+    id: capture.id,
+    status: capture.status,
+    stage: capture.stage,
+    ...(capture.status === 'failed' ? errorOf(capture) : {}),
+    batchId: capture.batchId,
+    storeId: capture.storeId,
+    deviceId: capture.deviceId,
+    sha256: capture.sha256,
+    bytes: capture.bytes,
+    format: capture.format,
+    width: capture.width,
+    height: capture.height,
+    capturedAt: capture.capturedAt.toISOString(),
+    capturedAtSource: capture.capturedAtSource,
+    receivedAt: capture.receivedAt.toISOString(),
+    faces: faces.map(faceView),
+  };
+}
+
+/**
+ * capturedAt for each accepted image: the device's value (one for all, or one per image in order),
+ * else EXIF DateTimeOriginal (with its recorded offset, or read in the store's time zone), else the
+ * receipt time. Implausible EXIF times (unset camera clocks, the future) fall back to receipt.
+ */
+function resolveCapturedAt(
+  image: ReceivedImage,
+  deviceTimes: Date[],
+  storeTimeZone: string | undefined,
+  receivedAt: Date,
+): { capturedAt: Date; capturedAtSource: CapturedAtSource } {
+  const fromDevice = deviceTimes.length === 1 ? deviceTimes[0] : deviceTimes[image.index];
+  if (fromDevice) return { capturedAt: fromDevice, capturedAtSource: 'device' };
+  const header = image.stored!.header;
+  let exif = header.exifCapturedAt;
+  if (exif && header.exifCapturedAtLocal && storeTimeZone && exif.toISOString().slice(0, 19) === header.exifCapturedAtLocal.slice(0, 19)) {
+    // No recorded offset: the camera's wall clock is the store's local time.
+    exif = localTimeToInstant(header.exifCapturedAtLocal, storeTimeZone) ?? exif;
+  }
+  if (exif && plausibleCaptureTime(exif, receivedAt)) return { capturedAt: exif, capturedAtSource: 'exif' };
+  return { capturedAt: receivedAt, capturedAtSource: 'receipt' };
+}
+
+export function captureRoutes(router: Router, deps: RouteDeps): void {
+  const { db, blobs, config, queues } = deps;
+
+  /**
+   * Bulk upload from a device. 202 with the batch, one entry per accepted image (new or already
+   * sent by this device) and a `rejected` entry per refused file; if every file is refused the
+   * answer is the first refusal's status with all of them in `error.rejected`.
+   */
+  router.post('/v1/captures', async (ctx) => {
+    const device = authorize(ctx, 'device');
+    const receivedAt = new Date();
+    const form = await receiveMultipart(ctx.req, {
+      blobs,
+      prefix: 'captures',
+      imageFields: ['images', 'images[]'],
+      textFields: ['capturedAt'],
+      fieldsBeforeImages: true,
+      maxFiles: config.MAX_UPLOAD_FILES,
+      maxFileBytes: config.MAX_UPLOAD_BYTES,
+      maxTotalBytes: config.MAX_UPLOAD_TOTAL_BYTES,
+      maxPixels: config.MAX_IMAGE_PIXELS,
+      readHeader: deps.readHeader,
+    });
+    const images = form.images;
+    if (images.length === 0) throw new ApiError(400, 'validation_error', 'send one or more images in multipart fields named "images"');
+
+    const rawTimes = form.fields.get('capturedAt') ?? [];
+    const deviceTimes = rawTimes.map((value, i) => {
+      const parsed = isoInstant.safeParse(value.trim());
+      if (!parsed.success) {
+        throw new ApiError(400, 'validation_error', `capturedAt[${i}] ${JSON.stringify(value.slice(0, 40))}: ${parsed.error.issues[0].message}`);
+      }
+      const at = new Date(parsed.data);
+      if (!plausibleCaptureTime(at, receivedAt)) {
+        throw new ApiError(400, 'validation_error', `capturedAt[${i}] ${parsed.data} is implausible (before 2001 or more than a day ahead of the server clock)`);
+      }
+      return at;
+    });
+    if (deviceTimes.length > 1 && deviceTimes.length !== images.length) {
+      throw new ApiError(
+        400,
+        'validation_error',
+        `got ${deviceTimes.length} capturedAt values for ${images.length} images: send one for all, or one per image in order`,
+      );
+    }
+
+    const accepted = images.filter((image) => image.stored);
+    const rejected = images.filter((image) => image.rejection).map(rejectionView);
+    deps.metrics.uploadedFiles.inc({ outcome: 'rejected' }, rejected.length);
+    if (accepted.length === 0) {
+      const first = rejected[0];
+      throw new ApiError(first.status, first.error.code, `no image accepted: ${first.error.message}`, { rejected });
+    }
+
+    const store = await findStore(db, device.storeId, device);
+    const files: IncomingCapture[] = accepted.map((image) => {
+      const stored = image.stored!;
+      return {
+        sha256: stored.sha256,
+        blobKey: stored.key,
+        bytes: stored.bytes,
+        format: stored.header.format,
+        width: stored.header.width,
+        height: stored.header.height,
+        ...resolveCapturedAt(image, deviceTimes, store?.timezone, receivedAt),
+      };
+    });
+    const recorded = await recordUpload(db, device, files, receivedAt);
+    const fresh = recorded.captures.filter((c) => !c.duplicate);
+    deps.metrics.uploadedFiles.inc({ outcome: 'new' }, fresh.length);
+    deps.metrics.uploadedFiles.inc({ outcome: 'duplicate' }, recorded.captures.length - fresh.length);
+
+    if (fresh.length > 0) {
+      const jobs = fresh.map((c) => {
+        const data = { captureId: c.id, run: 0 };
+        return { name: 'preprocess', data, opts: { jobId: stageJobId('preprocess', data) } };
+      });
+      try {
+        await withTimeout(queues.queue('preprocess').addBulk(jobs), ENQUEUE_TIMEOUT_MS, () => new Error('enqueue timed out'));
+      } catch (error) {
+        // MySQL holds the captures as queued: the sweeper enqueues them once Redis is back.
+        (ctx.state.log ?? deps.logger).warn({ err: error, batchId: recorded.batchId }, 'enqueue failed; captures left to the sweeper');
+      }
+    }
+
+    ctx.status = 202;
+    ctx.set('Location', `/v1/batches/${recorded.batchId}`);
+    ctx.body = {
+      batchId: recorded.batchId,
+      captures: recorded.captures.map((c, i) => ({
+        id: c.id,
+        sha256: c.sha256,
+        status: c.status,
+        duplicate: c.duplicate,
+        ...(c.status === 'failed' ? errorOf(c) : {}),
+        index: accepted[i].index,
+        filename: accepted[i].filename,
+      })),
+      rejected,
+    };
+  });
+
+  router.get('/v1/batches/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant', 'device');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const view = await findBatch(db, id, principal);
+    if (!view) throw notFound('batch');
+    const count = (status: string) => view.captures.filter((c) => c.status === status).length;
+    ctx.body = {
+      id: view.batch.id,
+      status: batchStatus(view.captures.map((c) => c.status)),
+      total: view.captures.length,
+      queued: count('queued'),
+      processing: count('processing'),
+      done: count('done'),
+      failed: count('failed'),
+      storeId: view.batch.storeId,
+      deviceId: view.batch.deviceId,
+      createdAt: view.batch.createdAt.toISOString(),
+      captures: view.captures.map((c) => ({ id: c.id, status: c.status, sha256: c.sha256, ...(c.status === 'failed' ? errorOf(c) : {}) })),
+    };
+  });
+
+  router.get('/v1/captures/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant', 'device');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const capture = await findCapture(db, id, principal);
+    if (!capture) throw notFound('capture');
+    ctx.body = captureView(capture, await listCaptureFaces(db, capture.id));
+  });
+
+  /** Face sign-in: best member matches for each face of one image, answered synchronously. */
+  router.post('/v1/identify', async (ctx) => {
+    const principal = authorize(ctx, 'merchant', 'admin');
+    const query = parse(identifyQuery, ctx.query, 'query');
+    const merchantId = actingMerchant(principal, query.merchantId);
+    const prefix = `identify/${randomUUID()}`;
+    try {
+      const image = await receiveSingleImage(ctx.req, deps, prefix);
+      const result = await runInteractive(queues, 'identify', { merchantId, imageKey: image.key, limit: query.limit }, deps.interactiveTimeoutMs);
+      if (!result.ok) {
+        const status = result.code === 'unsupported_format' ? 415 : result.code === 'too_large' ? 413 : 422;
+        throw new ApiError(status, result.code, result.message);
+      }
+      const ids = [...new Set(result.faces.flatMap((f) => f.matches.map((m) => m.personId)))];
+      const members = await memberSummaries(db, merchantId, ids);
+      ctx.body = {
+        faces: result.faces.map((f) => ({
+          box: f.box,
+          score: f.score,
+          landmarks: f.landmarks,
+          age: f.age,
+          gender: f.gender,
+          matches: f.matches
+            .filter((m) => members.has(m.personId))
+            .map((m) => {
+              const member = members.get(m.personId)!;
+              return { personId: m.personId, externalId: member.externalId, displayName: member.displayName, similarity: m.similarity };
+            }),
+        })),
+      };
+    } finally {
+      // Identify images are not kept.
+      await fs.rm(blobs.pathOf(prefix), { recursive: true, force: true });
+    }
+  });
+}

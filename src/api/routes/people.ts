@@ -1,0 +1,134 @@
+/** Members: create, read, erase, and enrol faces (through a worker). */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type Router from '@koa/router';
+import { z } from 'zod';
+import type { Person } from '../../../models/Person.js';
+import { PersonFace } from '../../../models/PersonFace.js';
+import { createPerson, deletePersonRows, DuplicateExternalIdError, findPerson, listPersonFaces } from '../../storage/repositories/people.js';
+import { findMerchant } from '../../storage/repositories/tenants.js';
+import type { RouteDeps } from '../app.js';
+import { actingMerchant, authorize } from '../auth.js';
+import { ApiError, notFound } from '../errors.js';
+import { runInteractive } from '../interactive.js';
+import { receiveSingleImage } from './single-image.js';
+import { externalIdField, idParams, nameField, parse, uuid } from '../validation.js';
+
+const createPersonBody = z.strictObject({
+  merchantId: uuid.optional(),
+  externalId: externalIdField.nullable().optional(),
+  displayName: nameField,
+});
+
+/** Where a member's enrolment images live; erasure removes the whole folder. */
+export const personBlobPrefix = (personId: string) => `people/${personId}`;
+
+/** Enrolment failure codes from the worker → HTTP status. */
+const ENROL_STATUS: Record<string, number> = {
+  no_face: 422,
+  multiple_faces: 422,
+  unsupported_format: 415,
+  too_large: 413,
+  truncated: 422,
+  empty: 422,
+};
+
+export function peopleRoutes(router: Router, deps: RouteDeps): void {
+  const { db, blobs, config, queues } = deps;
+
+  const personView = async (person: Person) => {
+    const faces = await listPersonFaces(db, person.id);
+    return {
+      id: person.id,
+      merchantId: person.merchantId,
+      externalId: person.externalId,
+      displayName: person.displayName,
+      points: person.points,
+      faces: faces.map((f) => ({ id: f.id, pack: f.pack, createdAt: f.createdAt.toISOString() })),
+      lastSeenAt: person.lastSeenAt ? person.lastSeenAt.toISOString() : null,
+      createdAt: person.createdAt.toISOString(),
+    };
+  };
+
+  router.post('/v1/people', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const body = parse(createPersonBody, ctx.request.body, 'body');
+    const merchantId = actingMerchant(principal, body.merchantId);
+    if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
+    let person: Person;
+    try {
+      person = await createPerson(db, { merchantId, externalId: body.externalId ?? null, displayName: body.displayName });
+    } catch (error) {
+      if (error instanceof DuplicateExternalIdError) throw new ApiError(409, 'conflict', error.message);
+      throw error;
+    }
+    ctx.status = 201;
+    ctx.set('Location', `/v1/people/${person.id}`);
+    ctx.body = await personView(person);
+  });
+
+  router.get('/v1/people/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const person = await findPerson(db, id, principal);
+    if (!person) throw notFound('person');
+    ctx.body = await personView(person);
+  });
+
+  /**
+   * Erasure: the member's vectors in the gallery first (if that fails nothing else is touched and
+   * the call can be retried), then the rows (person, enrolled faces, perk awards; faces and
+   * sightings keep anonymous counts with the link cleared), then the enrolment images.
+   */
+  router.delete('/v1/people/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const person = await findPerson(db, id, principal);
+    if (!person) throw notFound('person');
+    if (!deps.gallery) {
+      throw new ApiError(503, 'gallery_unavailable', 'erasure needs the face gallery, which this API process is not connected to');
+    }
+    try {
+      await deps.gallery.deleteSubject('member', person.merchantId, person.id);
+    } catch (error) {
+      (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id }, 'gallery erasure failed');
+      throw new ApiError(503, 'gallery_unavailable', 'the face gallery is unavailable; nothing was erased, retry later', undefined, { 'Retry-After': '5' });
+    }
+    const keys = await deletePersonRows(db, person.id);
+    await Promise.all(keys.map((key) => blobs.delete(key).catch(() => undefined)));
+    await fs.rm(blobs.pathOf(personBlobPrefix(person.id)), { recursive: true, force: true });
+    ctx.status = 204;
+  });
+
+  /** Enrols one face from multipart field `image`; answered once the worker has stored its vector. */
+  router.post('/v1/people/:id/faces', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const person = await findPerson(db, id, principal);
+    if (!person) throw notFound('person');
+    const image = await receiveSingleImage(ctx.req, deps, personBlobPrefix(person.id));
+
+    // The same image enrolled again (a client retrying after a timeout) answers the existing face.
+    const existing = await PersonFace.query(db).where({ person_id: person.id, blob_key: image.key, pack: config.MODEL_PACK }).first();
+    if (existing) {
+      ctx.status = 200;
+      ctx.body = { faceId: existing.id, personId: person.id, duplicate: true };
+      return;
+    }
+
+    const faceId = randomUUID();
+    const result = await runInteractive(
+      queues,
+      'enrol',
+      { personId: person.id, merchantId: person.merchantId, faceId, imageKey: image.key },
+      deps.interactiveTimeoutMs,
+    );
+    if (!result.ok) {
+      const referenced = await PersonFace.query(db).where('blob_key', image.key).resultSize();
+      if (referenced === 0) await blobs.delete(image.key).catch(() => undefined);
+      throw new ApiError(ENROL_STATUS[result.code] ?? 422, result.code, result.message);
+    }
+    ctx.status = 201;
+    ctx.body = { faceId: result.faceId, personId: person.id, face: result.face };
+  });
+}

@@ -1,0 +1,119 @@
+/** Merchants, keys, stores and devices. */
+import type Router from '@koa/router';
+import { z } from 'zod';
+import type { Device } from '../../../models/Device.js';
+import type { Merchant } from '../../../models/Merchant.js';
+import type { Store } from '../../../models/Store.js';
+import { createApiKey, revokeApiKey } from '../../storage/repositories/apiKeys.js';
+import { createDevice, createMerchant, createStore, findDevice, findMerchant, findStore, listDevices, listStores } from '../../storage/repositories/tenants.js';
+import type { RouteDeps } from '../app.js';
+import { actingMerchant, authorize } from '../auth.js';
+import { notFound } from '../errors.js';
+import { idParams, nameField, parse, timezoneField, uuid } from '../validation.js';
+
+const merchantView = (m: Merchant) => ({ id: m.id, name: m.name, createdAt: m.createdAt.toISOString() });
+const storeView = (s: Store) => ({ id: s.id, merchantId: s.merchantId, name: s.name, timezone: s.timezone, createdAt: s.createdAt.toISOString() });
+const deviceView = (d: Device) => ({ id: d.id, storeId: d.storeId, name: d.name, createdAt: d.createdAt.toISOString() });
+
+const createMerchantBody = z.strictObject({ name: nameField });
+const createStoreBody = z.strictObject({ merchantId: uuid.optional(), name: nameField, timezone: timezoneField });
+const createDeviceBody = z.strictObject({ name: nameField });
+const listStoresQuery = z.strictObject({ merchantId: uuid.optional() });
+
+export function tenantRoutes(router: Router, { db }: RouteDeps): void {
+  router.post('/v1/merchants', async (ctx) => {
+    authorize(ctx, 'admin');
+    const body = parse(createMerchantBody, ctx.request.body, 'body');
+    const merchant = await createMerchant(db, body.name);
+    ctx.status = 201;
+    ctx.set('Location', `/v1/merchants/${merchant.id}`);
+    ctx.body = merchantView(merchant);
+  });
+
+  router.get('/v1/merchants/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const merchant = await findMerchant(db, id, principal);
+    if (!merchant) throw notFound('merchant');
+    ctx.body = merchantView(merchant);
+  });
+
+  /** A new merchant key, shown once. */
+  router.post('/v1/merchants/:id/keys', async (ctx) => {
+    const principal = authorize(ctx, 'admin');
+    const { id } = parse(idParams, ctx.params, 'path');
+    if (!(await findMerchant(db, id, principal))) throw notFound('merchant');
+    const created = await createApiKey(db, { role: 'merchant', merchantId: id });
+    ctx.status = 201;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { id: created.id, key: created.key, role: 'merchant', merchantId: id };
+  });
+
+  /** Revokes a key: admin any; a merchant its own merchant and device keys. */
+  router.delete('/v1/keys/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    if (!(await revokeApiKey(db, id, principal))) throw notFound('key');
+    ctx.status = 204;
+  });
+
+  router.post('/v1/stores', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const body = parse(createStoreBody, ctx.request.body, 'body');
+    const merchantId = actingMerchant(principal, body.merchantId);
+    if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
+    const store = await createStore(db, { merchantId, name: body.name, timezone: body.timezone });
+    ctx.status = 201;
+    ctx.set('Location', `/v1/stores/${store.id}`);
+    ctx.body = storeView(store);
+  });
+
+  router.get('/v1/stores', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const query = parse(listStoresQuery, ctx.query, 'query');
+    const merchantId = actingMerchant(principal, query.merchantId);
+    ctx.body = { stores: (await listStores(db, merchantId)).map(storeView) };
+  });
+
+  router.get('/v1/stores/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant', 'device');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const store = await findStore(db, id, principal);
+    if (!store) throw notFound('store');
+    ctx.body = storeView(store);
+  });
+
+  /** A new device of the store and its key, shown once. */
+  router.post('/v1/stores/:id/devices', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const body = parse(createDeviceBody, ctx.request.body, 'body');
+    const store = await findStore(db, id, principal);
+    if (!store) throw notFound('store');
+    const { device, key, keyId } = await createDevice(db, store, body.name);
+    ctx.status = 201;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Location', `/v1/devices/${device.id}`);
+    ctx.body = { ...deviceView(device), key, keyId };
+  });
+
+  router.get('/v1/stores/:id/devices', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const store = await findStore(db, id, principal);
+    if (!store) throw notFound('store');
+    ctx.body = { devices: (await listDevices(db, store.id)).map(deviceView) };
+  });
+
+  /** Another key for a device (rotation: create, deploy, then DELETE /v1/keys/:old). */
+  router.post('/v1/devices/:id/keys', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const device = await findDevice(db, id, principal);
+    if (!device) throw notFound('device');
+    const created = await createApiKey(db, { role: 'device', merchantId: device.merchantId, deviceId: device.id });
+    ctx.status = 201;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { id: created.id, key: created.key, role: 'device', deviceId: device.id };
+  });
+}

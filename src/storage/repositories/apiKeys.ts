@@ -1,0 +1,125 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Knex } from 'knex';
+import { ApiKey, type ApiKeyRole } from '../../../models/ApiKey.js';
+import type { Principal } from './principal.js';
+
+const KEY_PREFIX = 'fpk_';
+
+/** A new random key: 32 bytes of entropy, base64url, with a recognisable prefix for secret scanners. */
+export function generateApiKey(): string {
+  return KEY_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of two keys (through their hashes, so lengths never leak). */
+export function sameKey(a: string, b: string): boolean {
+  return timingSafeEqual(Buffer.from(hashApiKey(a), 'hex'), Buffer.from(hashApiKey(b), 'hex'));
+}
+
+export type NewKey = { id: string; key: string; role: ApiKeyRole };
+
+/** Stores the hash of a new key; the key itself is returned once and never stored. */
+export async function createApiKey(
+  db: Knex,
+  grant: { role: 'admin' } | { role: 'merchant'; merchantId: string } | { role: 'device'; merchantId: string; deviceId: string },
+  key = generateApiKey(),
+): Promise<NewKey> {
+  const id = randomUUID();
+  await ApiKey.query(db).insert({
+    id,
+    keyHash: hashApiKey(key),
+    role: grant.role,
+    merchantId: grant.role === 'admin' ? null : grant.merchantId,
+    deviceId: grant.role === 'device' ? grant.deviceId : null,
+  });
+  return { id, key, role: grant.role };
+}
+
+/** The principal a presented key stands for, or undefined when it is unknown or revoked. */
+export async function findPrincipalByKey(db: Knex, key: string): Promise<Principal | undefined> {
+  const row = await db('api_keys as k')
+    .leftJoin('devices as d', 'd.id', 'k.device_id')
+    .where('k.key_hash', hashApiKey(key))
+    .whereNull('k.revoked_at')
+    .first('k.id', 'k.role', 'k.merchant_id', 'k.device_id', 'd.store_id');
+  if (!row) return undefined;
+  switch (row.role as ApiKeyRole) {
+    case 'admin':
+      return { role: 'admin', keyId: row.id };
+    case 'merchant':
+      return row.merchant_id ? { role: 'merchant', keyId: row.id, merchantId: row.merchant_id } : undefined;
+    case 'device':
+      return row.merchant_id && row.device_id && row.store_id
+        ? { role: 'device', keyId: row.id, merchantId: row.merchant_id, deviceId: row.device_id, storeId: row.store_id }
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Revokes a key the principal may manage: admin any key; a merchant its own merchant's merchant
+ * and device keys. Returns false when the key is unknown to the caller (404).
+ */
+export async function revokeApiKey(db: Knex, keyId: string, principal: Principal): Promise<boolean> {
+  const query = ApiKey.query(db).patch({ revokedAt: new Date() }).where('id', keyId).whereNull('revoked_at');
+  if (principal.role !== 'admin') query.where('merchant_id', principal.merchantId);
+  const changed = await query;
+  if (changed > 0) return true;
+  // Already revoked keys count as found (revocation is idempotent) when they are in scope.
+  const existing = ApiKey.query(db).findById(keyId);
+  if (principal.role !== 'admin') existing.where('merchant_id', principal.merchantId);
+  return (await existing) !== undefined;
+}
+
+export type AdminBootstrap =
+  /** FACEPERKS_ADMIN_KEY is the admin key (other admin keys are revoked). */
+  | { source: 'configured' }
+  /** No key configured and an admin key already exists: nothing to do. */
+  | { source: 'existing' }
+  /** No key configured and none stored: `key` was generated and must be shown once. */
+  | { source: 'generated'; key: string };
+
+/**
+ * Makes sure an admin key exists. With `configuredKey` (FACEPERKS_ADMIN_KEY) that key becomes the
+ * only admin key (so changing the variable rotates it). Without it, a key is generated at the first
+ * start only, and returned so the caller prints it once; only its hash is stored. A MySQL named lock
+ * keeps two processes starting together from generating two keys.
+ */
+export async function bootstrapAdminKey(db: Knex, configuredKey?: string): Promise<AdminBootstrap> {
+  const conn = await db.client.acquireConnection();
+  try {
+    const [[{ name }]] = (await db.raw('SELECT DATABASE() AS name').connection(conn)) as [[{ name: string | null }]];
+    const lockName = `faceperks_admin_${name ?? ''}`.slice(0, 64);
+    const [[{ got }]] = (await db.raw('SELECT GET_LOCK(?, 30) AS got', [lockName]).connection(conn)) as [[{ got: number }]];
+    if (got !== 1) throw new Error('could not take the admin bootstrap lock within 30s');
+    try {
+      if (configuredKey) {
+        const hash = hashApiKey(configuredKey);
+        await db.transaction(async (trx) => {
+          await trx('api_keys').where({ role: 'admin' }).whereNot('key_hash', hash).whereNull('revoked_at').update({ revoked_at: new Date() });
+          const existing = await trx('api_keys').where('key_hash', hash).first('id', 'role');
+          if (!existing) {
+            await createApiKey(trx, { role: 'admin' }, configuredKey);
+          } else if (existing.role !== 'admin') {
+            throw new Error('FACEPERKS_ADMIN_KEY is already in use as a non-admin key; choose another value');
+          } else {
+            await trx('api_keys').where('id', existing.id).update({ revoked_at: null });
+          }
+        });
+        return { source: 'configured' };
+      }
+      const active = await db('api_keys').where({ role: 'admin' }).whereNull('revoked_at').first('id');
+      if (active) return { source: 'existing' };
+      const created = await createApiKey(db, { role: 'admin' });
+      return { source: 'generated', key: created.key };
+    } finally {
+      await db.raw('SELECT RELEASE_LOCK(?)', [lockName]).connection(conn);
+    }
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
