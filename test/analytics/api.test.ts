@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { createAnalyticsApp } from '../../scripts/analytics-server.js';
 import { createApiKey } from '../../src/storage/repositories/apiKeys.js';
-import { recordCapture, seedPerson, seedTenant, seedVisitor, type Tenant } from './support.js';
+import { recordCapture, seedPerson, seedTenant, seedVisitor, type CaptureFace, type Tenant } from './support.js';
 
 let env: TestEnvironment;
 let server: Server;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   member = await seedPerson(env.db, a.merchantId, 'Ada Member');
   const v1 = await seedVisitor(env.db, a.merchantId);
   const v2 = await seedVisitor(env.db, a.merchantId);
-  const rec = (iso: string, faces: Parameters<typeof recordCapture>[3]) => recordCapture(env.db, a, 0, new Date(iso), faces, { perks });
+  const rec = (iso: string, faces: CaptureFace[]) => recordCapture(env.db, a, 0, new Date(iso), faces, { perks });
   await rec('2026-03-07T17:00:00Z', [{ kind: 'visitor', subjectId: v2, age: 40, gender: 'female' }]); // Sat 12:00 EST
   await rec('2026-03-08T13:00:00Z', [{ kind: 'visitor', subjectId: v1, age: 22, gender: 'male' }]); // Sun 09:00 EDT
   await rec('2026-03-08T13:10:00Z', [{ kind: 'member', subjectId: member, age: 70, gender: 'female' }, { kind: 'visitor', subjectId: v1, age: 24, gender: 'male' }]);
