@@ -11,7 +11,7 @@ import {
   type Candidate,
 } from './geometry.js';
 import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
-import { packTensor, resampleRegion } from './image-ops.js';
+import { packTensor, resampleRegion, rotateImage, unrotatePoint, type FloatRgb } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
 import { createSession, tensor, type Session, type ort } from './session.js';
@@ -47,25 +47,23 @@ export class PackDetector implements FaceDetector {
 
   async detect(image: RgbImage): Promise<DetectedFace[]> {
     const t0 = performance.now();
-    const { width: W, height: H } = this.spec.input;
-    const lb = letterbox(image.width, image.height, W, H, this.spec.align);
-    const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
-    packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
-    const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };
-    const out = await this.session.run(feeds);
-    const raw = this.decode(out);
-    const mapped: Candidate[] = [];
-    for (const c of raw) {
-      const m = clipCandidate(candidateFromInput(lb, c), image.width, image.height);
-      if (m) mapped.push(m);
+    let kept = await this.candidates(image);
+    let turns = 0;
+    const rot = this.spec.rotation;
+    if (rot && (kept[0]?.score ?? 0) < rot.tryBelow) {
+      turns = await this.probeRotation(image, kept[0]?.score ?? 0);
     }
-    const kept = nms(mapped, this.spec.nmsIou);
+    let work = image;
+    if (turns !== 0) {
+      work = rotateImage(image, turns);
+      kept = await this.candidates(work);
+    }
     const t1 = performance.now();
     const faces: DetectedFace[] = [];
     for (const c of kept) {
       const box = candidateBox(c);
-      const landmarks = c.points ? pointsToLandmarks(c.points) : await this.landmarks(image, box);
-      faces.push({ box, score: c.score, landmarks });
+      const landmarks = c.points ? pointsToLandmarks(c.points) : await this.landmarks(work, box);
+      faces.push(turns === 0 ? { box, score: c.score, landmarks } : unrotateFace({ box, score: c.score, landmarks }, turns, image));
     }
     const t2 = performance.now();
     this.timings.detect += t1 - t0;
@@ -74,19 +72,55 @@ export class PackDetector implements FaceDetector {
     return faces;
   }
 
-  private decode(out: ort.InferenceSession.OnnxValueMapType): Candidate[] {
+  /** Boxes (with detector points, if any) in image pixels after NMS, best first. */
+  private async candidates(image: RgbImage, threshold = this.threshold): Promise<Candidate[]> {
+    const { width: W, height: H } = this.spec.input;
+    const lb = letterbox(image.width, image.height, W, H, this.spec.align);
+    const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
+    packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
+    const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };
+    const out = await this.session.run(feeds);
+    const raw = this.decode(out, threshold);
+    const mapped: Candidate[] = [];
+    for (const c of raw) {
+      const m = clipCandidate(candidateFromInput(lb, c), image.width, image.height);
+      if (m) mapped.push(m);
+    }
+    return nms(mapped, this.spec.nmsIou);
+  }
+
+  /** Quarter turns (clockwise) that make the faces upright, probed on a small copy; 0 when upright wins. */
+  private async probeRotation(image: RgbImage, uprightScore: number): Promise<number> {
+    const rot = this.spec.rotation!;
+    const side = Math.max(this.spec.input.width, this.spec.input.height);
+    const f = Math.min(1, side / Math.max(image.width, image.height));
+    const small = f < 1 ? toRgb(resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, Math.max(1, Math.round(image.width * f)), Math.max(1, Math.round(image.height * f)))) : image;
+    const logit = (p: number) => Math.log(Math.max(p, 1e-9) / Math.max(1 - p, 1e-9));
+    let best = 0;
+    let bestScore = 0;
+    for (const turns of [1, 2, 3]) {
+      const [top] = await this.candidates(rotateImage(small, turns), rot.accept);
+      if (top && top.score > bestScore) {
+        bestScore = top.score;
+        best = turns;
+      }
+    }
+    return bestScore >= rot.accept && logit(bestScore) - logit(uprightScore) >= rot.marginLogit ? best : 0;
+  }
+
+  private decode(out: ort.InferenceSession.OnnxValueMapType, threshold: number): Candidate[] {
     const { width: W, height: H } = this.spec.input;
     const values = Object.values(out) as ort.Tensor[];
     const byLastDim = (d: number) => values.filter((t) => t.dims[t.dims.length - 1] === d);
     switch (this.spec.kind) {
       case 'fr_detect':
-        return decodeFrDetect(out.scores.data as Float32Array, out.boxes.data as Float32Array, W, H, this.threshold);
+        return decodeFrDetect(out.scores.data as Float32Array, out.boxes.data as Float32Array, W, H, threshold);
       case 'retinaface': {
         // Output names are opaque: loc has 4 values per prior, conf 2, landmarks 10.
         const [loc] = byLastDim(4);
         const [conf] = byLastDim(2);
         const [landms] = byLastDim(10);
-        return decodeRetinaFace(loc.data as Float32Array, conf.data as Float32Array, landms.data as Float32Array, this.priors!, W, H, this.threshold);
+        return decodeRetinaFace(loc.data as Float32Array, conf.data as Float32Array, landms.data as Float32Array, this.priors!, W, H, threshold);
       }
       case 'scrfd': {
         const levels: StrideOutputs[] = [8, 16, 32].map((stride) => {
@@ -99,7 +133,7 @@ export class PackDetector implements FaceDetector {
             kps: pick(10)?.data as Float32Array | undefined,
           };
         });
-        return decodeScrfd(levels, W, H, this.threshold);
+        return decodeScrfd(levels, W, H, threshold);
       }
       case 'yunet': {
         const levels = [8, 16, 32].map((s) => ({
@@ -109,7 +143,7 @@ export class PackDetector implements FaceDetector {
           bbox: out[`bbox_${s}`].data as Float32Array,
           kps: out[`kps_${s}`].data as Float32Array,
         }));
-        return decodeYuNet(levels, W, this.threshold);
+        return decodeYuNet(levels, W, threshold);
       }
     }
   }
@@ -134,6 +168,25 @@ export class PackDetector implements FaceDetector {
     await this.session.release();
     await this.landmarkSession?.release();
   }
+}
+
+function toRgb(f: FloatRgb): RgbImage {
+  const data = new Uint8Array(f.data.length);
+  for (let i = 0; i < f.data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(f.data[i])));
+  return { data, width: f.width, height: f.height };
+}
+
+/** A face found on the image turned `turns` quarter turns clockwise, in the original image's pixels. */
+export function unrotateFace(face: DetectedFace, turns: number, original: { width: number; height: number }): DetectedFace {
+  const { x, y, width, height } = face.box;
+  const a = unrotatePoint(x, y, turns, original.width, original.height);
+  const b = unrotatePoint(x + width, y + height, turns, original.width, original.height);
+  return {
+    score: face.score,
+    box: { x: Math.min(a[0], b[0]), y: Math.min(a[1], b[1]), width: Math.abs(a[0] - b[0]), height: Math.abs(a[1] - b[1]) },
+    // Points keep the face's own order (its left eye first), which is what alignment needs.
+    landmarks: face.landmarks.map(([px, py]) => unrotatePoint(px, py, turns, original.width, original.height)),
+  };
 }
 
 /** The square the landmark model sees: side = box height, centred on the box, moved inside the image. */

@@ -230,3 +230,47 @@ export function laplacianVariance(pixels: FloatRgb): number {
   const mean = sum / n;
   return sumSq / n - mean * mean;
 }
+
+/** Rotates by `quarterTurns` x 90 degrees clockwise. */
+export function rotateImage(image: RgbImage, quarterTurns: number): RgbImage {
+  const k = ((quarterTurns % 4) + 4) % 4;
+  if (k === 0) return image;
+  const { width: W, height: H, data } = image;
+  const w = k === 2 ? W : H;
+  const h = k === 2 ? H : W;
+  const out = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      let nx: number;
+      let ny: number;
+      if (k === 1) {
+        nx = H - 1 - y;
+        ny = x;
+      } else if (k === 2) {
+        nx = W - 1 - x;
+        ny = H - 1 - y;
+      } else {
+        nx = y;
+        ny = W - 1 - x;
+      }
+      const s = (y * W + x) * 3;
+      const d = (ny * w + nx) * 3;
+      out[d] = data[s];
+      out[d + 1] = data[s + 1];
+      out[d + 2] = data[s + 2];
+    }
+  }
+  return { data: out, width: w, height: h };
+}
+
+/**
+ * Maps a continuous point of an image rotated `quarterTurns` clockwise (see rotateImage) back to the
+ * original image of size width x height.
+ */
+export function unrotatePoint(x: number, y: number, quarterTurns: number, width: number, height: number): [number, number] {
+  const k = ((quarterTurns % 4) + 4) % 4;
+  if (k === 1) return [y, height - x];
+  if (k === 2) return [width - x, height - y];
+  if (k === 3) return [width - y, x];
+  return [x, y];
+}

@@ -33,6 +33,13 @@ export type DetectorSpec = {
   nmsIou: number;
   /** Used when VisionOptions.detectThreshold is not given. */
   defaultThreshold: number;
+  /**
+   * Upside-down / sideways fallback: when the best upright score is below `tryBelow` (or nothing is
+   * found), probe the three other quarter turns on a small copy; switch when one scores at least
+   * `accept` and beats upright by `marginLogit` (in logits). Chosen from score distributions: upright
+   * faces never gained more than ~2.5 logits from a turn, truly rotated faces gained 6.8 or more.
+   */
+  rotation?: { tryBelow: number; accept: number; marginLogit: number };
 };
 
 export type LandmarkSpec = { id: 'fr_landmark'; model: ModelFile; size: number; norm: Normalisation };
@@ -110,6 +117,7 @@ export const DETECTORS: Record<DetectorKind, DetectorSpec> = {
     landmarks: 'fr_landmark',
     nmsIou: 0.4,
     defaultThreshold: 0.9,
+    rotation: { tryBelow: 0.999, accept: 0.9999, marginLogit: 4.5 },
   },
   retinaface: {
     id: 'retinaface_mnet025',
