@@ -10,6 +10,7 @@ import Koa from 'koa';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { createBullBoard } from '../../dashboards/bull-board.js';
+import { merchantDashboard } from '../../dashboards/merchant/index.js';
 import type { Config } from '../config.js';
 import type { Gallery } from '../gallery/gallery.js';
 import { readImageHeader } from '../imaging/prepare.js';
@@ -22,6 +23,7 @@ import { ApiError, errorMapper } from './errors.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
+import { analyticsRoutes } from './routes/analytics.js';
 import { captureRoutes } from './routes/captures.js';
 import { healthRoutes } from './routes/health.js';
 import { peopleRoutes } from './routes/people.js';
@@ -108,6 +110,8 @@ export function createApp(deps: AppDeps): Koa {
       },
     }),
   );
+  // The merchant dashboard is a static page; it calls the API with the key the user signs in with.
+  app.use(merchantDashboard().routes());
   app.use(authenticate(deps.db));
 
   const router = new Router();
@@ -115,8 +119,11 @@ export function createApp(deps: AppDeps): Koa {
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
   captureRoutes(router, resolved);
+  const analytics = analyticsRoutes({ db: deps.db, config: deps.config });
   app.use(router.routes());
+  app.use(analytics.routes());
   app.use(router.allowedMethods({ throw: true }));
+  app.use(analytics.allowedMethods({ throw: true }));
 
   app.on('error', (error: Error) => logger.debug({ err: error }, 'koa error'));
   return app;

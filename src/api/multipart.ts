@@ -188,6 +188,9 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
     };
 
     parser.on('file', (name, file, info) => {
+      // Busboy destroys an unfinished file stream with an error when the request fails; that error
+      // is reported through the parser, so it must not surface as an unhandled stream error.
+      file.on('error', () => undefined);
       if (failure) return void file.resume();
       if (!options.imageFields.includes(name)) {
         file.resume();

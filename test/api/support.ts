@@ -84,9 +84,11 @@ export async function seedTenant(t: TestApi, name = 'Acme') {
 
 let seed = 1;
 /** A small JPEG (or PNG) whose bytes differ on every call. */
-export async function makeImage(format: 'jpeg' | 'png' = 'jpeg', size = 64, options: { exif?: string } = {}): Promise<Buffer> {
+export async function makeImage(format: 'jpeg' | 'png' = 'jpeg', size = 64, options: { exif?: string; noise?: boolean } = {}): Promise<Buffer> {
   const n = seed++;
-  let image = sharp({ create: { width: size, height: size, channels: 3, background: { r: n % 256, g: (n * 7) % 256, b: (n * 13) % 256 } } });
+  let image = options.noise
+    ? sharp(Buffer.from(Array.from({ length: size * size * 3 }, (_, i) => ((i + n) * 2654435761) >>> 24)), { raw: { width: size, height: size, channels: 3 } })
+    : sharp({ create: { width: size, height: size, channels: 3, background: { r: n % 256, g: (n * 7) % 256, b: (n * 13) % 256 } } });
   if (options.exif) image = image.withExif({ IFD2: { DateTimeOriginal: options.exif } });
   return format === 'jpeg' ? image.jpeg({ quality: 90 }).toBuffer() : image.png().toBuffer();
 }
