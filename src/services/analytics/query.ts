@@ -15,7 +15,7 @@ type RollupRow = Record<Metric, number> & { bucket_start: Date };
 
 async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Metric[]) {
   const z = zone(store.timezone);
-  const starts = z.buckets(range.from, range.to, range.interval);
+  const { starts, labels } = z.series(range.from, range.to, range.interval);
   const lo = starts[0] ?? range.from;
   const rows: RollupRow[] = await db('analytics_rollups')
     .where({ store_id: store.id, granularity: range.interval })
@@ -23,7 +23,7 @@ async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Me
     .where('bucket_start', '<', new Date(range.to))
     .select('bucket_start', ...columns);
   const byStart = new Map<number, RollupRow>(rows.map((r) => [r.bucket_start.getTime(), r]));
-  return { z, starts, lo, byStart };
+  return { z, starts, labels, lo, byStart };
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
@@ -37,12 +37,12 @@ async function distinctSubjects(db: Knex, storeIds: string[], lo: number, hi: nu
 
 export async function traffic(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors'];
-  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
   const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
-  const buckets = starts.map((s) => {
+  const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
     const b = {
-      start: z.isoLocal(s),
+      start: labels[i],
       visits: num(r?.visits),
       uniqueSubjects: num(r?.unique_subjects),
       memberVisits: num(r?.member_visits),
@@ -64,7 +64,7 @@ const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
-  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
   const ageOf = (r: RollupRow | undefined) =>
     Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
@@ -75,10 +75,10 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
     medianVisitMinutes: 0,
   };
   let durationSum = 0;
-  const buckets = starts.map((s) => {
+  const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
     const b = {
-      start: z.isoLocal(s),
+      start: labels[i],
       visits: num(r?.visits),
       gender: { male: num(r?.male_visits), female: num(r?.female_visits), unknown: num(r?.unknown_gender_visits) },
       age: ageOf(r),
@@ -123,12 +123,12 @@ const FREQUENCY = [
 
 export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
-  const { z, starts, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
   let newVisitors = 0;
-  const buckets = starts.map((s) => {
+  const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
     newVisitors += num(r?.new_visitors);
-    return { start: z.isoLocal(s), visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
+    return { start: labels[i], visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
   });
   // Whole-range figures: distinct visitors, and how often each came (visits in the range).
   const perSubject: { n: unknown; first: Date | null }[] = byStart.size === 0 ? [] : await db('visits as v')

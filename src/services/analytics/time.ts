@@ -91,22 +91,60 @@ export class Zone {
     return info;
   }
 
+  // Flat, sorted transitions over a contiguous span of loaded UTC years.
+  private spanFrom = Infinity;
+  private spanTo = -Infinity;
+  private flatTransitions: number[] = [];
+  private flatOffsets: number[] = [];
+  private baseOffset = 0;
+
+  private ensure(a: number, b: number): void {
+    const ya = new Date(a).getUTCFullYear() - 1;
+    const yb = new Date(b).getUTCFullYear() + 1;
+    if (ya >= this.spanFrom && yb <= this.spanTo) return;
+    const from = Math.min(ya, this.spanFrom);
+    const to = Math.max(yb, this.spanTo);
+    const transitions: number[] = [];
+    const offsets: number[] = [];
+    for (let y = from; y <= to; y++) {
+      const info = this.year(y);
+      transitions.push(...info.transitions);
+      offsets.push(...info.offsets);
+    }
+    this.baseOffset = this.year(from).startOffset;
+    this.flatTransitions = transitions;
+    this.flatOffsets = offsets;
+    this.spanFrom = from;
+    this.spanTo = to;
+  }
+
+  /** Index of the last transition <= t, or -1. */
+  private indexAt(t: number): number {
+    const list = this.flatTransitions;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid] <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
   /** UTC offset in ms at instant t. */
   offset(t: number): number {
-    const info = this.year(new Date(t).getUTCFullYear());
-    let offset = info.startOffset;
-    for (let i = 0; i < info.transitions.length && info.transitions[i] <= t; i++) offset = info.offsets[i];
-    return offset;
+    this.ensure(t, t);
+    const i = this.indexAt(t);
+    return i < 0 ? this.baseOffset : this.flatOffsets[i];
   }
 
   /** Transitions in (a, b], ascending. */
   transitionsIn(a: number, b: number): number[] {
-    const out: number[] = [];
-    if (b <= a) return out;
-    for (let y = new Date(a).getUTCFullYear(); y <= new Date(b).getUTCFullYear(); y++) {
-      for (const t of this.year(y).transitions) if (t > a && t <= b) out.push(t);
-    }
-    return out;
+    if (b <= a) return [];
+    this.ensure(a, b);
+    const first = this.indexAt(a) + 1;
+    const last = this.indexAt(b);
+    return last >= first ? this.flatTransitions.slice(first, last + 1) : [];
   }
 
   /** Local wall-clock time of t, as a UTC-based millisecond number. */
@@ -171,9 +209,28 @@ export class Zone {
 
   /** Every bucket start s with bucketStart(from) <= s < to. */
   buckets(from: number, to: number, interval: Interval): number[] {
-    const out: number[] = [];
-    for (let s = this.bucketStart(from, interval); s < to; s = this.nextBucket(s, interval)) out.push(s);
-    return out;
+    return this.series(from, to, interval).starts;
+  }
+
+  private readonly seriesCache = new Map<string, { starts: number[]; labels: string[] }>();
+
+  /** Bucket starts and their local ISO labels, memoised (a dashboard asks for the same ranges again and again). */
+  series(from: number, to: number, interval: Interval): { starts: number[]; labels: string[] } {
+    const first = this.bucketStart(from, interval);
+    const key = `${interval}|${first}|${to}`;
+    const hit = this.seriesCache.get(key);
+    if (hit) {
+      this.seriesCache.delete(key);
+      this.seriesCache.set(key, hit);
+      return hit;
+    }
+    const starts: number[] = [];
+    for (let s = first; s < to; s = this.nextBucket(s, interval)) starts.push(s);
+    const labels = starts.map((s) => this.isoLocal(s));
+    const value = { starts, labels };
+    this.seriesCache.set(key, value);
+    if (this.seriesCache.size > 64) this.seriesCache.delete(this.seriesCache.keys().next().value as string);
+    return value;
   }
 
   /** ISO-8601 with the local offset, e.g. 2026-03-08T03:00:00.000-04:00. */
