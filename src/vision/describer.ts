@@ -60,7 +60,7 @@ export class PackDescriber implements FaceDescriber {
       pack.attributes.kind === 'ssrnet'
         ? [verifyModelFile(modelsDir, pack.attributes.age), verifyModelFile(modelsDir, pack.attributes.gender)]
         : [verifyModelFile(modelsDir, pack.attributes.model)];
-    const recSession = await createSession(recFile, threads);
+    const recSession = await createSession(recFile, threads, pack.recognizer.model.optimization);
     const attrSessions: Session[] = [];
     for (const f of attrFiles) attrSessions.push(await createSession(f, threads));
     return new PackDescriber(pack.name, pack.recognizer, recSession, pack.attributes, attrSessions, supersample);

@@ -40,8 +40,8 @@ export class PackDetector implements FaceDetector {
   static async create(modelsDir: string, pack: PackManifest, threads: number, threshold?: number): Promise<PackDetector> {
     const file = verifyModelFile(modelsDir, pack.detector.model);
     const landmarkFile = pack.landmarks ? verifyModelFile(modelsDir, pack.landmarks.model) : undefined;
-    const session = await createSession(file, threads);
-    const landmarkSession = landmarkFile ? await createSession(landmarkFile, threads) : undefined;
+    const session = await createSession(file, threads, pack.detector.model.optimization);
+    const landmarkSession = landmarkFile ? await createSession(landmarkFile, threads, pack.landmarks?.model.optimization) : undefined;
     return new PackDetector(pack.detector, session, pack.landmarks, landmarkSession, threshold ?? pack.detector.defaultThreshold);
   }
 

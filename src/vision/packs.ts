@@ -15,6 +15,11 @@ export type ModelFile = {
   /** 'npm': extracted by `npm run setup` from FACEPLUGIN_PACKAGE; 'user': copied into MODELS_DIR by the user. */
   source: 'npm' | 'user';
   license: string;
+  /**
+   * ORT graph optimisation level, by measurement: 'all' (with NCHWc layouts) made fr_feature ~4x slower
+   * than 'basic' on this CPU, while fr_detect is fastest with 'all'.
+   */
+  optimization?: 'basic' | 'extended' | 'all';
 };
 
 export type DetectorKind = 'fr_detect' | 'retinaface' | 'scrfd' | 'yunet';
@@ -70,7 +75,7 @@ const MIT_FACEPLUGIN = `MIT (${FACEPLUGIN_PACKAGE})`;
 export const MODEL_FILES = {
   fr_detect: { file: 'fr_detect.onnx', sha256: '6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854', bytes: 1217758, source: 'npm', license: MIT_FACEPLUGIN },
   fr_landmark: { file: 'fr_landmark.onnx', sha256: 'f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258', bytes: 1163742, source: 'npm', license: MIT_FACEPLUGIN },
-  fr_feature: { file: 'fr_feature.onnx', sha256: '87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581', bytes: 4884269, source: 'npm', license: MIT_FACEPLUGIN },
+  fr_feature: { file: 'fr_feature.onnx', sha256: '87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581', bytes: 4884269, source: 'npm', license: MIT_FACEPLUGIN, optimization: 'basic' },
   fr_age: { file: 'fr_age.onnx', sha256: '74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a', bytes: 201280, source: 'npm', license: MIT_FACEPLUGIN },
   fr_gender: { file: 'fr_gender.onnx', sha256: 'a003e8392a617ca834c7ca2c01e0895f5c354217fb56cd0373935e6e9b9c396e', bytes: 343725, source: 'npm', license: MIT_FACEPLUGIN },
   retinaface_mnet025: {

@@ -9,12 +9,12 @@ export { ort };
  * threads steal the cores from each other and from the next model (more than halved throughput here).
  * Log severity 3: the SSR-Net files warn once per weight otherwise.
  */
-export async function createSession(file: string, threads = 1): Promise<Session> {
+export async function createSession(file: string, threads = 1, optimization: 'basic' | 'extended' | 'all' = 'all'): Promise<Session> {
   return ort.InferenceSession.create(file, {
     intraOpNumThreads: Math.max(1, threads),
     interOpNumThreads: 1,
     executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: optimization,
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   });
