@@ -1,4 +1,424 @@
-/** The OpenAPI 3.1 description of the v1 API (hand-written). */
-export function openApiDocument(): Record<string, unknown> {
-  return { openapi: '3.1.0', info: { title: 'FacePerks API', version: '1.0.0' }, paths: {} };
+/**
+ * The OpenAPI 3.1 description of the API, hand-written to match the routes. Served at
+ * GET /v1/openapi.json (public). Keep it in step with src/api/routes/*.
+ */
+
+type Schema = Record<string, unknown>;
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Schema) => ({ 'application/json': { schema } });
+const uuid: Schema = { type: 'string', format: 'uuid' };
+const instant: Schema = { type: 'string', format: 'date-time' };
+const nullable = (schema: Schema): Schema => ({ oneOf: [schema, { type: 'null' }] });
+
+const ERROR_TEXT: Record<string, string> = {
+  '400': 'Invalid request (body, query, path or multipart form); `error.message` names the field',
+  '401': 'Missing, malformed, unknown or revoked API key',
+  '403': 'The key is valid but of a role this endpoint does not serve',
+  '404': "Not found, or another tenant's resource",
+  '409': 'Conflict with an existing resource',
+  '413': 'Too large: file, request, file count or image pixels',
+  '415': 'Not multipart, or not an image',
+  '422': 'The image cannot be used (empty, truncated, no face, several faces)',
+  '503': 'A backing service or worker is unavailable, or timed out; retry later',
+};
+const errors = (...codes: string[]) =>
+  Object.fromEntries(codes.map((c) => [c, { description: ERROR_TEXT[c], content: json(ref('Error')) }]));
+
+const idParam = (what: string) => ({ name: 'id', in: 'path', required: true, description: `${what} id`, schema: uuid });
+const bearer = [{ bearerKey: [] }];
+
+function op(summary: string, roles: string, extra: Schema, ...errorCodes: string[]): Schema {
+  return {
+    summary,
+    description: `Roles: ${roles}.`,
+    security: roles === 'public' ? [] : bearer,
+    ...extra,
+    responses: { ...(extra.responses as Schema), ...errors(...(roles === 'public' ? [] : ['401']), ...errorCodes) },
+  };
+}
+const body = (schema: Schema) => ({ requestBody: { required: true, content: json(schema) } });
+const ok = (status: string, description: string, schema?: Schema, headers?: Schema) => ({
+  responses: { [status]: { description, ...(schema ? { content: json(schema) } : {}), ...(headers ? { headers } : {}) } },
+});
+const multipartImage = {
+  requestBody: {
+    required: true,
+    content: {
+      'multipart/form-data': {
+        schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' } } },
+      },
+    },
+  },
+};
+const rangeParams = [
+  { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Inclusive ISO-8601 instant (or YYYY-MM-DD, local midnight), floored to its bucket' },
+  { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Exclusive ISO-8601 instant (or YYYY-MM-DD)' },
+  { name: 'interval', in: 'query', schema: { enum: ['hour', 'day'], default: 'hour' }, description: "Buckets in the store's time zone" },
+  { name: 'format', in: 'query', schema: { enum: ['json', 'csv'], default: 'json' } },
+];
+const analyticsOp = (summary: string) =>
+  op(summary, 'admin, merchant (own stores)', { parameters: [idParam('Store'), ...rangeParams], ...ok('200', summary, { type: 'object' }) }, '400', '403', '404');
+
+const schemas: Record<string, Schema> = {
+  Error: {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: { type: 'string', examples: ['validation_error', 'not_found', 'unsupported_format'] },
+          message: { type: 'string' },
+          rejected: { type: 'array', items: ref('RejectedFile'), description: 'POST /v1/captures when every file was refused' },
+        },
+      },
+    },
+  },
+  Merchant: { type: 'object', properties: { id: uuid, name: { type: 'string' }, createdAt: instant } },
+  NewKey: {
+    type: 'object',
+    description: 'The key is shown once; only its sha256 is stored.',
+    properties: { id: uuid, key: { type: 'string', examples: ['fpk_…'] }, role: { enum: ['merchant', 'device'] }, merchantId: uuid, deviceId: uuid },
+  },
+  Store: { type: 'object', properties: { id: uuid, merchantId: uuid, name: { type: 'string' }, timezone: { type: 'string' }, createdAt: instant } },
+  Device: { type: 'object', properties: { id: uuid, storeId: uuid, name: { type: 'string' }, createdAt: instant } },
+  Person: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      merchantId: uuid,
+      externalId: nullable({ type: 'string' }),
+      displayName: { type: 'string' },
+      points: { type: 'integer' },
+      faces: { type: 'array', items: { type: 'object', properties: { id: uuid, pack: { type: 'string' }, createdAt: instant } } },
+      lastSeenAt: nullable(instant),
+      createdAt: instant,
+    },
+  },
+  CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
+  ErrorDetail: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+  AcceptedCapture: {
+    type: 'object',
+    required: ['id', 'sha256', 'status'],
+    properties: {
+      id: uuid,
+      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      status: ref('CaptureStatus'),
+      duplicate: { type: 'boolean', description: 'This device had already sent the file: the existing capture, as it stands, not processed again' },
+      error: ref('ErrorDetail'),
+      index: { type: 'integer', description: 'Position of the file among the image parts, from 0' },
+      filename: nullable({ type: 'string' }),
+    },
+  },
+  RejectedFile: {
+    type: 'object',
+    properties: {
+      index: { type: 'integer' },
+      filename: nullable({ type: 'string' }),
+      status: { type: 'integer', enum: [413, 415, 422], description: 'The status this file alone would have had' },
+      error: ref('ErrorDetail'),
+    },
+  },
+  UploadResult: {
+    type: 'object',
+    required: ['batchId', 'captures', 'rejected'],
+    properties: {
+      batchId: uuid,
+      captures: { type: 'array', items: ref('AcceptedCapture') },
+      rejected: { type: 'array', items: ref('RejectedFile') },
+    },
+  },
+  Batch: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      status: { enum: ['processing', 'done'], description: 'done when every capture is done or failed' },
+      total: { type: 'integer' },
+      queued: { type: 'integer' },
+      processing: { type: 'integer' },
+      done: { type: 'integer' },
+      failed: { type: 'integer' },
+      storeId: uuid,
+      deviceId: uuid,
+      createdAt: instant,
+      captures: {
+        type: 'array',
+        items: { type: 'object', properties: { id: uuid, status: ref('CaptureStatus'), sha256: { type: 'string' }, error: ref('ErrorDetail') } },
+      },
+    },
+  },
+  Box: { type: 'object', properties: { x: { type: 'number' }, y: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' } } },
+  Landmarks: {
+    type: 'array',
+    description: 'Five points: left eye, right eye, nose, left and right mouth corners',
+    items: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+    minItems: 5,
+    maxItems: 5,
+  },
+  Face: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      index: { type: 'integer' },
+      box: ref('Box'),
+      score: { type: 'number' },
+      landmarks: ref('Landmarks'),
+      age: nullable({ type: 'number' }),
+      gender: nullable({ enum: ['male', 'female'] }),
+      match: nullable({
+        type: 'object',
+        properties: { kind: { enum: ['member', 'visitor'] }, personId: nullable(uuid), visitorId: nullable(uuid), similarity: { type: 'number' } },
+      }),
+    },
+  },
+  Capture: {
+    type: 'object',
+    description: "Box and landmarks are in the original image's pixels, after EXIF orientation.",
+    properties: {
+      id: uuid,
+      status: ref('CaptureStatus'),
+      stage: { type: 'string' },
+      error: ref('ErrorDetail'),
+      batchId: uuid,
+      storeId: uuid,
+      deviceId: uuid,
+      sha256: { type: 'string' },
+      bytes: { type: 'integer' },
+      format: nullable({ type: 'string' }),
+      width: nullable({ type: 'integer' }),
+      height: nullable({ type: 'integer' }),
+      capturedAt: instant,
+      capturedAtSource: { enum: ['device', 'exif', 'receipt'] },
+      receivedAt: instant,
+      faces: { type: 'array', items: ref('Face') },
+    },
+  },
+  IdentifyResult: {
+    type: 'object',
+    properties: {
+      faces: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            box: ref('Box'),
+            score: { type: 'number' },
+            landmarks: ref('Landmarks'),
+            age: { type: 'number' },
+            gender: { enum: ['male', 'female'] },
+            matches: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { personId: uuid, externalId: nullable({ type: 'string' }), displayName: { type: 'string' }, similarity: { type: 'number' } },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+};
+
+const name200 = { type: 'string', minLength: 1, maxLength: 200 };
+
+export function openApiDocument(): Schema {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'FacePerks API',
+      version: '1.0.0',
+      description:
+        'Intake and management API of the FacePerks face-recognition pipeline. Authenticate with `Authorization: Bearer <key>`. ' +
+        "Roles: admin, merchant (its own stores, devices, members, analytics), device (uploads; reads its own batches and captures). Another tenant's resource answers 404. " +
+        'Every error is `{"error": {"code", "message"}}`.',
+    },
+    components: {
+      securitySchemes: {
+        bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key (fpk_…)' },
+        basicAdmin: { type: 'http', scheme: 'basic', description: 'Bull Board: any user name, the admin key as password' },
+      },
+      schemas,
+    },
+    paths: {
+      '/v1/merchants': {
+        post: op('Create a merchant', 'admin', { ...body({ type: 'object', required: ['name'], properties: { name: name200 } }), ...ok('201', 'Created', ref('Merchant')) }, '400', '403'),
+      },
+      '/v1/merchants/{id}': {
+        get: op('Read a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The merchant', ref('Merchant')) }, '400', '403', '404'),
+      },
+      '/v1/merchants/{id}/keys': {
+        post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
+      },
+      '/v1/keys/{id}': {
+        delete: op('Revoke a key', 'admin, merchant (its own merchant and device keys)', { parameters: [idParam('Key')], ...ok('204', 'Revoked') }, '400', '403', '404'),
+      },
+      '/v1/stores': {
+        post: op(
+          'Create a store',
+          'admin, merchant (merchantId implied)',
+          {
+            ...body({ type: 'object', required: ['name', 'timezone'], properties: { merchantId: uuid, name: name200, timezone: { type: 'string', description: 'IANA zone, e.g. Europe/Paris' } } }),
+            ...ok('201', 'Created', ref('Store')),
+          },
+          '400', '403', '404',
+        ),
+        get: op(
+          'List stores',
+          'admin (with merchantId), merchant',
+          { parameters: [{ name: 'merchantId', in: 'query', schema: uuid }], ...ok('200', 'Stores', { type: 'object', properties: { stores: { type: 'array', items: ref('Store') } } }) },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/stores/{id}': {
+        get: op('Read a store', 'admin, merchant (own), device (its store)', { parameters: [idParam('Store')], ...ok('200', 'The store', ref('Store')) }, '400', '404'),
+      },
+      '/v1/stores/{id}/devices': {
+        post: op(
+          'Create a device and its key (shown once)',
+          'admin, merchant (own store)',
+          {
+            parameters: [idParam('Store')],
+            ...body({ type: 'object', required: ['name'], properties: { name: name200 } }),
+            ...ok('201', 'The device and its key', { allOf: [ref('Device'), { type: 'object', properties: { key: { type: 'string' }, keyId: uuid } }] }),
+          },
+          '400', '403', '404',
+        ),
+        get: op('List devices of a store', 'admin, merchant (own store)', { parameters: [idParam('Store')], ...ok('200', 'Devices', { type: 'object', properties: { devices: { type: 'array', items: ref('Device') } } }) }, '400', '403', '404'),
+      },
+      '/v1/devices/{id}/keys': {
+        post: op('Create another key for a device (rotation)', 'admin, merchant (own device)', { parameters: [idParam('Device')], ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
+      },
+      '/v1/people': {
+        post: op(
+          'Create a member',
+          'admin, merchant (merchantId implied)',
+          {
+            ...body({ type: 'object', required: ['displayName'], properties: { merchantId: uuid, externalId: nullable(name200), displayName: name200 } }),
+            ...ok('201', 'Created', ref('Person')),
+          },
+          '400', '403', '404', '409',
+        ),
+      },
+      '/v1/people/{id}': {
+        get: op('Read a member (points, enrolled faces, last seen)', 'admin, merchant (own)', { parameters: [idParam('Person')], ...ok('200', 'The member', ref('Person')) }, '400', '403', '404'),
+        delete: op(
+          'Erase a member: gallery vectors, enrolled faces and images; sightings are unlinked (anonymous counts stay)',
+          'admin, merchant (own)',
+          { parameters: [idParam('Person')], ...ok('204', 'Erased') },
+          '400', '403', '404', '503',
+        ),
+      },
+      '/v1/people/{id}/faces': {
+        post: op(
+          'Enrol a face (synchronous, through a worker, ~30 s timeout)',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...multipartImage,
+            responses: {
+              '201': { description: 'Enrolled', content: json({ type: 'object', properties: { faceId: uuid, personId: uuid, face: { type: 'object' } } }) },
+              '200': { description: 'This image was already enrolled for this member', content: json({ type: 'object', properties: { faceId: uuid, personId: uuid, duplicate: { const: true } } }) },
+            },
+          },
+          '400', '403', '404', '413', '415', '422', '503',
+        ),
+      },
+      '/v1/captures': {
+        post: op(
+          'Upload captures (bulk)',
+          'device',
+          {
+            description:
+              'Roles: device. Multipart: optional `capturedAt` fields (ISO-8601 with a zone) before one or more `images` parts; one capturedAt applies to all images, several pair with the images in order. ' +
+              'Without one, EXIF DateTimeOriginal (read in the store time zone when it has no offset), else the receipt time. The bytes decide the format, not the declared type. ' +
+              'A file this device already sent answers its existing capture (duplicate: true) and is not processed again. ' +
+              'A bad file does not sink the batch: it is listed in `rejected` with the status it would have had (413 too_large, 415 unsupported_format, 422 empty/truncated). ' +
+              'If every file is refused, the answer is that status with the list in `error.rejected`. Request-level limits (file count, total size) answer 413 and record nothing.',
+            requestBody: {
+              required: true,
+              content: {
+                'multipart/form-data': {
+                  schema: {
+                    type: 'object',
+                    required: ['images'],
+                    properties: {
+                      capturedAt: { type: 'array', items: instant },
+                      images: { type: 'array', items: { type: 'string', format: 'binary' } },
+                    },
+                  },
+                  encoding: { images: { contentType: 'image/*' } },
+                },
+              },
+            },
+            ...ok('202', 'Accepted; follow the batch', ref('UploadResult'), { Location: { schema: { type: 'string' }, description: '/v1/batches/{batchId}' } }),
+          },
+          '400', '403', '413', '415', '422',
+        ),
+      },
+      '/v1/batches/{id}': {
+        get: op('Read a batch and the status of its captures', 'admin, merchant (own), device (its own)', { parameters: [idParam('Batch')], ...ok('200', 'The batch', ref('Batch')) }, '400', '404'),
+      },
+      '/v1/captures/{id}': {
+        get: op('Read a capture and its faces', 'admin, merchant (own), device (its own)', { parameters: [idParam('Capture')], ...ok('200', 'The capture', ref('Capture')) }, '400', '404'),
+      },
+      '/v1/identify': {
+        post: op(
+          'Best member matches for each face of an image (face sign-in), synchronous',
+          'merchant, admin (with merchantId)',
+          {
+            parameters: [
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10, default: 3 } },
+              { name: 'merchantId', in: 'query', schema: uuid, description: 'Required with an admin key' },
+            ],
+            ...multipartImage,
+            ...ok('200', 'Faces and their best member matches', ref('IdentifyResult')),
+          },
+          '400', '403', '404', '413', '415', '422', '503',
+        ),
+      },
+      '/v1/stores/{id}/analytics/traffic': { get: analyticsOp('Visits, unique subjects, members, new and returning visitors per bucket') },
+      '/v1/stores/{id}/analytics/demographics': { get: analyticsOp('Age and gender breakdown per bucket') },
+      '/v1/stores/{id}/analytics/visitors': { get: analyticsOp('New versus returning visitors per bucket') },
+      '/v1/stores/{id}/analytics/peak-hours': { get: analyticsOp('Visits by weekday and local hour') },
+      '/v1/stores/{id}/recognitions': {
+        get: op(
+          'Recent member recognitions at a store',
+          'admin, merchant (own stores)',
+          {
+            parameters: [
+              idParam('Store'),
+              { name: 'since', in: 'query', schema: { type: 'string' } },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+              { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
+            ],
+            ...ok('200', 'Recognitions', { type: 'object' }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/merchants/{id}/analytics/summary': {
+        get: op('Per-store totals for a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant'), ...rangeParams], ...ok('200', 'Summary', { type: 'object' }) }, '400', '403', '404'),
+      },
+      '/healthz': { get: op('Liveness', 'public', ok('200', 'The process answers', { type: 'object', properties: { status: { const: 'ok' } } })) },
+      '/readyz': {
+        get: op('Readiness: MySQL, Redis, Chroma, model files', 'public', {
+          responses: {
+            '200': { description: 'Ready', content: json({ type: 'object', properties: { status: { const: 'ready' }, checks: { type: 'object' } } }) },
+            '503': { description: 'A dependency is not usable', content: json({ type: 'object', properties: { status: { const: 'unready' }, checks: { type: 'object' }, error: ref('ErrorDetail') } }) },
+          },
+        }),
+      },
+      '/metrics': { get: op('Prometheus metrics', 'public', { responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
+      '/v1/openapi.json': { get: op('This document', 'public', ok('200', 'OpenAPI 3.1', { type: 'object' })) },
+      '/admin/queues': {
+        get: {
+          summary: 'Bull Board (HTML): every queue; admin key as Basic password (any user) or Bearer token',
+          security: [{ basicAdmin: [] }, { bearerKey: [] }],
+          responses: { '200': { description: 'The board' }, ...errors('401', '403') },
+        },
+      },
+    },
+  };
 }

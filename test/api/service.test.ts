@@ -77,6 +77,21 @@ describe('health, readiness, metrics, openapi', () => {
     ]) {
       expect(paths, p).toContain(p);
     }
+    // Every route the app serves is documented.
+    const { createApp } = await import('../../src/api/app.js');
+    const app = createApp({ config: t.env.config, db: t.env.db, blobs: t.blobs, queues: t.queues });
+    const served: string[] = [];
+    for (const mw of app.middleware as unknown as { router?: { stack: { path: string; methods: string[] }[] } }[]) {
+      for (const layer of mw.router?.stack ?? []) {
+        if (layer.path.startsWith('/dashboard')) continue;
+        for (const method of layer.methods.filter((m) => m !== 'HEAD')) served.push(`${method.toLowerCase()} ${layer.path.replace(/:(\w+)/g, '{$1}')}`);
+      }
+    }
+    expect(served.length).toBeGreaterThan(20);
+    for (const route of served) {
+      const [method, p] = route.split(' ');
+      expect(r.body.paths[p]?.[method], route).toBeDefined();
+    }
     // Every operation documents its error answers with the shared schema.
     for (const [p, item] of Object.entries(r.body.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
       for (const [method, op] of Object.entries(item)) {
