@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { alignFace, attributeCrop, estimateYaw } from '../../src/vision/describer.js';
+import { applyAffine, ARCFACE_112, invertAffine, similarityTransform } from '../../src/vision/geometry.js';
+import { packTensor, resampleRegion, rotateImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
+import { unrotateFace } from '../../src/vision/detector.js';
+import type { RgbImage } from '../../src/vision/types.js';
+
+function blank(width: number, height: number, value = 0): RgbImage {
+  return { data: new Uint8Array(width * height * 3).fill(value), width, height };
+}
+function setPixel(img: RgbImage, x: number, y: number, rgb: [number, number, number]) {
+  img.data.set(rgb, (y * img.width + x) * 3);
+}
+function brightest(data: Float32Array, width: number): [number, number] {
+  let best = -1;
+  let at = 0;
+  for (let i = 0; i < data.length / 3; i++) if (data[i * 3] > best) [best, at] = [data[i * 3], i];
+  return [at % width, Math.floor(at / width)];
+}
+
+describe('warpAffine', () => {
+  it('places source points where the transform says', () => {
+    const img = blank(200, 100);
+    setPixel(img, 150, 30, [255, 255, 255]);
+    // Output (u, v) samples source (2u + 10, 2v + 4): source (150, 30) lands at (70, 13).
+    const out = warpAffine(img, [2, 0, 10, 0, 2, 4], 100, 50, 0);
+    expect(brightest(out.data, 100)).toEqual([70, 13]);
+    expect(out.data[(13 * 100 + 70) * 3]).toBe(255);
+  });
+
+  it('pads outside the image and interpolates bilinearly', () => {
+    const img = blank(2, 1);
+    setPixel(img, 0, 0, [0, 0, 0]);
+    setPixel(img, 1, 0, [100, 100, 100]);
+    const out = warpAffine(img, [1, 0, 0.25, 0, 1, 0], 3, 1, 50);
+    expect(out.data[0]).toBeCloseTo(25, 4); // between the two pixels
+    expect(out.data[3]).toBeCloseTo(0.75 * 100 + 0.25 * 50, 4); // right neighbour is padding
+    expect(out.data[6]).toBe(50); // fully outside
+  });
+
+  it('aligns five landmarks onto the ArcFace reference points', () => {
+    const img = blank(400, 300);
+    const angle = -0.2;
+    const m = [2 * Math.cos(angle), -2 * Math.sin(angle), 120, 2 * Math.sin(angle), 2 * Math.cos(angle), 40] as [number, number, number, number, number, number];
+    const landmarks = ARCFACE_112.map(([x, y]) => applyAffine(m, x, y));
+    // A 9x9 white square on the left eye only.
+    const [ex, ey] = landmarks[0].map(Math.round);
+    for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) setPixel(img, ex + dx, ey + dy, [255, 255, 255]);
+    const toCrop = similarityTransform(landmarks, ARCFACE_112);
+    const back = landmarks.map(([x, y]) => applyAffine(toCrop, x, y));
+    back.forEach(([x, y], i) => {
+      expect(x).toBeCloseTo(ARCFACE_112[i][0], 6);
+      expect(y).toBeCloseTo(ARCFACE_112[i][1], 6);
+    });
+    const crop = alignFace(img, landmarks);
+    expect(crop.width).toBe(112);
+    const at = ([x, y]: [number, number]) => crop.data[(Math.round(y) * 112 + Math.round(x)) * 3];
+    expect(at(ARCFACE_112[0])).toBe(255);
+    for (const p of ARCFACE_112.slice(1)) expect(at(p)).toBe(0);
+    expect(applyAffine(invertAffine(toCrop), 0, 0)[0]).toBeCloseTo(120, 6);
+  });
+});
+
+describe('resampleRegion', () => {
+  it('copies exactly at scale 1 and pads outside', () => {
+    const img = blank(4, 4);
+    setPixel(img, 1, 2, [10, 20, 30]);
+    const out = resampleRegion(img, { x: -1, y: 0, width: 4, height: 4 }, 4, 4, 127);
+    expect(Array.from(out.data.slice((2 * 4 + 2) * 3, (2 * 4 + 2) * 3 + 3))).toEqual([10, 20, 30]);
+    expect(out.data[0]).toBe(127);
+  });
+
+  it('averages areas when shrinking', () => {
+    const img = blank(4, 2);
+    for (let x = 0; x < 4; x++) for (let y = 0; y < 2; y++) setPixel(img, x, y, [x * 40, 0, 0]);
+    const out = resampleRegion(img, { x: 0, y: 0, width: 4, height: 2 }, 2, 1);
+    expect(Array.from(out.data.filter((_, i) => i % 3 === 0))).toEqual([20, 100]);
+  });
+
+  it('letterboxes: the image occupies its scaled area and the rest is padding', () => {
+    const img = blank(64, 64, 200);
+    // 64x64 into 32x16 centred: scale 0.25, offset x = 8.
+    const out = resampleRegion(img, { x: -32, y: 0, width: 128, height: 64 }, 32, 16, 127);
+    expect(out.data[(5 * 32 + 3) * 3]).toBe(127);
+    expect(out.data[(5 * 32 + 10) * 3]).toBe(200);
+  });
+});
+
+describe('tensors, rotation and face geometry', () => {
+  it('packs planar tensors in RGB, BGR and grey with normalisation', () => {
+    const px = { data: Float32Array.from([255, 0, 127, 127, 127, 127]), width: 2, height: 1 };
+    const t = new Float32Array(6);
+    packTensor(px, { order: 'rgb', mean: [127, 127, 127], std: [128, 128, 128] }, t);
+    expect(Array.from(t)).toEqual([1, 0, -127 / 128, 0, 0, 0]);
+    packTensor(px, { order: 'bgr', mean: [0, 0, 0], std: [1, 1, 1] }, t);
+    expect(Array.from(t)).toEqual([127, 127, 0, 127, 255, 127]);
+    const g = new Float32Array(2);
+    packTensor(px, { order: 'grey', mean: [0], std: [256] }, g);
+    expect(g[1]).toBeCloseTo(127 / 256, 5);
+  });
+
+  it('rotates images and maps points back', () => {
+    const img = blank(3, 2);
+    setPixel(img, 2, 0, [9, 9, 9]); // top-right
+    const r1 = rotateImage(img, 1);
+    expect([r1.width, r1.height]).toEqual([2, 3]);
+    expect(r1.data[(2 * 2 + 1) * 3]).toBe(9); // clockwise: top-right goes to bottom-right
+    for (const k of [1, 2, 3]) {
+      const r = rotateImage(img, k);
+      const at = r.data.findIndex((v, i) => i % 3 === 0 && v === 9) / 3;
+      const [x, y] = [at % r.width, Math.floor(at / r.width)];
+      const [ox, oy] = unrotatePoint(x + 0.5, y + 0.5, k, 3, 2);
+      expect([ox, oy]).toEqual([2.5, 0.5]);
+    }
+    const face = unrotateFace({ box: { x: 0, y: 0, width: 1, height: 2 }, score: 1, landmarks: [[0.5, 0.5]] }, 1, { width: 3, height: 2 });
+    expect(face.box).toEqual({ x: 0, y: 1, width: 2, height: 1 });
+  });
+
+  it('builds the attribute crop and a yaw signal', () => {
+    expect(attributeCrop({ x: 10, y: 20, width: 40, height: 50 }, 1.4)).toEqual({ x: -5, y: 10, width: 70, height: 70 });
+    expect(estimateYaw([[0, 0], [10, 0], [5, 5], [2, 9], [8, 9]])).toBe(0);
+    expect(estimateYaw([[0, 0], [10, 0], [10, 5], [2, 9], [8, 9]])).toBe(1);
+    expect(estimateYaw([[0, 0], [10, 0], [2.5, 5], [2, 9], [8, 9]])).toBeCloseTo(-0.5, 9);
+  });
+});

@@ -1,0 +1,134 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { ImageError } from '../../src/imaging/errors.js';
+import { prepareImage, readImageHeader } from '../../src/imaging/prepare.js';
+import { sniffImageFormat } from '../../src/imaging/sniff.js';
+
+const LIMITS = { maxBytes: 10_000_000, maxPixels: 50_000_000, maxSide: 1280 };
+
+function solid(width: number, height: number) {
+  return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 100, b: 50 } } });
+}
+
+async function expectImageError(promise: Promise<unknown>, code: string) {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ImageError);
+  expect((error as ImageError).code).toBe(code);
+}
+
+describe('sniffImageFormat', () => {
+  it('recognises each supported format from generated files', async () => {
+    expect(sniffImageFormat(await solid(8, 8).jpeg().toBuffer())).toBe('jpeg');
+    expect(sniffImageFormat(await solid(8, 8).png().toBuffer())).toBe('png');
+    expect(sniffImageFormat(await solid(8, 8).webp().toBuffer())).toBe('webp');
+    expect(sniffImageFormat(await solid(8, 8).gif().toBuffer())).toBe('gif');
+    expect(sniffImageFormat(await solid(8, 8).tiff().toBuffer())).toBe('tiff');
+    expect(sniffImageFormat(await solid(8, 8).avif().toBuffer())).toBe('avif');
+  });
+
+  it('recognises HEIF brands and big-endian TIFF from headers', () => {
+    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic'), Buffer.alloc(4), Buffer.from('mif1heic')]);
+    expect(sniffImageFormat(heic)).toBe('heif');
+    expect(sniffImageFormat(Buffer.from([0x4d, 0x4d, 0x00, 0x2a, 0, 0, 0, 8]))).toBe('tiff');
+  });
+
+  it('rejects text, SVG, PGM, random and short input', () => {
+    expect(sniffImageFormat(Buffer.from('hello, this is not an image'))).toBeNull();
+    expect(sniffImageFormat(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"></svg>'))).toBeNull();
+    expect(sniffImageFormat(Buffer.from('P5\n2 2\n255\n\x00\x01\x02\x03'))).toBeNull();
+    expect(sniffImageFormat(Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4]))).toBeNull();
+    expect(sniffImageFormat(new Uint8Array([0xff, 0xd8]))).toBeNull();
+    expect(sniffImageFormat(new Uint8Array(0))).toBeNull();
+  });
+});
+
+describe('prepareImage errors', () => {
+  it('empty: zero bytes', async () => {
+    await expectImageError(prepareImage(Buffer.alloc(0), LIMITS), 'empty');
+  });
+
+  it('truncated: a JPEG cut in half', async () => {
+    const noisy = Buffer.alloc(200 * 200 * 3);
+    for (let i = 0; i < noisy.length; i++) noisy[i] = (i * 7919) % 251;
+    const jpeg = await sharp(noisy, { raw: { width: 200, height: 200, channels: 3 } }).jpeg().toBuffer();
+    await expectImageError(prepareImage(jpeg.subarray(0, Math.floor(jpeg.length / 2)), LIMITS), 'truncated');
+  });
+
+  it('truncated: a PNG missing its end', async () => {
+    const png = await solid(300, 200).png().toBuffer();
+    await expectImageError(prepareImage(png.subarray(0, png.length - 20), LIMITS), 'truncated');
+  });
+
+  it('unsupported_format: random bytes and a text file', async () => {
+    const random = Buffer.alloc(4096);
+    for (let i = 0; i < random.length; i++) random[i] = (i * 131 + 17) % 256;
+    await expectImageError(prepareImage(random, LIMITS), 'unsupported_format');
+    await expectImageError(prepareImage(Buffer.from('name,visits\nalice,3\n'), LIMITS), 'unsupported_format');
+  });
+
+  it('too_large: a PNG whose header claims 100000x100000 pixels is refused before decoding', async () => {
+    const png = Buffer.from(await solid(16, 16).png().toBuffer());
+    png.writeUInt32BE(100_000, 16);
+    png.writeUInt32BE(100_000, 20);
+    await expectImageError(prepareImage(png, LIMITS), 'too_large');
+    await expectImageError(readImageHeader(png, LIMITS), 'too_large');
+  });
+
+  it('too_large: more bytes than the limit', async () => {
+    const jpeg = await solid(64, 64).jpeg().toBuffer();
+    await expectImageError(prepareImage(jpeg, { ...LIMITS, maxBytes: 100 }), 'too_large');
+  });
+});
+
+describe('prepareImage', () => {
+  it('auto-orients from EXIF, downscales to maxSide and reports the scale', async () => {
+    // Stored 400x200, orientation 6 (rotate 90 clockwise) -> displayed 200x400.
+    const jpeg = await solid(400, 200).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const header = await readImageHeader(jpeg);
+    expect(header).toMatchObject({ format: 'jpeg', width: 200, height: 400 });
+    const p = await prepareImage(jpeg, { ...LIMITS, maxSide: 100 });
+    expect(p.originalWidth).toBe(200);
+    expect(p.originalHeight).toBe(400);
+    expect(p.image.width).toBe(50);
+    expect(p.image.height).toBe(100);
+    expect(p.scale).toBeCloseTo(0.25, 6);
+    expect(p.image.data.length).toBe(50 * 100 * 3);
+  });
+
+  it('never upscales, and turns grey and RGBA into RGB', async () => {
+    const grey = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#808080' } }).greyscale().png().toBuffer();
+    const g = await prepareImage(grey, LIMITS);
+    expect([g.image.width, g.image.height, g.scale]).toEqual([30, 20, 1]);
+    expect(Array.from(g.image.data.slice(0, 3))).toEqual([128, 128, 128]);
+    const rgba = await sharp({ create: { width: 10, height: 10, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 1 } } }).png().toBuffer();
+    const r = await prepareImage(rgba, LIMITS);
+    expect(Array.from(r.image.data.slice(0, 3))).toEqual([255, 0, 0]);
+  });
+
+  it('reads EXIF DateTimeOriginal with and without an offset', async () => {
+    const plain = await solid(32, 32)
+      .jpeg()
+      .withExif({ IFD2: { DateTimeOriginal: '2024:03:05 14:15:16' } })
+      .toBuffer();
+    const h = await readImageHeader(plain);
+    expect(h.exifCapturedAtLocal).toBe('2024-03-05T14:15:16');
+    expect(h.exifCapturedAt?.toISOString()).toBe('2024-03-05T14:15:16.000Z');
+    const zoned = await solid(32, 32)
+      .jpeg()
+      .withExif({ IFD2: { DateTimeOriginal: '2024:03:05 14:15:16', OffsetTimeOriginal: '+02:00' } })
+      .toBuffer();
+    expect((await prepareImage(zoned, LIMITS)).exifCapturedAt?.toISOString()).toBe('2024-03-05T12:15:16.000Z');
+    expect((await readImageHeader(await solid(8, 8).png().toBuffer())).exifCapturedAt).toBeUndefined();
+  });
+
+  it('greyscale and denoise are options', async () => {
+    const jpeg = await solid(20, 20).jpeg().toBuffer();
+    const p = await prepareImage(jpeg, LIMITS, { greyscale: true, denoise: true });
+    const [r, g, b] = p.image.data;
+    expect(r).toBe(g);
+    expect(g).toBe(b);
+  });
+});
