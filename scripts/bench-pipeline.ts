@@ -82,7 +82,7 @@ async function upload(base: string, deviceKey: string, images: { name: string; b
   const batchIds: string[] = [];
   for (let i = 0; i < images.length; i += batchSize) {
     const form = new FormData();
-    for (const image of images.slice(i, i + batchSize)) form.append('images', new Blob([image.bytes]), image.name);
+    for (const image of images.slice(i, i + batchSize)) form.append("images", new Blob([new Uint8Array(image.bytes)]), image.name);
     const started = performance.now();
     const response = await call(base, deviceKey, 'POST', '/v1/captures', form);
     latencies.push(performance.now() - started);

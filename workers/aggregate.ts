@@ -1,15 +1,30 @@
 /** Stage 5: faces and sightings into MySQL, visits and rollups, perks, capture done — in one transaction. */
 import type { StageDefinition } from '../src/queue/stage-worker.js';
+import { lockSubjects, recordSightings } from '../src/services/analytics/index.js';
+import { awardPerk } from '../src/services/perks.js';
 import { deleteWorkFiles, readFaces } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
 
-export function aggregateStage({ blobs, pipeline }: WorkerContext): StageDefinition<'aggregate'> {
+export function aggregateStage({ config, blobs, pipeline }: WorkerContext): StageDefinition<'aggregate'> {
+  const perks = { points: config.PERK_POINTS, cooldownMinutes: config.PERK_COOLDOWN_MINUTES };
   return {
     stage: 'aggregate',
     concurrency: 2,
     async handle({ captureId, run, facesKey, matches }) {
       const faces = await readFaces(blobs, facesKey);
-      await pipeline.saveResults({ captureId, run, faces, matches }, async () => {});
+      await pipeline.saveResults(
+        { captureId, run, faces, matches },
+        {
+          lock: (trx, sightings) => lockSubjects(trx, sightings),
+          async recorded(trx, sightings) {
+            await recordSightings(trx, sightings, { visitGapMinutes: config.VISIT_GAP_MINUTES });
+            for (const sighting of sightings) {
+              if (sighting.subjectKind !== 'member') continue;
+              await awardPerk(trx, { personId: sighting.subjectId, storeId: sighting.storeId, captureId, faceIndex: sighting.faceIndex, seenAt: sighting.seenAt }, perks);
+            }
+          },
+        },
+      );
       await deleteWorkFiles(blobs, captureId, run);
     },
   };

@@ -1,5 +1,6 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
 import { Model } from 'objection';
 import type { Config } from '../config.js';
@@ -28,6 +29,22 @@ export async function ensureDatabase(config: Pick<Config, 'DATABASE_URL' | 'data
   }
 }
 
+type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+
+/**
+ * Migrations are imported by our own code rather than by knex, so that whichever TypeScript loader
+ * runs the process (tsx, or vitest's module runner) also loads them.
+ */
+const migrationSource: Knex.MigrationSource<string> = {
+  async getMigrations() {
+    return (await fs.readdir(migrationsDir)).filter((file) => /^\d+_.+\.ts$/.test(file)).sort();
+  },
+  getMigrationName: (file) => file,
+  async getMigration(file) {
+    return (await import(pathToFileURL(path.join(migrationsDir, file)).href)) as Migration;
+  },
+};
+
 export async function migrateLatest(db: Knex): Promise<void> {
-  await db.migrate.latest({ directory: migrationsDir, loadExtensions: ['.ts'] });
+  await db.migrate.latest({ migrationSource });
 }

@@ -14,10 +14,17 @@ export type SightingRecord = {
   subjectKind: 'member' | 'visitor';
   subjectId: string;
   seenAt: Date;
+  age: number | null;
+  gender: 'male' | 'female' | null;
 };
 
-/** Work done inside the results transaction once the sightings exist (visits, rollups, perks). */
-export type SightingsHook = (trx: Knex.Transaction, sightings: SightingRecord[]) => Promise<void>;
+/** Work done inside the results transaction: locks taken first, then visits, rollups and perks. */
+export type ResultsHooks = {
+  /** Called before any row is written, to take per-subject locks in a fixed order (no deadlocks). */
+  lock(trx: Knex.Transaction, sightings: SightingRecord[]): Promise<void>;
+  /** Called once the faces and sightings rows exist. */
+  recorded(trx: Knex.Transaction, sightings: SightingRecord[]): Promise<void>;
+};
 
 export type CaptureRow = {
   id: string;
@@ -110,7 +117,7 @@ export class PipelineRepository implements CaptureProgress {
    * Writes a capture's faces and sightings and marks it done, all in one transaction that first
    * locks the capture row: a redelivered job finds the capture final and writes nothing.
    */
-  async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, onSightings: SightingsHook): Promise<boolean> {
+  async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, hooks: ResultsHooks): Promise<boolean> {
     const { captureId, run, faces, matches } = input;
     return this.db.transaction(async (trx) => {
       const capture = await trx<CaptureRow>('captures').where({ id: captureId }).forUpdate().first();
@@ -118,6 +125,18 @@ export class PipelineRepository implements CaptureProgress {
 
       const matchOf = new Map(matches.map((match) => [match.faceIndex, match]));
       const faceId = (index: number) => deterministicId(`face:${captureId}:${index}`);
+      const sightings: SightingRecord[] = matches.map((match) => ({
+        faceId: faceId(match.faceIndex),
+        faceIndex: match.faceIndex,
+        storeId: capture.store_id,
+        merchantId: capture.merchant_id,
+        subjectKind: match.kind,
+        subjectId: match.subjectId,
+        seenAt: capture.captured_at,
+        age: faces[match.faceIndex]?.age ?? null,
+        gender: faces[match.faceIndex]?.gender ?? null,
+      }));
+      await hooks.lock(trx, sightings);
       // A reprocessed capture replaces the faces of its earlier run.
       await trx('faces').where({ capture_id: captureId }).delete();
       if (faces.length > 0) {
@@ -147,20 +166,9 @@ export class PipelineRepository implements CaptureProgress {
         );
       }
 
-      const sightings: SightingRecord[] = matches.map((match) => ({
-        faceId: faceId(match.faceIndex),
-        faceIndex: match.faceIndex,
-        storeId: capture.store_id,
-        merchantId: capture.merchant_id,
-        subjectKind: match.kind,
-        subjectId: match.subjectId,
-        seenAt: capture.captured_at,
-      }));
       if (sightings.length > 0) {
         await trx('sightings').insert(
-          sightings.map((sighting) => {
-            const face = faces[sighting.faceIndex];
-            return {
+          sightings.map((sighting) => ({
               face_id: sighting.faceId,
               capture_id: captureId,
               store_id: sighting.storeId,
@@ -170,10 +178,9 @@ export class PipelineRepository implements CaptureProgress {
               person_id: sighting.subjectKind === 'member' ? sighting.subjectId : null,
               visitor_id: sighting.subjectKind === 'visitor' ? sighting.subjectId : null,
               seen_at: sighting.seenAt,
-              age: face?.age ?? null,
-              gender: face?.gender ?? null,
-            };
-          }),
+              age: sighting.age,
+              gender: sighting.gender,
+            })),
         );
         const seenAt = capture.captured_at;
         const people = sightings.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId);
@@ -191,7 +198,7 @@ export class PipelineRepository implements CaptureProgress {
               last_seen_at: trx.raw('GREATEST(last_seen_at, ?)', [seenAt]),
             });
         }
-        await onSightings(trx, sightings);
+        await hooks.recorded(trx, sightings);
       }
 
       await trx('captures').where({ id: captureId }).update({

@@ -1,5 +1,6 @@
 /** One Chroma server for the whole test run (unless CHROMA_URL names one already running). */
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalChroma, type LocalChroma } from '../../src/gallery/local-server.js';
@@ -10,11 +11,23 @@ let dataDir: string | undefined;
 export async function setup(): Promise<void> {
   if (process.env.CHROMA_URL) return;
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-test-chroma-'));
-  chroma = await startLocalChroma(dataDir, Number(process.env.TEST_CHROMA_PORT ?? 8765));
+  chroma = await startLocalChroma(dataDir, await freePort());
   process.env.CHROMA_URL = chroma.url;
 }
 
 export async function teardown(): Promise<void> {
   await chroma?.stop();
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+}
+
+/** A port nobody listens on now (several test runs may share this machine). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -1,0 +1,85 @@
+/** The whole service in one test process: the API plus every worker, on real MariaDB, Redis, Chroma and models. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Worker } from 'bullmq';
+import sharp from 'sharp';
+import { loadConfig } from '../../src/config.js';
+import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
+import { createLogger } from '../../src/logger.js';
+import { PipelineRepository } from '../../src/storage/pipeline-repository.js';
+import { createDetector } from '../../src/vision/index.js';
+import type { Box } from '../../src/vision/types.js';
+import { startWorkers, WORKER_NAMES } from '../../workers/runner.js';
+import type { WorkerContext } from '../../workers/context.js';
+import { startTestApi, type TestApi } from '../api/support.js';
+
+export const FIXTURES = path.resolve(import.meta.dirname, '../../.cache/fixtures');
+
+export type TestService = TestApi & { gallery: ChromaGallery; workers: Worker[] };
+
+export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+  const chromaUrl = env.CHROMA_URL ?? process.env.CHROMA_URL!;
+  const overrides = { STAGE_BACKOFF_MS: '200', ...env, CHROMA_URL: chromaUrl };
+  const gallery = new ChromaGallery(chromaUrl, loadConfig({ ...process.env, ...overrides }).MODEL_PACK);
+  const t = await startTestApi({ env: overrides, deps: { gallery } });
+  const context: WorkerContext = {
+    config: t.env.config,
+    db: t.env.db,
+    queues: t.queues,
+    blobs: t.blobs,
+    gallery,
+    pipeline: new PipelineRepository(t.env.db),
+    logger: createLogger(t.env.config.LOG_LEVEL, 'test-workers'),
+    close: async () => {},
+  };
+  const workers = await startWorkers(WORKER_NAMES, context);
+  return {
+    ...t,
+    gallery,
+    workers,
+    async close() {
+      await Promise.all(workers.map((worker) => worker.close()));
+      await t.close();
+    },
+  };
+}
+
+export async function fixture(name: string): Promise<Buffer> {
+  return fs.readFile(path.join(FIXTURES, name));
+}
+
+/** Faces of an image found by the real detector, largest first, in original pixels. */
+export async function facesIn(bytes: Buffer, modelsDir: string): Promise<Box[]> {
+  const { data, info } = await sharp(bytes).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const detector = await createDetector({ modelsDir, pack: 'default' });
+  try {
+    const faces = await detector.detect({ data, width: info.width, height: info.height });
+    return faces.map((face) => face.box).sort((a, b) => b.width * b.height - a.width * a.height);
+  } finally {
+    await detector.release();
+  }
+}
+
+/** A JPEG of the region around `box`, grown by `margin` box sizes on each side and resized to `width`. */
+export async function cropAround(bytes: Buffer, box: Box, margin: number, width: number, quality = 88): Promise<Buffer> {
+  const meta = await sharp(bytes).metadata();
+  const left = Math.max(0, Math.round(box.x - box.width * margin));
+  const top = Math.max(0, Math.round(box.y - box.height * margin));
+  const right = Math.min(meta.width!, Math.round(box.x + box.width * (1 + margin)));
+  const bottom = Math.min(meta.height!, Math.round(box.y + box.height * (1 + margin)));
+  return sharp(bytes)
+    .extract({ left, top, width: right - left, height: bottom - top })
+    .resize({ width })
+    .jpeg({ quality })
+    .toBuffer();
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
