@@ -53,10 +53,10 @@ export function merchantDashboard(): Router {
     ctx.set('Cache-Control', route.includes('/vendor/') ? 'public, max-age=86400' : 'no-cache');
     ctx.body = body;
   };
-  router.get('/dashboard', (ctx) => {
-    ctx.status = 301;
-    ctx.redirect('/dashboard/');
-  });
-  for (const route of Object.keys(FILES)) router.get(route, (ctx) => serve(ctx, route));
+  // The page uses absolute asset paths, so it is served at /dashboard and /dashboard/ alike.
+  router.get('/dashboard', (ctx) => serve(ctx, '/dashboard/'));
+  for (const route of Object.keys(FILES)) {
+    if (route !== '/dashboard/') router.get(route, (ctx) => serve(ctx, route));
+  }
   return router;
 }

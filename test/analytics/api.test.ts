@@ -82,12 +82,12 @@ describe('analytics API', () => {
       medianVisitMinutes: 0,
     });
     const vis = await (await get(`/v1/stores/${a.storeIds[0]}/analytics/visitors?${q}`, 'a')).json();
-    expect(vis.totals).toEqual({ uniqueVisitors: 2, newVisitors: 2, returningVisitors: 0 });
+    expect(vis.totals).toEqual({ uniqueVisitors: 2, newVisitors: 2, returningVisitors: 0, repeatVisitors: 1 });
     expect(vis.frequency).toEqual([
       { visits: '1', visitors: 1 }, { visits: '2', visitors: 1 }, { visits: '3-5', visitors: 0 }, { visits: '6-10', visitors: 0 }, { visits: '11+', visitors: 0 },
     ]);
     const sunday = await (await get(`/v1/stores/${a.storeIds[0]}/analytics/visitors?from=2026-03-08&to=2026-03-09&interval=day`, 'a')).json();
-    expect(sunday.totals).toEqual({ uniqueVisitors: 2, newVisitors: 1, returningVisitors: 1 });
+    expect(sunday.totals).toEqual({ uniqueVisitors: 2, newVisitors: 1, returningVisitors: 1, repeatVisitors: 0 });
     const peak = await (await get(`/v1/stores/${a.storeIds[0]}/analytics/peak-hours?${q}`, 'a')).json();
     expect(peak.matrix[6][9]).toBe(2); // Sunday 09:00
     expect(peak.matrix[6][15]).toBe(1);

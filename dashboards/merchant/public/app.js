@@ -121,6 +121,7 @@
     setKpi('visitorVisits', traffic.totals.visitorVisits);
     setKpi('newVisitors', visitors.totals.newVisitors);
     setKpi('returningVisitors', visitors.totals.returningVisitors);
+    setKpi('repeatVisitors', visitors.totals.repeatVisitors);
     setKpi('medianVisitMinutes', demo.totals.medianVisitMinutes);
 
     var axis = { type: 'category', data: labels, axisLabel: { hideOverlap: true } };
@@ -164,11 +165,11 @@
     var max = 0;
     peak.matrix.forEach(function (row, d) { row.forEach(function (v, h) { cells.push([h, d, v]); if (v > max) max = v; }); });
     chart('chart-heatmap').setOption({
-      animation: false, tooltip: { position: 'top' }, grid: { left: 48, right: 16, top: 8, bottom: 64 },
+      animation: false, tooltip: { position: 'top' }, grid: { left: 48, right: 16, top: 8, bottom: 88 },
       xAxis: { type: 'category', data: Array.from({ length: 24 }, function (_, h) { return String(h).padStart(2, '0'); }), splitArea: { show: true } },
       yAxis: { type: 'category', data: peak.weekdays, inverse: true, splitArea: { show: true } },
       visualMap: { min: 0, max: Math.max(1, max), calculable: true, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 120 },
-      series: [{ name: 'Visits', type: 'heatmap', data: cells, label: { show: max > 0 && max < 1000 } }],
+      series: [{ name: 'Visits', type: 'heatmap', data: cells, label: { show: max > 0 && max < 1000, formatter: function (p) { return p.value[2] ? String(p.value[2]) : ''; } } }],
     }, true);
   }
 

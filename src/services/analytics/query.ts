@@ -141,8 +141,10 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
     .select(db.raw('COUNT(*) as n'), 'a.first_visit_at as first');
   const frequency = FREQUENCY.map((f) => ({ visits: f.label, visitors: 0 }));
   let returning = 0;
+  let repeat = 0;
   for (const row of perSubject) {
     const n = num(row.n);
+    if (n >= 2) repeat += 1;
     const i = FREQUENCY.findIndex((f) => n >= f.min && n <= f.max);
     frequency[i].visitors += 1;
     if (row.first && row.first.getTime() < lo) returning += 1;
@@ -154,7 +156,7 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
     from: z.isoLocal(lo),
     to: new Date(range.to).toISOString(),
     buckets,
-    totals: { uniqueVisitors: perSubject.length, newVisitors, returningVisitors: returning },
+    totals: { uniqueVisitors: perSubject.length, newVisitors, returningVisitors: returning, repeatVisitors: repeat },
     frequency,
   };
 }
