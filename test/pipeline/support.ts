@@ -15,9 +15,10 @@ import { startTestApi, type TestApi } from '../api/support.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../.cache/fixtures');
 
-export type TestService = TestApi & { gallery: ChromaGallery; workers: Worker[] };
+export type TestService = TestApi & { gallery: ChromaGallery; context: WorkerContext; workers: Worker[]; startWorkers(): Promise<void> };
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+/** `workers: false` leaves the queues without consumers until `startWorkers()`. */
+export async function startTestService(env: Record<string, string> = {}, options: { workers?: boolean } = {}): Promise<TestService> {
   const chromaUrl = env.CHROMA_URL ?? process.env.CHROMA_URL!;
   const overrides = { STAGE_BACKOFF_MS: '200', ...env, CHROMA_URL: chromaUrl };
   const gallery = new ChromaGallery(chromaUrl, loadConfig({ ...process.env, ...overrides }).MODEL_PACK);
@@ -32,16 +33,22 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     logger: createLogger(t.env.config.LOG_LEVEL, 'test-workers'),
     close: async () => {},
   };
-  const workers = await startWorkers(WORKER_NAMES, context);
-  return {
+  const workers: Worker[] = [];
+  const service: TestService = {
     ...t,
     gallery,
+    context,
     workers,
+    async startWorkers() {
+      workers.push(...(await startWorkers(WORKER_NAMES, context)));
+    },
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));
       await t.close();
     },
   };
+  if (options.workers !== false) await service.startWorkers();
+  return service;
 }
 
 export async function fixture(name: string): Promise<Buffer> {
