@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
+import { retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
 import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry } from './support.js';
 
@@ -151,5 +152,36 @@ describe('recordSightings', () => {
       await rebuildAnalytics(env.db, { storeId, from: new Date(base - 86_400_000), to: new Date(base + 3 * 86_400_000), visitGapMinutes: 30 });
     }
     expect(await snapshot(t.storeIds)).toEqual(incremental);
+  });
+
+  it('retracting a reprocessed capture splits or removes visits and moves the first visit later', async () => {
+    const t = await seedTenant(env.db, 'retract', ['UTC', 'UTC']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 30, gender: 'female' as const };
+    const c1 = await recordCapture(env.db, t, 0, at('2026-05-01T10:00:00Z'), [face]);
+    const c2 = await recordCapture(env.db, t, 0, at('2026-05-01T10:20:00Z'), [face]);
+    await recordCapture(env.db, t, 0, at('2026-05-01T10:40:00Z'), [face]);
+    await recordCapture(env.db, t, 1, at('2026-05-02T09:00:00Z'), [face]);
+    const retract = (captureId: string) => env.db.transaction(async (trx) => {
+      await retractCaptureSightings(trx, captureId, { visitGapMinutes: 30 });
+      await trx('faces').where({ capture_id: captureId }).delete(); // cascades to sightings, as a reprocess does
+    });
+    await retract(c2.captureId);
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([
+      ['2026-05-01T10:00:00.000Z', '2026-05-01T10:00:00.000Z', 1],
+      ['2026-05-01T10:40:00.000Z', '2026-05-01T10:40:00.000Z', 1],
+    ]);
+    const afterSplit = await snapshot(t.storeIds);
+    for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, from: at('2026-04-01T00:00:00Z'), to: at('2026-06-01T00:00:00Z'), visitGapMinutes: 30 });
+    expect(await snapshot(t.storeIds)).toEqual(afterSplit);
+    await retract(c1.captureId);
+    const row = await env.db('analytics_subjects').where({ subject_id: v }).first();
+    expect(row.first_visit_at.toISOString()).toBe('2026-05-01T10:40:00.000Z');
+    const afterMove = await snapshot(t.storeIds);
+    expect(pick(await rollups(env.db, t.storeIds[1], 'day'), 'visits', 'new_visitors', 'returning_visitors')).toEqual([
+      { bucket_start: '2026-05-02T00:00:00.000Z', visits: 1, new_visitors: 0, returning_visitors: 1 },
+    ]);
+    for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, from: at('2026-04-01T00:00:00Z'), to: at('2026-06-01T00:00:00Z'), visitGapMinutes: 30 });
+    expect(await snapshot(t.storeIds)).toEqual(afterMove);
   });
 });

@@ -10,7 +10,7 @@
  */
 import type { Knex } from 'knex';
 import { contribution, addInto, zeroMetrics, bucketKeyString, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
-import { applySightings, type Gender, type SightingPoint, type VisitAgg } from './sessionise.js';
+import { applySightings, sessionise, type Gender, type SightingPoint, type VisitAgg } from './sessionise.js';
 import {
   applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
   type StoreInfo, type VisitRow,
@@ -153,81 +153,148 @@ export async function recordSightings(
     const oldFirst = firsts.get(key) ?? null;
     let newFirst = oldFirst;
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
+    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas);
+  }
+  await applyRollupDeltas(trx, deltas, stores);
+}
 
-    // Day buckets (per store) whose contribution from this subject may change. Every hour bucket
-    // lies inside one day bucket, so reading the subject's visits per day covers the hours too.
-    const days = new Map<string, { storeId: string; start: number }>();
-    const addDay = (storeId: string, t: number) => {
-      const store = stores.get(storeId)!;
-      const start = store.zone.dayStart(t);
-      days.set(`${storeId}|${start}`, { storeId, start });
-    };
-    for (const v of removed) addDay(v.storeId, v.startedAt);
-    for (const v of added) addDay(v.storeId, v.startedAt);
-    if (!sameFirst(oldFirst, newFirst)) {
-      if (newFirst) await ensureStore(trx, stores, newFirst.storeId).then(() => addDay(newFirst!.storeId, newFirst!.at));
-      if (oldFirst) {
-        await ensureStore(trx, stores, oldFirst.storeId);
-        addDay(oldFirst.storeId, oldFirst.at);
-        if (subject.subjectKind === 'visitor') {
-          // Buckets at any store that start after the new first visit and hold an old visit near
-          // the old first visit flip from "neither" to "returning".
-          const near = await trx('visits')
-            .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
-            .where('started_at', '>=', new Date(oldFirst.at))
-            .where('started_at', '<', new Date(oldFirst.at + MAX_LATE_FLIP_MS))
-            .forUpdate()
-            .select('store_id', 'started_at');
-          for (const r of near) {
-            await ensureStore(trx, stores, r.store_id);
-            addDay(r.store_id, (r.started_at as Date).getTime());
-          }
-        }
-      }
-    }
 
-    // Before: the subject's visits in those days as stored; after: minus removed, plus added.
-    const removedIds = new Set(removed.map((v) => v.id));
-    for (const { storeId, start } of days.values()) {
-      const z = stores.get(storeId)!.zone;
-      const end = z.nextDay(start);
-      const rows = await trx('visits')
-        .where({ store_id: storeId, subject_id: subject.subjectId })
-        .where('started_at', '>=', new Date(start))
-        .where('started_at', '<', new Date(end))
-        .forUpdate()
-        .select(VISIT_COLUMNS);
-      const before: VisitAgg[] = rows.map(visitFromRow);
-      const after: VisitAgg[] = [
-        ...(before as VisitRow[]).filter((v) => !removedIds.has(v.id)),
-        ...added.filter((v) => v.storeId === storeId && v.startedAt >= start && v.startedAt < end),
-      ];
-      const hourStarts = new Set<number>();
-      for (const v of [...before, ...after]) hourStarts.add(z.hourStart(v.startedAt));
-      const buckets: { granularity: 'hour' | 'day'; b: number; e: number }[] = [{ granularity: 'day', b: start, e: end }];
-      for (const h of hourStarts) buckets.push({ granularity: 'hour', b: h, e: z.nextHour(h) });
-      for (const { granularity, b, e } of buckets) {
-        const inB = (v: VisitAgg) => v.startedAt >= b && v.startedAt < e;
-        const delta = contribution(after.filter(inB), subject.subjectKind, newFirst, storeId, b, e);
-        addInto(delta, contribution(before.filter(inB), subject.subjectKind, oldFirst, storeId, b, e), -1);
-        const bucketKey: BucketKey = { storeId, granularity, bucketStart: b };
-        const k = bucketKeyString(bucketKey);
-        const entry = deltas.get(k) ?? { key: bucketKey, metrics: zeroMetrics() };
-        addInto(entry.metrics, delta);
-        deltas.set(k, entry);
-      }
-    }
+type Deltas = Map<string, { key: BucketKey; metrics: Metrics }>;
 
-    // Write the visits.
-    if (removed.length > 0) await trx('visits').whereIn('id', removed.map((v) => v.id)).delete();
-    if (added.length > 0) {
-      await trx('visits').insert(added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
-    }
-    if (!sameFirst(oldFirst, newFirst)) {
-      await trx('analytics_subjects')
+/**
+ * Replaces `removed` visits of one (locked) subject by `added`, moves its first visit from
+ * `oldFirst` to `newFirst`, and accumulates the rollup deltas of every bucket whose contribution
+ * from this subject changes: (after - before) per bucket.
+ */
+async function applySubjectChange(
+  trx: Knex.Transaction,
+  subject: SubjectRef,
+  change: { removed: VisitRow[]; added: (VisitAgg & { storeId: string })[]; oldFirst: FirstVisit; newFirst: FirstVisit },
+  stores: Map<string, StoreInfo>,
+  deltas: Deltas,
+): Promise<void> {
+  const { removed, added, oldFirst, newFirst } = change;
+  // Day buckets (per store) whose contribution from this subject may change. Every hour bucket
+  // lies inside one day bucket, so reading the subject's visits per day covers the hours too.
+  const days = new Map<string, { storeId: string; start: number }>();
+  const addDay = async (storeId: string, t: number) => {
+    await ensureStore(trx, stores, storeId);
+    const start = stores.get(storeId)!.zone.dayStart(t);
+    days.set(`${storeId}|${start}`, { storeId, start });
+  };
+  for (const v of removed) await addDay(v.storeId, v.startedAt);
+  for (const v of added) await addDay(v.storeId, v.startedAt);
+  if (!sameFirst(oldFirst, newFirst)) {
+    for (const f of [oldFirst, newFirst]) if (f) await addDay(f.storeId, f.at);
+    if (subject.subjectKind === 'visitor' && oldFirst && newFirst) {
+      // Buckets (at any store) starting between the old and the new first visit flip between
+      // "returning" and not; they hold a visit at most a day after the later of the two.
+      const near = await trx('visits')
         .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
-        .update({ first_visit_at: newFirst ? new Date(newFirst.at) : null, first_visit_store_id: newFirst?.storeId ?? null });
+        .where('started_at', '>=', new Date(Math.min(oldFirst.at, newFirst.at)))
+        .where('started_at', '<', new Date(Math.max(oldFirst.at, newFirst.at) + MAX_LATE_FLIP_MS))
+        .forUpdate()
+        .select('store_id', 'started_at');
+      for (const r of near) await addDay(r.store_id, (r.started_at as Date).getTime());
     }
+  }
+
+  // Before: the subject's visits in those days as stored; after: minus removed, plus added.
+  const removedIds = new Set(removed.map((v) => v.id));
+  for (const { storeId, start } of days.values()) {
+    const z = stores.get(storeId)!.zone;
+    const end = z.nextDay(start);
+    const rows = await trx('visits')
+      .where({ store_id: storeId, subject_id: subject.subjectId })
+      .where('started_at', '>=', new Date(start))
+      .where('started_at', '<', new Date(end))
+      .forUpdate()
+      .select(VISIT_COLUMNS);
+    const before: VisitAgg[] = rows.map(visitFromRow);
+    const after: VisitAgg[] = [
+      ...(before as VisitRow[]).filter((v) => !removedIds.has(v.id)),
+      ...added.filter((v) => v.storeId === storeId && v.startedAt >= start && v.startedAt < end),
+    ];
+    const hourStarts = new Set<number>();
+    for (const v of [...before, ...after]) hourStarts.add(z.hourStart(v.startedAt));
+    const buckets: { granularity: 'hour' | 'day'; b: number; e: number }[] = [{ granularity: 'day', b: start, e: end }];
+    for (const h of hourStarts) buckets.push({ granularity: 'hour', b: h, e: z.nextHour(h) });
+    for (const { granularity, b, e } of buckets) {
+      const inB = (v: VisitAgg) => v.startedAt >= b && v.startedAt < e;
+      const delta = contribution(after.filter(inB), subject.subjectKind, newFirst, storeId, b, e);
+      addInto(delta, contribution(before.filter(inB), subject.subjectKind, oldFirst, storeId, b, e), -1);
+      const bucketKey: BucketKey = { storeId, granularity, bucketStart: b };
+      const k = bucketKeyString(bucketKey);
+      const entry = deltas.get(k) ?? { key: bucketKey, metrics: zeroMetrics() };
+      addInto(entry.metrics, delta);
+      deltas.set(k, entry);
+    }
+  }
+
+  if (removed.length > 0) await trx('visits').whereIn('id', removed.map((v) => v.id)).delete();
+  if (added.length > 0) await trx('visits').insert(added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
+  if (!sameFirst(oldFirst, newFirst)) {
+    await trx('analytics_subjects')
+      .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
+      .update({ first_visit_at: newFirst ? new Date(newFirst.at) : null, first_visit_store_id: newFirst?.storeId ?? null });
+  }
+}
+
+/**
+ * Takes a capture's sightings back out of visits and rollups, before they are deleted (a
+ * reprocessed capture replaces its faces). Each visit that held one is re-sessionised from its
+ * remaining sightings: it may shrink, split in two, or vanish; the first visit may move later.
+ * Call it in the results transaction before deleting the capture's old faces/sightings.
+ */
+export async function retractCaptureSightings(trx: Knex.Transaction, captureId: string, options: { visitGapMinutes: number }): Promise<void> {
+  const gapMs = options.visitGapMinutes * 60_000;
+  const rows: { store_id: string; merchant_id: string; subject_kind: SubjectKind; subject_id: string; seen_at: Date }[] =
+    await trx('sightings').where('capture_id', captureId).select('store_id', 'merchant_id', 'subject_kind', 'subject_id', 'seen_at');
+  if (rows.length === 0) return;
+  const stores = await loadStores(trx, rows.map((r) => r.store_id));
+  const subjects = new Map<string, SubjectRef>();
+  for (const r of rows) subjects.set(subjectKey({ merchantId: r.merchant_id, subjectId: r.subject_id }), { merchantId: r.merchant_id, subjectKind: r.subject_kind, subjectId: r.subject_id });
+  const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
+  const deltas: Deltas = new Map();
+  for (const [key, subject] of [...subjects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const removed: VisitRow[] = [];
+    const added: (VisitAgg & { storeId: string })[] = [];
+    for (const r of rows.filter((x) => x.subject_id === subject.subjectId && x.merchant_id === subject.merchantId)) {
+      const t = r.seen_at.getTime();
+      if (removed.some((v) => v.storeId === r.store_id && v.startedAt <= t && v.endedAt >= t)) continue;
+      const visit = (await loadNearbyVisits(trx, r.store_id, subject.subjectId, t, t + 1)).find((v) => v.startedAt <= t && v.endedAt >= t);
+      if (!visit) continue; // never recorded in analytics
+      const rest = await trx('sightings')
+        .where({ store_id: r.store_id, subject_id: subject.subjectId })
+        .where('seen_at', '>=', new Date(visit.startedAt))
+        .where('seen_at', '<=', new Date(visit.endedAt))
+        .whereNot('capture_id', captureId)
+        .forShare()
+        .select('seen_at', 'age', 'gender');
+      removed.push(visit);
+      const points = rest.map((x: { seen_at: Date; age: unknown; gender: Gender | null }) => ({
+        seenAt: x.seen_at.getTime(), age: x.age === null ? null : Number(x.age), gender: x.gender,
+      }));
+      added.push(...sessionise(points, gapMs).map((v) => ({ ...v, storeId: r.store_id })));
+    }
+    if (removed.length === 0) continue;
+    // The first visit may move later: the earliest remaining visit at the merchant.
+    const oldFirst = firsts.get(key) ?? null;
+    const removedIds = new Set(removed.map((v) => v.id));
+    const earliest = await trx('visits')
+      .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
+      .orderBy('started_at').orderBy('store_id')
+      .limit(removed.length + 1)
+      .forUpdate()
+      .select('id', 'started_at', 'store_id');
+    let newFirst: FirstVisit = null;
+    for (const e of earliest) {
+      if (removedIds.has(Number(e.id))) continue;
+      newFirst = { at: (e.started_at as Date).getTime(), storeId: e.store_id };
+      break;
+    }
+    for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
+    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas);
   }
   await applyRollupDeltas(trx, deltas, stores);
 }
