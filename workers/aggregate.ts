@@ -1,6 +1,6 @@
 /** Stage 5: faces and sightings into MySQL, visits and rollups, perks, capture done — in one transaction. */
 import type { StageDefinition } from '../src/queue/stage-worker.js';
-import { lockSubjects, recordSightings } from '../src/services/analytics/index.js';
+import { lockSubjects, recordSightings, retractCaptureSightings } from '../src/services/analytics/index.js';
 import { awardPerk } from '../src/services/perks.js';
 import { deleteWorkFiles, readFaces } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
@@ -15,7 +15,8 @@ export function aggregateStage({ config, blobs, pipeline }: WorkerContext): Stag
       await pipeline.saveResults(
         { captureId, run, faces, matches },
         {
-          lock: (trx, sightings) => lockSubjects(trx, sightings),
+          lock: (trx, subjects) => lockSubjects(trx, subjects),
+          retract: (trx, id) => retractCaptureSightings(trx, id, { visitGapMinutes: config.VISIT_GAP_MINUTES }),
           async recorded(trx, sightings) {
             await recordSightings(trx, sightings, { visitGapMinutes: config.VISIT_GAP_MINUTES });
             for (const sighting of sightings) {

@@ -19,9 +19,13 @@ export type SightingRecord = {
 };
 
 /** Work done inside the results transaction: locks taken first, then visits, rollups and perks. */
+export type SubjectRef = { merchantId: string; subjectKind: 'member' | 'visitor'; subjectId: string };
+
 export type ResultsHooks = {
   /** Called before any row is written, to take per-subject locks in a fixed order (no deadlocks). */
-  lock(trx: Knex.Transaction, sightings: SightingRecord[]): Promise<void>;
+  lock(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<void>;
+  /** Called before a reprocessed capture's earlier faces and sightings are deleted. */
+  retract(trx: Knex.Transaction, captureId: string): Promise<void>;
   /** Called once the faces and sightings rows exist. */
   recorded(trx: Knex.Transaction, sightings: SightingRecord[]): Promise<void>;
 };
@@ -136,7 +140,15 @@ export class PipelineRepository implements CaptureProgress {
         age: faces[match.faceIndex]?.age ?? null,
         gender: faces[match.faceIndex]?.gender ?? null,
       }));
-      await hooks.lock(trx, sightings);
+      const earlier: SubjectRef[] = (
+        await trx('sightings').where({ capture_id: captureId }).select('merchant_id', 'subject_kind', 'subject_id')
+      ).map((row: { merchant_id: string; subject_kind: 'member' | 'visitor'; subject_id: string }) => ({
+        merchantId: row.merchant_id,
+        subjectKind: row.subject_kind,
+        subjectId: row.subject_id,
+      }));
+      await hooks.lock(trx, [...earlier, ...sightings]);
+      if (earlier.length > 0) await hooks.retract(trx, captureId);
       // A reprocessed capture replaces the faces of its earlier run.
       await trx('faces').where({ capture_id: captureId }).delete();
       if (faces.length > 0) {
