@@ -26,6 +26,7 @@ import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { captureRoutes } from './routes/captures.js';
 import { healthRoutes } from './routes/health.js';
+import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -122,6 +123,7 @@ export function createApp(deps: AppDeps): Koa {
   const analytics = analyticsRoutes({ db: deps.db, config: deps.config });
   app.use(router.routes());
   app.use(analytics.routes());
+  app.use(lookupRoutes(resolved).routes());
   app.use(router.allowedMethods({ throw: true }));
   app.use(analytics.allowedMethods({ throw: true }));
 

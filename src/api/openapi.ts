@@ -357,6 +357,27 @@ export function openApiDocument(): Schema {
           '400', '403', '413', '415', '422',
         ),
       },
+      '/v1/captures/lookup': {
+        post: op(
+          'Which of these files (by sha256) this device has already sent, so a resumed upload skips them without re-sending bytes',
+          'device',
+          {
+            ...body({
+              type: 'object',
+              required: ['sha256'],
+              additionalProperties: false,
+              properties: { sha256: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' } } },
+            }),
+            ...ok('200', "This device's captures among the hashes (unknown hashes are absent)", {
+              type: 'object',
+              properties: {
+                known: { type: 'array', items: { type: 'object', properties: { sha256: { type: 'string' }, id: uuid, status: ref('CaptureStatus'), error: ref('ErrorDetail') } } },
+              },
+            }),
+          },
+          '400', '403',
+        ),
+      },
       '/v1/batches/{id}': {
         get: op('Read a batch and the status of its captures', 'admin, merchant (own), device (its own)', { parameters: [idParam('Batch')], ...ok('200', 'The batch', ref('Batch')) }, '400', '404'),
       },
