@@ -29,13 +29,35 @@ export function announceAdminKey(result: Awaited<ReturnType<typeof bootstrapAdmi
 
 export type RunningApi = { server: Server; close(): Promise<void> };
 
+/**
+ * Server settings for the API: generous request time for slow robot links, bounded header time,
+ * and protocol-level errors (malformed HTTP, oversized headers) answered in the error schema
+ * instead of Node's bare 400.
+ */
+export function hardenServer(server: Server): void {
+  server.requestTimeout = 10 * 60_000;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const [status, reason, code] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'headers_too_large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'request_timeout']
+          : [400, 'Bad Request', 'bad_request'];
+    const body = JSON.stringify({ error: { code, message: `malformed or incomplete HTTP request (${error.code ?? 'parse error'})` } });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
 /** Listens with an app built from `deps`; `close()` stops accepting, drains open requests, then returns. */
 export async function listen(deps: AppDeps, port: number, host?: string): Promise<RunningApi> {
   const app = createApp(deps);
   const server = app.listen(port, host);
-  server.requestTimeout = 10 * 60_000;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
+  hardenServer(server);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -156,6 +156,8 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
 
     const storeFile = async (index: number, filename: string | null, file: Readable & { truncated?: boolean }): Promise<ReceivedImage> => {
       const tap = new Tap(budget);
+      // Errors reach putStream through the pipeline; this keeps one raised before it attaches from escaping.
+      tap.on('error', () => undefined);
       file.on('error', (error: Error) => tap.destroy(error));
       file.pipe(tap);
       let stored: StoredBlob;
@@ -192,9 +194,9 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
       // is reported through the parser, so it must not surface as an unhandled stream error.
       file.on('error', () => undefined);
       if (failure) return void file.resume();
-      if (!options.imageFields.includes(name)) {
+      if (typeof name !== 'string' || !options.imageFields.includes(name)) {
         file.resume();
-        return fail(new ApiError(400, 'unexpected_field', `unexpected file field ${JSON.stringify(name.slice(0, 50))}; send images as ${options.imageFields.map((f) => `"${f}"`).join(' or ')}`));
+        return fail(new ApiError(400, 'unexpected_field', `unexpected file field ${JSON.stringify(String(name ?? '').slice(0, 50))}; send images as ${options.imageFields.map((f) => `"${f}"`).join(' or ')}`));
       }
       const index = images.length;
       images.push(storeFile(index, sanitizeFilename(info.filename), file));
@@ -202,8 +204,8 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
 
     parser.on('field', (name, value, info) => {
       if (failure) return;
-      if (!options.textFields.includes(name)) {
-        return fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(name.slice(0, 50))}`));
+      if (typeof name !== 'string' || !options.textFields.includes(name)) {
+        return fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(String(name ?? '').slice(0, 50))}`));
       }
       if (info.valueTruncated) return fail(new ApiError(400, 'validation_error', `field ${name} is too long`));
       if (options.fieldsBeforeImages && images.length > 0) {
