@@ -42,7 +42,11 @@ const schema = z.object({
   MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
   /** Longest side the preprocess stage keeps; boxes are still reported in original pixels. */
   WORK_IMAGE_MAX_SIDE: positiveInt.default(1280),
-  KEEP_IMAGES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** false: a capture's stored image is deleted once it is done or failed (reprocessing then needs a re-upload). */
+  KEEP_IMAGES: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Anonymous visitors not seen for this many days are purged with their vectors. */
+  VISITOR_RETENTION_DAYS: positiveInt.default(90),
+  RETENTION_INTERVAL_MS: positiveInt.default(15 * 60_000),
 
   STAGE_ATTEMPTS: positiveInt.default(5),
   STAGE_BACKOFF_MS: positiveInt.default(1000),
