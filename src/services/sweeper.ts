@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { NEXT_STAGE, stageJobId, type Stage } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
+import { restartCapture } from './restart-capture.js';
 
 const PENDING_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 /** A capture re-run this many times is failed rather than retried forever. */
@@ -33,15 +34,8 @@ export async function sweepStuckCaptures(deps: { db: Knex; queues: Queues; logge
         .update({ status: 'failed', error_code: 'retries_exhausted', error_message: `processing was restarted ${MAX_RUNS} times without finishing` });
       continue;
     }
-    const run = capture.run + 1;
-    const claimed = await db('captures')
-      .where({ id: capture.id, run: capture.run })
-      .whereIn('status', ['queued', 'processing'])
-      .update({ run, status: 'queued', stage: 'preprocess', updated_at: db.raw('CURRENT_TIMESTAMP(3)') });
-    if (claimed === 0) continue;
-    const payload = { captureId: capture.id, run };
-    await queues.queue('preprocess').add('preprocess', payload, { jobId: stageJobId('preprocess', payload) });
-    logger.warn({ captureId: capture.id, run, lostAt: capture.stage }, 're-enqueued a stuck capture');
+    if (!(await restartCapture({ db, queues }, capture, true))) continue;
+    logger.warn({ captureId: capture.id, run: capture.run + 1, lostAt: capture.stage }, 're-enqueued a stuck capture');
     restarted += 1;
   }
   return restarted;
