@@ -75,7 +75,7 @@ export class PackDetector implements FaceDetector {
   /** Boxes (with detector points, if any) in image pixels after NMS, best first. */
   private async candidates(image: RgbImage, threshold = this.threshold): Promise<Candidate[]> {
     const { width: W, height: H } = this.spec.input;
-    const lb = letterbox(image.width, image.height, W, H, this.spec.align);
+    const lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
     const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
     packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
     const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };

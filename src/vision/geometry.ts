@@ -107,8 +107,9 @@ export function letterbox(
   inputWidth: number,
   inputHeight: number,
   align: 'center' | 'topleft' = 'center',
+  maxScale = Infinity,
 ): Letterbox {
-  const scale = Math.min(inputWidth / imageWidth, inputHeight / imageHeight);
+  const scale = Math.min(inputWidth / imageWidth, inputHeight / imageHeight, maxScale);
   const offsetX = align === 'center' ? (inputWidth - imageWidth * scale) / 2 : 0;
   const offsetY = align === 'center' ? (inputHeight - imageHeight * scale) / 2 : 0;
   return { inputWidth, inputHeight, scale, offsetX, offsetY };

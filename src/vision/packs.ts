@@ -33,6 +33,8 @@ export type DetectorSpec = {
   /** Letterbox padding colour in pixel units (0..255, RGB), and where the image sits. */
   pad: number;
   align: 'center' | 'topleft';
+  /** Largest enlargement of small images (SCRFD misses faces that fill an upscaled 640 canvas). */
+  maxUpscale?: number;
   /** 'detector': the detector emits 5 points; otherwise the named landmark model runs on each box. */
   landmarks: 'detector' | 'fr_landmark';
   nmsIou: number;
@@ -144,6 +146,7 @@ export const DETECTORS: Record<DetectorKind, DetectorSpec> = {
     norm: { order: 'rgb', mean: [127.5, 127.5, 127.5], std: [128, 128, 128] },
     pad: 0,
     align: 'topleft',
+    maxUpscale: 1,
     landmarks: 'detector',
     nmsIou: 0.4,
     defaultThreshold: 0.5,
