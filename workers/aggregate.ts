@@ -5,7 +5,7 @@ import { awardPerk } from '../src/services/perks.js';
 import { deleteWorkFiles, readFaces } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
 
-export function aggregateStage({ config, blobs, pipeline }: WorkerContext): StageDefinition<'aggregate'> {
+export function aggregateStage({ config, blobs, pipeline, metrics }: WorkerContext): StageDefinition<'aggregate'> {
   const perks = { points: config.PERK_POINTS, cooldownMinutes: config.PERK_COOLDOWN_MINUTES };
   return {
     stage: 'aggregate',
@@ -26,6 +26,7 @@ export function aggregateStage({ config, blobs, pipeline }: WorkerContext): Stag
           },
         },
       );
+      metrics.facesPerCapture.observe(faces.length);
       await deleteWorkFiles(blobs, captureId, run);
     },
   };

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { ChromaGallery } from '../src/gallery/chroma-gallery.js';
 import type { Gallery } from '../src/gallery/gallery.js';
 import { createLogger, type Logger } from '../src/logger.js';
+import { createPipelineMetrics, type PipelineMetrics } from '../src/metrics/pipeline-metrics.js';
 import { createQueues, type Queues } from '../src/queue/queues.js';
 import { BlobStore } from '../src/storage/blobs.js';
 import { connectDatabase } from '../src/storage/db.js';
@@ -17,6 +18,7 @@ export type WorkerContext = {
   gallery: Gallery;
   pipeline: PipelineRepository;
   logger: Logger;
+  metrics: PipelineMetrics;
   close(): Promise<void>;
 };
 
@@ -31,6 +33,7 @@ export function createWorkerContext(config: Config = loadConfig(), name = 'worke
     gallery: new ChromaGallery(config.chromaUrl, config.MODEL_PACK),
     pipeline: new PipelineRepository(db),
     logger: createLogger(config.LOG_LEVEL, name),
+    metrics: createPipelineMetrics(),
     async close() {
       await queues.close();
       await db.destroy();

@@ -5,7 +5,7 @@ import { MatchService } from '../src/services/matching.js';
 import { readFaces } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
 
-export function matchStage({ config, blobs, gallery, pipeline }: WorkerContext): StageDefinition<'match'> {
+export function matchStage({ config, blobs, gallery, pipeline, metrics }: WorkerContext): StageDefinition<'match'> {
   const matcher = new MatchService(gallery, pipeline, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD });
   return {
     stage: 'match',
@@ -20,6 +20,9 @@ export function matchStage({ config, blobs, gallery, pipeline }: WorkerContext):
         capturedAt: capture.captured_at,
         embeddings: faces.map((face) => face.embedding),
       });
+      for (const match of matches) {
+        metrics.matchOutcomes.inc({ outcome: match.kind === 'member' ? 'member' : match.newVisitor ? 'new_visitor' : 'visitor' });
+      }
       return { captureId, run, facesKey, matches };
     },
   };

@@ -12,6 +12,7 @@ import { embedStage } from './embed.js';
 import { startInteractiveWorker } from './interactive.js';
 import { startMaintenanceWorker } from './maintenance.js';
 import { matchStage } from './match.js';
+import { publishRegistry } from '../src/metrics/published-registry.js';
 import { preprocessStage } from './preprocess.js';
 
 export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance'] as const;
@@ -33,7 +34,13 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
     else {
       const definition = (await stageFactories[name](context)) as StageDefinition<Stage>;
       workers.push(
-        startStageWorker(definition, { queues: context.queues, progress: context.pipeline, logger: context.logger, prefix: context.config.QUEUE_PREFIX }),
+        startStageWorker(definition, {
+          queues: context.queues,
+          progress: context.pipeline,
+          logger: context.logger,
+          prefix: context.config.QUEUE_PREFIX,
+          metrics: context.metrics,
+        }),
       );
     }
   }
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
   const names = parseWorkerNames(process.argv.slice(2));
   const context = createWorkerContext(undefined, `worker:${names.join('+')}`);
   const workers = await startWorkers(names, context);
+  publishRegistry(context.queues.connection, context.config.QUEUE_PREFIX, names.join('+'), context.metrics.registry);
   context.logger.info({ workers: names }, 'workers started');
   process.send?.({ ready: true });
 

@@ -1,4 +1,4 @@
-import { Queue, QueueEvents, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
+import { Queue, QueueEvents, type DefaultJobOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { ALL_QUEUES, type QueueName } from './contract.js';
@@ -20,7 +20,7 @@ export function defaultJobOptions(config: Pick<Config, 'STAGE_ATTEMPTS' | 'STAGE
 export type Queues = {
   queue(name: QueueName): Queue;
   events(name: QueueName): QueueEvents;
-  readonly connection: ConnectionOptions;
+  readonly connection: Redis;
   close(): Promise<void>;
 };
 

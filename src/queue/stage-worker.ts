@@ -6,6 +6,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
+import type { PipelineMetrics } from '../metrics/pipeline-metrics.js';
 import { NEXT_STAGE, payloadSchemas, stageJobId, type Stage, type StagePayload } from './contract.js';
 import type { Queues } from './queues.js';
 
@@ -43,7 +44,7 @@ export type StageDefinition<S extends Stage> = {
 
 export function startStageWorker<S extends Stage>(
   definition: StageDefinition<S>,
-  deps: { queues: Queues; progress: CaptureProgress; logger: Logger; prefix: string },
+  deps: { queues: Queues; progress: CaptureProgress; logger: Logger; prefix: string; metrics: PipelineMetrics },
 ): Worker {
   const { stage } = definition;
   const next = NEXT_STAGE[stage];
@@ -59,18 +60,22 @@ export function startStageWorker<S extends Stage>(
         return { skipped: true };
       }
       const started = performance.now();
+      const observe = (outcome: 'ok' | 'retry' | 'failed') =>
+        deps.metrics.stageDuration.observe({ stage, outcome }, (performance.now() - started) / 1000);
       try {
         const result = await definition.handle(payload, job);
         if (next) {
           const nextPayload = result as unknown as StagePayload<Stage>;
           await deps.queues.queue(next).add(next, nextPayload, { jobId: stageJobId(next, nextPayload) });
         }
+        observe('ok');
         log.debug({ ms: Math.round(performance.now() - started) }, 'stage done');
         return { ms: performance.now() - started };
       } catch (error) {
         const err = error as Error;
         const permanent = err instanceof PermanentStageError;
         const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        observe(permanent || lastAttempt ? 'failed' : 'retry');
         if (permanent || lastAttempt) {
           const code = permanent ? err.code : `${stage}_failed`;
           log.warn({ code, err: err.message }, 'capture failed');

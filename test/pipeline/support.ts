@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { loadConfig } from '../../src/config.js';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import { createLogger } from '../../src/logger.js';
+import { createPipelineMetrics } from '../../src/metrics/pipeline-metrics.js';
 import { PipelineRepository } from '../../src/storage/pipeline-repository.js';
 import { createDetector } from '../../src/vision/index.js';
 import type { Box } from '../../src/vision/types.js';
@@ -31,6 +32,7 @@ export async function startTestService(env: Record<string, string> = {}, options
     gallery,
     pipeline: new PipelineRepository(t.env.db),
     logger: createLogger(t.env.config.LOG_LEVEL, 'test-workers'),
+    metrics: createPipelineMetrics(),
     close: async () => {},
   };
   const workers: Worker[] = [];
