@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   Object.assign(describer.timings, { align: 0, embed: 0, attributes: 0, faces: 0 });
 
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   let faces = 0;
   let decode = 0;
   for (let p = 0; p < passes; p++) {
@@ -113,6 +114,8 @@ async function main(): Promise<void> {
     decode += r.decode;
   }
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const n = images.length * passes;
   const d = detector.timings;
   const s = describer.timings;
@@ -124,6 +127,9 @@ async function main(): Promise<void> {
     faces,
     facesPerImage: +(faces / n).toFixed(2),
     imagesPerSecond: +(n / seconds).toFixed(2),
+    /** CPU time of this process per image (all threads): less sensitive to other load than wall time. */
+    cpuMsPerImage: +(cpuMs / n).toFixed(2),
+    loadAverage: (await import('node:os')).loadavg()[0],
     msPerImage: {
       total: +((seconds * 1000) / n).toFixed(2),
       decode: +(decode / n).toFixed(2),
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
     },
   };
   console.log(`bench:vision pack ${pack}, ${threads} thread(s), ${n} images (${files.length} files x ${passes}), ${faces} faces`);
-  console.log(`${report.imagesPerSecond} images/s, ${report.facesPerImage} faces/image`);
+  console.log(`${report.imagesPerSecond} images/s, ${report.facesPerImage} faces/image, ${report.cpuMsPerImage} CPU ms/image, load average ${report.loadAverage.toFixed(1)}`);
   console.table({ 'ms per image': report.msPerImage });
   const json = arg('json');
   if (json) fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
