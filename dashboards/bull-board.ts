@@ -68,6 +68,11 @@ export function createBullBoard(options: BullBoardOptions): Middleware {
     if (role === null) return deny(ctx, 401, 'unknown or revoked key; Bull Board needs the admin key');
     if (role !== 'admin') return deny(ctx, 403, `Bull Board needs the admin key; this is a ${role} key`);
     ctx.set('Cache-Control', 'no-store');
-    return board(ctx, next);
+    // Nothing under the board's path belongs to the rest of the app: an unknown path is a 404 here.
+    await board(ctx, async () => undefined);
+    if (ctx.body === undefined || ctx.body === null) {
+      ctx.status = 404;
+      ctx.body = { error: { code: 'not_found', message: `no Bull Board resource at ${ctx.path}` } };
+    }
   };
 }

@@ -44,6 +44,8 @@ export type AppDeps = {
   metrics?: ApiMetrics;
   /** How long enrol/identify wait for a worker (default 30 s). */
   interactiveTimeoutMs?: number;
+  /** Uploads one device may have in flight in this process; more answer 429 (default 4). */
+  maxConcurrentUploadsPerDevice?: number;
   /** Header reader for uploads (default src/imaging readImageHeader). */
   readHeader?: ReadHeader;
 };
@@ -61,6 +63,7 @@ export function createApp(deps: AppDeps): Koa {
     readiness: deps.readiness ?? defaultReadinessChecks(deps),
     metrics: deps.metrics ?? createApiMetrics(),
     interactiveTimeoutMs: deps.interactiveTimeoutMs ?? 30_000,
+    maxConcurrentUploadsPerDevice: deps.maxConcurrentUploadsPerDevice ?? 4,
     readHeader: deps.readHeader ?? ((bytes, limits) => readImageHeader(bytes, limits)),
   };
   const app = new Koa({ proxy: false });

@@ -4,6 +4,8 @@
  * exists (printing a generated one once), listens, and drains on SIGTERM/SIGINT.
  */
 import type { Server } from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ChromaGallery } from '../gallery/chroma-gallery.js';
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-const isEntryPoint = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href;
 if (isEntryPoint) {
   main().catch((error) => {
     console.error(error);

@@ -14,7 +14,7 @@ const LIMITS = {
 };
 
 beforeAll(async () => {
-  t = await startTestApi({ env: LIMITS });
+  t = await startTestApi({ env: LIMITS, deps: { maxConcurrentUploadsPerDevice: 16 } });
   tenant = await seedTenant(t, 'Intake');
 });
 afterAll(async () => {

@@ -277,6 +277,33 @@ describe('upload fuzzing', () => {
     expect(r.status).toBe(202);
   });
 
+  it('caps parallel uploads per device with 429, other devices unaffected', async () => {
+    const { body, contentType } = multipart([{ name: 'images', file: Buffer.concat([await makeImage(), Buffer.alloc(100_000, 9)]) }]);
+    const held = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const socket = net.connect(port, '127.0.0.1', () => {
+              socket.write(head(contentType, body.length));
+              socket.write(body.subarray(0, 1000), () => resolve(socket));
+            });
+            socket.on('error', () => undefined);
+          }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage() }]);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe('too_many_requests');
+    expect(refused.headers.get('retry-after')).toBe('2');
+    const other = await t.call('POST', `/v1/stores/${tenant.storeId}/devices`, { key: tenant.merchantKey, json: { name: 'robot-other' } });
+    expect((await upload(t, other.body.key, [{ name: 'images', file: await makeImage() }])).status).toBe(202);
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage() }])).status).toBe(202);
+  });
+
   it('answers random and mutated uploads with 202 or a 4xx in the error schema', async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
     const rnd = prng(seed);

@@ -122,7 +122,11 @@ describe('Bull Board', () => {
 
     r = await fetch(`${t.url}/admin/queues/api/queues?activeQueue=preprocess&page=1&jobsPerPage=10`, { headers: { authorization: `Bearer ${t.adminKey}` } });
     expect(r.status).toBe(200);
-    const names = ((await r.json()).queues as { name: string }[]).map((q) => q.name).sort();
+    const listing = await r.json();
+    r = await fetch(`${t.url}/admin/queues/static/nope.js`, { headers: { authorization: `Bearer ${t.adminKey}` } });
+    expect(r.status).toBe(404);
+    expect((await r.json()).error.code).toBe('not_found');
+    const names = (listing.queues as { name: string }[]).map((q) => q.name).sort();
     expect(names).toEqual([...ALL_QUEUES].sort());
   });
 });

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type Router from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Capture, CapturedAtSource } from '../../../models/Capture.js';
 import type { Face } from '../../../models/Face.js';
@@ -10,7 +11,7 @@ import { batchStatus, findBatch, findCapture, listCaptureFaces, recordUpload, ty
 import { memberSummaries } from '../../storage/repositories/people.js';
 import { findStore } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
-import { actingMerchant, authorize } from '../auth.js';
+import { actingMerchant, authorize, type Principal } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import { runInteractive, withTimeout } from '../interactive.js';
 import { receiveMultipart, type ReceivedImage } from '../multipart.js';
@@ -108,8 +109,26 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
    * sent by this device) and a `rejected` entry per refused file; if every file is refused the
    * answer is the first refusal's status with all of them in `error.rejected`.
    */
+  const inFlight = new Map<string, number>();
   router.post('/v1/captures', async (ctx) => {
     const device = authorize(ctx, 'device');
+    // A robot retrying hard over a flaky link must not hog the intake: cap its parallel uploads.
+    const running = inFlight.get(device.deviceId) ?? 0;
+    if (running >= deps.maxConcurrentUploadsPerDevice) {
+      ctx.set('Connection', 'close');
+      throw new ApiError(429, 'too_many_requests', `at most ${deps.maxConcurrentUploadsPerDevice} uploads at a time per device; retry when one finishes`, undefined, { 'Retry-After': '2' });
+    }
+    inFlight.set(device.deviceId, running + 1);
+    try {
+      await intake(ctx, device);
+    } finally {
+      const left = (inFlight.get(device.deviceId) ?? 1) - 1;
+      if (left <= 0) inFlight.delete(device.deviceId);
+      else inFlight.set(device.deviceId, left);
+    }
+  });
+
+  const intake = async (ctx: Context, device: Extract<Principal, { role: 'device' }>) => {
     const receivedAt = new Date();
     const form = await receiveMultipart(ctx.req, {
       blobs,
@@ -200,7 +219,7 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
       })),
       rejected,
     };
-  });
+  };
 
   router.get('/v1/batches/:id', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant', 'device');
