@@ -31,8 +31,14 @@ const YEAR_START = Date.parse('2025-01-01T00:00:00Z');
 const YEAR_END = Date.parse('2026-01-01T00:00:00Z');
 const ZONES = ['America/New_York', 'Europe/Paris', 'Asia/Kolkata', 'Australia/Sydney', 'America/Los_Angeles', 'Europe/London', 'Asia/Tokyo', 'America/Sao_Paulo', 'Asia/Kathmandu', 'UTC'];
 
+// mulberry32: a small PRNG with a full 2^32 period (deterministic data for comparable runs)
 let seed = 12345;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rnd = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
 async function main() {
@@ -64,8 +70,6 @@ async function main() {
     let total = 0;
     for (const store of stores) {
       const rows: Record<string, unknown>[] = [];
-      const offsetGuess = new Date(YEAR_START).getTime();
-      void offsetGuess;
       while (rows.length < perStore) {
         const day = Math.floor(rnd() * 365);
         const localHour = 8 + Math.floor(Math.pow(rnd(), 0.8) * 13);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { createAnalyticsApp } from '../../scripts/analytics-server.js';
 import { createApiKey } from '../../src/storage/repositories/apiKeys.js';
-import { recordCapture, seedPerson, seedTenant, seedVisitor, type Tenant } from './support.js';
+import { recordCapture, seedPerson, seedTenant, seedVisitor, type Tenant, seededRandom } from './support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
@@ -32,8 +32,7 @@ describe.skipIf(!hasChromium)('merchant dashboard (chromium)', () => {
     keys.b = (await createApiKey(env.db, { role: 'merchant', merchantId: b.merchantId })).key;
     const members = [await seedPerson(env.db, a.merchantId, 'M1'), await seedPerson(env.db, a.merchantId, 'M2')];
     const visitors = await Promise.all(Array.from({ length: 8 }, () => seedVisitor(env.db, a.merchantId)));
-    let seed = 3;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = seededRandom(3);
     for (let i = 0; i < 60; i++) {
       const day = Math.floor(rnd() * 10); // 2026-03-01 .. 03-10
       const at = new Date(Date.parse('2026-03-01T14:00:00Z') + day * 86_400_000 + Math.floor(rnd() * 9 * 60) * 60_000);

@@ -3,7 +3,7 @@ import { createTestEnvironment, type TestEnvironment } from '../support/services
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
 import { retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
-import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry } from './support.js';
+import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry, seededRandom } from './support.js';
 
 let env: TestEnvironment;
 beforeAll(async () => {
@@ -108,8 +108,7 @@ describe('recordSightings', () => {
     const t = await seedTenant(env.db, 'race', ['Europe/Paris', 'America/New_York']);
     const people = [await seedPerson(env.db, t.merchantId), await seedPerson(env.db, t.merchantId)];
     const visitors = [await seedVisitor(env.db, t.merchantId), await seedVisitor(env.db, t.merchantId), await seedVisitor(env.db, t.merchantId)];
-    let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = seededRandom(42);
     const base = Date.parse('2026-03-28T20:00:00Z'); // spans the Paris DST change (Mar 29)
     const captures: { store: number; at: Date; faces: { kind: 'member' | 'visitor'; subjectId: string; age: number; gender: 'male' | 'female' }[] }[] = [];
     for (let i = 0; i < 120; i++) {

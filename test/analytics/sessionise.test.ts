@@ -77,7 +77,12 @@ describe('applySightings (incremental)', () => {
 
   it('matches sessionising everything at once, for random arrival orders', () => {
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => { // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
     for (let round = 0; round < 200; round++) {
       const pts = Array.from({ length: 1 + Math.floor(rnd() * 25) }, () => p(Math.floor(rnd() * 600)));
       let state: ReturnType<typeof sessionise> = [];

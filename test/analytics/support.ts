@@ -111,3 +111,14 @@ export async function visitSpans(db: Knex, storeId: string, subjectId: string) {
   const rows = await db('visits').where({ store_id: storeId, subject_id: subjectId }).orderBy('started_at');
   return rows.map((r: { started_at: Date; ended_at: Date; sightings: number }) => [r.started_at.toISOString(), r.ended_at.toISOString(), r.sightings]);
 }
+
+/** mulberry32: a seeded PRNG with a full period, for reproducible random workloads. */
+export function seededRandom(seed: number): () => number {
+  let s = seed | 0;
+  return () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -63,12 +63,18 @@ export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: Sub
     .toNative();
   await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
   const firsts = new Map<string, FirstVisit>();
-  for (const s of sorted) {
-    const row = await trx('analytics_subjects')
-      .where({ merchant_id: s.merchantId, subject_id: s.subjectId })
-      .forUpdate()
-      .first('first_visit_at', 'first_visit_store_id');
-    firsts.set(subjectKey(s), firstFromRow(row));
+  const merchants = [...new Set(sorted.map((s) => s.merchantId))].sort();
+  for (const merchantId of merchants) {
+    const ids = sorted.filter((s) => s.merchantId === merchantId).map((s) => s.subjectId);
+    for (let i = 0; i < ids.length; i += 1000) {
+      const rows = await trx('analytics_subjects')
+        .where('merchant_id', merchantId)
+        .whereIn('subject_id', ids.slice(i, i + 1000))
+        .orderBy('subject_id')
+        .forUpdate()
+        .select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id');
+      for (const row of rows) firsts.set(subjectKey({ merchantId: row.merchant_id, subjectId: row.subject_id }), firstFromRow(row));
+    }
   }
   return firsts;
 }
