@@ -20,7 +20,7 @@ import type { BlobStore } from '../storage/blobs.js';
 import { findPrincipalByKey } from '../storage/repositories/apiKeys.js';
 import { authenticate } from './auth.js';
 import { ApiError, errorMapper } from './errors.js';
-import { createApiMetrics, type ApiMetrics } from './metrics.js';
+import { createApiMetrics, registerQueueGauges, type ApiMetrics } from './metrics.js';
 import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
@@ -66,6 +66,7 @@ export function createApp(deps: AppDeps): Koa {
     maxConcurrentUploadsPerDevice: deps.maxConcurrentUploadsPerDevice ?? 4,
     readHeader: deps.readHeader ?? ((bytes, limits) => readImageHeader(bytes, limits)),
   };
+  registerQueueGauges(resolved.metrics, deps.queues);
   const app = new Koa({ proxy: false });
   app.silent = true;
 

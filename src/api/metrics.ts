@@ -1,4 +1,7 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ALL_QUEUES } from '../queue/contract.js';
+import type { Queues } from '../queue/queues.js';
+import { withTimeout } from './interactive.js';
 
 export type ApiMetrics = {
   registry: Registry;
@@ -28,4 +31,30 @@ export function createApiMetrics(registry = new Registry()): ApiMetrics {
       registers: [registry],
     }),
   };
+}
+
+const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'] as const;
+
+/** Jobs per queue and state, read from Redis at scrape time (skipped if Redis is slow). */
+export function registerQueueGauges(metrics: ApiMetrics, queues: Pick<Queues, 'queue'>): void {
+  if (metrics.registry.getSingleMetric('faceperks_queue_jobs')) return;
+  new Gauge({
+    name: 'faceperks_queue_jobs',
+    help: 'Jobs in each queue by state',
+    labelNames: ['queue', 'state'],
+    registers: [metrics.registry],
+    async collect() {
+      this.reset();
+      await withTimeout(
+        Promise.all(
+          ALL_QUEUES.map(async (name) => {
+            const counts = await queues.queue(name).getJobCounts(...JOB_STATES);
+            for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
+          }),
+        ),
+        1000,
+        () => new Error('queue counts timed out'),
+      ).catch(() => undefined);
+    },
+  });
 }

@@ -63,6 +63,18 @@ describe('health, readiness, metrics, openapi', () => {
     const text = await r.text();
     expect(text).toContain('process_cpu_user_seconds_total');
     expect(text).toMatch(/faceperks_http_request_duration_seconds_count\{method="GET",route="\/v1\/captures\/:id",status="404"\} \d+/);
+    expect(text).toMatch(/faceperks_queue_jobs\{queue="preprocess",state="waiting"\} \d+/);
+
+    // Worker processes publish their registries to Redis; /metrics appends their sum.
+    const { Registry, Counter } = await import('prom-client');
+    const { publishRegistry } = await import('../../src/metrics/published-registry.js');
+    const workerRegistry = new Registry();
+    new Counter({ name: 'faceperks_test_worker_total', help: 'test', registers: [workerRegistry] }).inc(3);
+    const stop = publishRegistry(t.queues.connection, t.env.config.QUEUE_PREFIX, 'test', workerRegistry, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    stop();
+    const withWorkers = await (await fetch(`${t.url}/metrics`)).text();
+    expect(withWorkers).toMatch(/faceperks_test_worker_total 3/);
   });
 
   it('serves an OpenAPI 3.1 document covering every route', async () => {

@@ -1,5 +1,7 @@
 import type Router from '@koa/router';
 import type { RouteDeps } from '../app.js';
+import { readPublishedMetrics } from '../../metrics/published-registry.js';
+import { withTimeout } from '../interactive.js';
 import { openApiDocument } from '../openapi.js';
 import { runReadinessChecks } from '../readiness.js';
 
@@ -30,9 +32,19 @@ export function healthRoutes(router: Router, deps: RouteDeps): void {
         };
   });
 
+  /**
+   * Prometheus text: this API process (defaults, request durations, uploads, queue depths) followed
+   * by the sum of what every live worker process published to Redis. A slow Redis only drops the
+   * worker part and the queue depths, never the scrape.
+   */
   router.get('/metrics', async (ctx) => {
+    const own = await deps.metrics.registry.metrics();
+    const workers = await withTimeout(readPublishedMetrics(deps.queues.connection, deps.config.QUEUE_PREFIX), 1000, () => new Error('timeout')).catch(
+      () => '',
+    );
     ctx.set('Content-Type', deps.metrics.registry.contentType);
-    ctx.body = await deps.metrics.registry.metrics();
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = workers ? `${own.trimEnd()}\n${workers}` : own;
   });
 
   router.get('/v1/openapi.json', (ctx) => {
