@@ -1,0 +1,53 @@
+/** `faceperks admin ...`: first-run setup — merchants, stores, devices and their keys, revocation. */
+import { parse, required, UsageError } from '../args.js';
+import { ApiClient, DEFAULT_RETRY } from '../http.js';
+
+type Action = { path: (v: Record<string, string | undefined>, args: string[]) => string; method: string; body?: (v: Record<string, string | undefined>, args: string[]) => unknown };
+
+const ACTIONS: Record<string, Action & { flags: string[]; positional?: string }> = {
+  'create-merchant': { method: 'POST', path: () => '/v1/merchants', body: (_v, args) => ({ name: args.join(' ') }), flags: [], positional: 'NAME' },
+  'merchant-key': { method: 'POST', path: (v) => `/v1/merchants/${enc(v.merchant)}/keys`, flags: ['merchant'] },
+  'create-store': {
+    method: 'POST',
+    path: () => '/v1/stores',
+    body: (v) => ({ merchantId: v.merchant, name: v.name, timezone: v.timezone }),
+    flags: ['name', 'timezone'],
+  },
+  'create-device': { method: 'POST', path: (v) => `/v1/stores/${enc(v.store)}/devices`, body: (v) => ({ name: v.name }), flags: ['store', 'name'] },
+  'device-key': { method: 'POST', path: (v) => `/v1/devices/${enc(v.device)}/keys`, flags: ['device'] },
+  'revoke-key': { method: 'DELETE', path: (_v, args) => `/v1/keys/${enc(args[0])}`, flags: [], positional: 'KEY_ID' },
+};
+
+const enc = (s: string | undefined) => encodeURIComponent(s ?? '');
+
+export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [name, ...rest] = argv;
+  const action = name ? ACTIONS[name] : undefined;
+  if (!action) throw new UsageError(`admin: unknown command ${JSON.stringify(name ?? '')}; one of ${Object.keys(ACTIONS).join(', ')}`);
+  const { values, positionals } = parse(rest, {
+    url: { type: 'string' },
+    'admin-key': { type: 'string' },
+    merchant: { type: 'string' },
+    store: { type: 'string' },
+    device: { type: 'string' },
+    name: { type: 'string' },
+    timezone: { type: 'string' },
+  });
+  const v = values as Record<string, string | undefined>;
+  for (const flag of action.flags) required(v[flag], `--${flag}`);
+  if (action.positional && positionals.length === 0) throw new UsageError(`admin ${name}: missing ${action.positional}`);
+  if (!action.positional && positionals.length) throw new UsageError(`admin ${name}: unexpected argument ${positionals[0]}`);
+  const url = required(v.url ?? env.FACEPERKS_URL, '--url (or FACEPERKS_URL)');
+  const key = required(v['admin-key'] ?? env.FACEPERKS_ADMIN_KEY, '--admin-key (or FACEPERKS_ADMIN_KEY)');
+  let client: ApiClient;
+  try {
+    client = new ApiClient(url, key, { ...DEFAULT_RETRY, attempts: 4 });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  // Creating is not idempotent: the client retries only what the server cannot have acted on.
+  const response = await client.request({ method: action.method, path: action.path(v, positionals), json: action.body?.(v, positionals), idempotent: action.method === 'DELETE' });
+  if (response.status === 204) process.stdout.write(`${JSON.stringify({ revoked: positionals[0] })}\n`);
+  else process.stdout.write(`${JSON.stringify(response.body, null, 2)}\n`);
+  return 0;
+}
