@@ -152,7 +152,19 @@ describe('upload fuzzing', () => {
   it('survives crafted hostile requests', async () => {
     const good = await makeImage();
     const bomb = pngBomb(100_000, 100_000);
+    // A real JPEG whose frame header claims 65000 x 65000 pixels.
+    const jpegBomb = Buffer.from(good);
+    for (let i = 2; i < jpegBomb.length - 9; i++) {
+      if (jpegBomb[i] === 0xff && jpegBomb[i + 1] === 0xc0) {
+        jpegBomb.writeUInt16BE(65000, i + 5);
+        jpegBomb.writeUInt16BE(65000, i + 7);
+        break;
+      }
+    }
+    const zipFile = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), zlib.deflateRawSync(Buffer.alloc(2_000_000))]);
     const cases: { label: string; run: () => Promise<RawAnswer | { status: number; body: any }>; expect?: number }[] = [
+      { label: 'jpeg with huge declared frame', run: () => upload(t, tenant.deviceKey, [{ name: 'images', file: jpegBomb }]), expect: 413 },
+      { label: 'zip archive posing as a jpeg', run: () => upload(t, tenant.deviceKey, [{ name: 'images', file: zipFile, filename: 'a.jpg' }]), expect: 415 },
       { label: 'png decompression bomb', run: () => upload(t, tenant.deviceKey, [{ name: 'images', file: bomb, type: 'image/png' }]), expect: 413 },
       {
         label: 'bomb next to a good file',
