@@ -59,23 +59,34 @@ export function parseRange(query: unknown, timezone: string, now = Date.now()): 
 }
 
 // ---- CSV -------------------------------------------------------------------------------------
-const csvCell = (v: unknown) => {
+const csvCell = (v: unknown): string => {
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
   const s = v === null || v === undefined ? '' : String(v);
   const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s; // no spreadsheet formulas
   return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 };
-function flatten(obj: Record<string, unknown>, prefix = ''): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+function flatten(obj: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
   for (const [k, v] of Object.entries(obj)) {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) flatten(v as Record<string, unknown>, `${prefix}${k}.`, out);
     else out[`${prefix}${k}`] = v;
   }
   return out;
 }
+/** Rows of one shape (nested objects become dotted columns), header from the first row. */
 export function toCsv(rows: Record<string, unknown>[]): string {
-  const flat = rows.map((r) => flatten(r));
-  const header = [...new Set(flat.flatMap((r) => Object.keys(r)))];
-  return [header.map(csvCell).join(','), ...flat.map((r) => header.map((h) => csvCell(r[h])).join(','))].join('\r\n') + '\r\n';
+  if (rows.length === 0) return '\r\n';
+  const first = flatten(rows[0]);
+  const header = Object.keys(first);
+  const nested = header.some((h) => h.includes('.'));
+  const lines = new Array<string>(rows.length + 1);
+  lines[0] = header.map(csvCell).join(',');
+  for (let i = 0; i < rows.length; i++) {
+    const row = nested ? flatten(rows[i]) : rows[i];
+    let line = '';
+    for (let j = 0; j < header.length; j++) line += (j ? ',' : '') + csvCell(row[header[j]]);
+    lines[i + 1] = line;
+  }
+  return lines.join('\r\n') + '\r\n';
 }
 
 function respond(ctx: Context, format: 'json' | 'csv', body: unknown, rows: () => Record<string, unknown>[], name: string) {

@@ -188,48 +188,58 @@ export async function peakHours(db: Knex, store: StoreRef, range: Omit<Range, 'i
   };
 }
 
-/** All of a merchant's stores over [from, to), each floored to its local day. */
+/** All of a merchant's stores over [from, to), each floored to its local day. Four queries in all. */
 export async function merchantSummary(db: Knex, merchant: { id: string; name: string }, range: Omit<Range, 'interval'>) {
-  const stores: StoreRef[] = (await db('stores').where('merchant_id', merchant.id).orderBy(['name', 'id'])
-    .select('id', 'merchant_id as merchantId', 'name', 'timezone'));
-  const out = [];
+  const stores: StoreRef[] = await db('stores').where('merchant_id', merchant.id).orderBy(['name', 'id'])
+    .select('id', 'merchant_id as merchantId', 'name', 'timezone');
+  const starts = new Map(stores.map((s) => [s.id, zone(s.timezone).dayStart(range.from)]));
+  const lo = Math.min(range.from, ...starts.values());
+  const to = new Date(range.to);
+  // Each store's own local-day range, in one statement.
+  const perStoreRange = (q: Knex.QueryBuilder, storeColumn: string, timeColumn: string) =>
+    q.where((w) => {
+      for (const s of stores) w.orWhere((x) => x.where(storeColumn, s.id).where(timeColumn, '>=', new Date(starts.get(s.id)!)));
+    }).where(timeColumn, '<', to);
   const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0, membersSeen: 0, pointsAwarded: 0 };
-  let lo = range.from;
-  for (const store of stores) {
-    const z = zone(store.timezone);
-    const start = z.dayStart(range.from);
-    lo = Math.min(lo, start);
-    const sums = await db('analytics_rollups').where({ store_id: store.id, granularity: 'day' })
-      .where('bucket_start', '>=', new Date(start)).where('bucket_start', '<', new Date(range.to))
-      .first(
-        db.raw('COALESCE(SUM(visits),0) as visits'), db.raw('COALESCE(SUM(member_visits),0) as memberVisits'),
-        db.raw('COALESCE(SUM(visitor_visits),0) as visitorVisits'), db.raw('COALESCE(SUM(new_visitors),0) as newVisitors'),
-      );
+  if (stores.length === 0) return { merchantId: merchant.id, name: merchant.name, from: new Date(range.from).toISOString(), to: to.toISOString(), totals, stores: [] };
+  const [sums, uniques, merchantWide, points] = await Promise.all([
+    perStoreRange(db('analytics_rollups').where('granularity', 'day'), 'store_id', 'bucket_start')
+      .groupBy('store_id')
+      .select('store_id', db.raw('SUM(visits) as visits'), db.raw('SUM(member_visits) as member_visits'),
+        db.raw('SUM(visitor_visits) as visitor_visits'), db.raw('SUM(new_visitors) as new_visitors')),
+    perStoreRange(db('visits').where('merchant_id', merchant.id), 'store_id', 'started_at')
+      .groupBy('store_id')
+      .select('store_id', db.raw('COUNT(DISTINCT subject_id) as n')),
+    perStoreRange(db('visits').where('merchant_id', merchant.id), 'store_id', 'started_at')
+      .first(db.raw('COUNT(DISTINCT subject_id) as n'), db.raw("COUNT(DISTINCT CASE WHEN subject_kind = 'member' THEN subject_id END) as members")),
+    db('perk_awards as p').join('stores as s', 's.id', 'p.store_id').where('s.merchant_id', merchant.id)
+      .where('p.awarded_at', '>=', new Date(lo)).where('p.awarded_at', '<', to)
+      .first(db.raw('COALESCE(SUM(p.points),0) as points')),
+  ]);
+  const sumBy = new Map(sums.map((r: Record<string, unknown>) => [r.store_id as string, r]));
+  const uniqueBy = new Map(uniques.map((r: Record<string, unknown>) => [r.store_id as string, num(r.n)]));
+  const out = stores.map((store) => {
+    const r = sumBy.get(store.id) as Record<string, unknown> | undefined;
     const row = {
       storeId: store.id,
       name: store.name,
       timezone: store.timezone,
-      visits: num(sums?.visits),
-      uniqueSubjects: num(sums?.visits) > 0 ? await distinctSubjects(db, [store.id], start, range.to) : 0,
-      memberVisits: num(sums?.memberVisits),
-      visitorVisits: num(sums?.visitorVisits),
-      newVisitors: num(sums?.newVisitors),
+      visits: num(r?.visits),
+      uniqueSubjects: uniqueBy.get(store.id) ?? 0,
+      memberVisits: num(r?.member_visits),
+      visitorVisits: num(r?.visitor_visits),
+      newVisitors: num(r?.new_visitors),
     };
     totals.visits += row.visits;
     totals.memberVisits += row.memberVisits;
     totals.visitorVisits += row.visitorVisits;
     totals.newVisitors += row.newVisitors;
-    out.push(row);
-  }
-  if (totals.visits > 0) {
-    totals.uniqueSubjects = await distinctSubjects(db, stores.map((s) => s.id), lo, range.to);
-    totals.membersSeen = await distinctSubjects(db, stores.map((s) => s.id), lo, range.to, 'member');
-  }
-  const points = await db('perk_awards as p').join('stores as s', 's.id', 'p.store_id').where('s.merchant_id', merchant.id)
-    .where('p.awarded_at', '>=', new Date(lo)).where('p.awarded_at', '<', new Date(range.to))
-    .first(db.raw('COALESCE(SUM(p.points),0) as points'));
-  totals.pointsAwarded = num(points?.points);
-  return { merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: new Date(range.to).toISOString(), totals, stores: out };
+    return row;
+  });
+  totals.uniqueSubjects = num((merchantWide as Record<string, unknown> | undefined)?.n);
+  totals.membersSeen = num((merchantWide as Record<string, unknown> | undefined)?.members);
+  totals.pointsAwarded = num((points as Record<string, unknown> | undefined)?.points);
+  return { merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: to.toISOString(), totals, stores: out };
 }
 
 /** Recent member recognitions at a store (erased members have no person and are left out). */
