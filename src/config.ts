@@ -5,6 +5,9 @@ const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const unitInterval = z.coerce.number().min(-1).max(1);
 
+/** Model packs the service knows; each keeps its vectors in collections of its own. */
+export const PACK_NAMES = ['default', 'retinaface', 'insightface'] as const;
+
 const schema = z.object({
   PORT: port.default(3000),
   DATABASE_URL: z.string().url().default('mysql://root@127.0.0.1:3306/faceperks'),
@@ -16,7 +19,7 @@ const schema = z.object({
   /** Folder holding extracted model files; defaults to DATA_DIR/models. */
   MODELS_DIR: z.string().min(1).optional(),
   FACEPERKS_ADMIN_KEY: z.string().min(16).optional(),
-  MODEL_PACK: z.enum(['default', 'retinaface', 'insightface']).default('default'),
+  MODEL_PACK: z.enum(PACK_NAMES).default('default'),
   /** Queue prefix, so tests and benchmarks can run beside a live service on one Redis. */
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i).default('faceperks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -58,11 +58,12 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
         return { ok: false, code: 'multiple_faces', message: `${faces.length} faces were found; enrol a photo of one person` };
       }
       const [face] = faces;
-      await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
+      // The row first: if the person was erased meanwhile, its foreign key fails and no vector is left behind.
       await db('person_faces')
         .insert({ id: faceId, person_id: personId, blob_key: imageKey, pack: describer.pack, face: JSON.stringify(summary(face)) })
         .onConflict('id')
         .ignore();
+      await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
       return { ok: true, faceId, face: summary(face) };
     },
     async identify(data) {

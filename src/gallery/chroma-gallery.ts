@@ -1,4 +1,5 @@
-import { ChromaClient, type Collection } from 'chromadb';
+import { ChromaClient, ChromaNotFoundError, type Collection } from 'chromadb';
+import { PACK_NAMES } from '../config.js';
 import type { Gallery, GalleryHit, SubjectKind } from './gallery.js';
 
 /**
@@ -22,8 +23,8 @@ export class ChromaGallery implements Gallery {
     });
   }
 
-  collectionName(kind: SubjectKind, merchantId: string): string {
-    return `${this.pack}-${kind}s-${merchantId}`;
+  collectionName(kind: SubjectKind, merchantId: string, pack = this.pack): string {
+    return `${pack}-${kind}s-${merchantId}`;
   }
 
   private collection(kind: SubjectKind, merchantId: string): Promise<Collection> {
@@ -68,9 +69,20 @@ export class ChromaGallery implements Gallery {
       .slice(0, limit);
   }
 
+  /** Erases the subject from every pack's collection, so vectors of a previous pack go too. */
   async deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void> {
-    const collection = await this.collection(kind, merchantId);
-    await collection.delete({ where: { subjectId } });
+    for (const pack of PACK_NAMES) {
+      const collection =
+        pack === this.pack
+          ? await this.collection(kind, merchantId)
+          : await this.client
+              .getCollection({ name: this.collectionName(kind, merchantId, pack), embeddingFunction: null as never })
+              .catch((error) => {
+                if (error instanceof ChromaNotFoundError) return null;
+                throw error;
+              });
+      await collection?.delete({ where: { subjectId } });
+    }
   }
 
   async countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number> {

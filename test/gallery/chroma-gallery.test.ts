@@ -8,7 +8,7 @@ function unit(values: number[]): Float32Array {
 }
 
 describe('ChromaGallery (real Chroma server)', () => {
-  const gallery = new ChromaGallery(process.env.CHROMA_URL!, 'test');
+  const gallery = new ChromaGallery(process.env.CHROMA_URL!, 'default');
 
   it('returns each subject once with its best cosine similarity, highest first', async () => {
     const merchant = randomUUID();
@@ -45,5 +45,18 @@ describe('ChromaGallery (real Chroma server)', () => {
 
     expect(await gallery.countSubjectVectors('visitor', merchant, subject)).toBe(0);
     expect(await gallery.search('visitor', merchant, unit([0, 1, 0, 0]), 5)).toEqual([]);
+  });
+
+  it('erases a subject from the collections of every pack, not only the current one', async () => {
+    const merchant = randomUUID();
+    const subject = randomUUID();
+    const previousPack = new ChromaGallery(process.env.CHROMA_URL!, 'retinaface');
+    await previousPack.upsert('member', merchant, subject, randomUUID(), unit([1, 0, 0, 0]));
+    await gallery.upsert('member', merchant, subject, randomUUID(), unit([1, 0, 0, 0]));
+
+    await gallery.deleteSubject('member', merchant, subject);
+
+    expect(await previousPack.countSubjectVectors('member', merchant, subject)).toBe(0);
+    expect(await gallery.countSubjectVectors('member', merchant, subject)).toBe(0);
   });
 });

@@ -39,7 +39,8 @@ describe('worker metrics published through Redis', () => {
     timings.detect += 50;
     observe(2);
     const json = await metrics.registry.getSingleMetric('faceperks_inference_duration_seconds')!.get();
-    const sum = (model: string) => json.values.find((v) => v.metricName?.endsWith('_sum') && v.labels.model === model)?.value;
+    const sum = (model: string) =>
+      json.values.find((v) => (v as { metricName?: string }).metricName?.endsWith('_sum') && v.labels.model === model)?.value;
     expect(sum('detect')).toBeCloseTo(0.03 + 0.025, 10);
     expect(sum('landmarks')).toBeCloseTo(0.01, 10);
   });
