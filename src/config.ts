@@ -44,6 +44,11 @@ const schema = z.object({
   MAX_UPLOAD_FILES: positiveInt.default(100),
   MAX_UPLOAD_TOTAL_BYTES: positiveInt.default(200 * 1024 * 1024),
   MAX_IMAGE_PIXELS: positiveInt.default(50_000_000),
+  /** Intake answers 429 while more stage jobs than this are waiting. */
+  MAX_QUEUE_DEPTH: positiveInt.default(20_000),
+  /** Per-device token bucket for POST /v1/captures: average rate and burst, in requests. */
+  DEVICE_UPLOADS_PER_MINUTE: positiveInt.default(600),
+  DEVICE_UPLOAD_BURST: positiveInt.default(60),
   /** Longest side the preprocess stage keeps; boxes are still reported in original pixels. */
   WORK_IMAGE_MAX_SIDE: positiveInt.default(1280),
   /** false: a capture's stored image is deleted once it is done or failed (reprocessing then needs a re-upload). */

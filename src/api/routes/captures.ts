@@ -13,6 +13,7 @@ import { findStore } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize, type Principal } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
+import { deviceRateLimiter, queueDepthGuard } from '../backpressure.js';
 import { runInteractive, withTimeout } from '../interactive.js';
 import { receiveMultipart, type ReceivedImage } from '../multipart.js';
 import { localTimeToInstant, plausibleCaptureTime } from '../time.js';
@@ -110,8 +111,12 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
    * answer is the first refusal's status with all of them in `error.rejected`.
    */
   const inFlight = new Map<string, number>();
+  const checkQueueDepth = queueDepthGuard(queues, config.MAX_QUEUE_DEPTH);
+  const checkDeviceRate = deviceRateLimiter(queues.connection, config.QUEUE_PREFIX, config.DEVICE_UPLOADS_PER_MINUTE, config.DEVICE_UPLOAD_BURST);
   router.post('/v1/captures', async (ctx) => {
     const device = authorize(ctx, 'device');
+    await checkDeviceRate(device.deviceId);
+    await checkQueueDepth();
     // A robot retrying hard over a flaky link must not hog the intake: cap its parallel uploads.
     const running = inFlight.get(device.deviceId) ?? 0;
     if (running >= deps.maxConcurrentUploadsPerDevice) {
