@@ -71,7 +71,7 @@ export async function uploadCommand(argv: string[], env: NodeJS.ProcessEnv, sign
       ...(r.error ? { error: r.error } : {}),
       ...(follow && r.captureId ? { faces: follow.details.get(r.captureId)?.faces.length ?? 0 } : {}),
     }));
-    process.stdout.write(`${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary), files }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary), results: files }, null, 2)}\n`);
   } else {
     process.stdout.write(`${formatSummary(summary)}\n`);
   }
