@@ -60,6 +60,10 @@ const schema = z.object({
   STAGE_ATTEMPTS: positiveInt.default(5),
   STAGE_BACKOFF_MS: positiveInt.default(1000),
   SWEEP_INTERVAL_MS: positiveInt.default(60_000),
+  /** A job whose worker stopped renewing its lock this long ago (process killed) is handed to another worker. */
+  JOB_LOCK_MS: positiveInt.default(30_000),
+  /** On SIGTERM the API answers /readyz 503 this long before it stops listening. */
+  SHUTDOWN_UNREADY_MS: z.coerce.number().int().min(0).default(1000),
   /** A capture left in a non-final state this long is re-enqueued by the sweeper. */
   SWEEP_STALE_MS: positiveInt.default(5 * 60_000),
 });

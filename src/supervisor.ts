@@ -59,6 +59,11 @@ export class Supervisor {
     await Promise.all(exits);
   }
 
+  /** Sends `signal` to one child (operators and tests use it to drain or crash a worker). */
+  signal(name: string, signal: NodeJS.Signals): boolean {
+    return this.children.get(name)?.kill(signal) ?? false;
+  }
+
   killAll(): void {
     for (const child of this.children.values()) child.kill('SIGKILL');
   }

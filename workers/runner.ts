@@ -40,6 +40,7 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
           logger: context.logger,
           prefix: context.config.QUEUE_PREFIX,
           metrics: context.metrics,
+          lockMs: context.config.JOB_LOCK_MS,
         }),
       );
     }

@@ -15,6 +15,7 @@ import { BlobStore } from '../storage/blobs.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../storage/db.js';
 import { bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
 import { createApp, type AppDeps } from './app.js';
+import { defaultReadinessChecks } from './readiness.js';
 
 export { bootstrapAdminKey };
 
@@ -97,13 +98,26 @@ async function main(): Promise<void> {
   const blobs = new BlobStore(config.blobsDir);
   // Erasure (DELETE /v1/people/:id) deletes vectors through the gallery; the API never searches it.
   const gallery = new ChromaGallery(config.chromaUrl, config.MODEL_PACK);
-  const api = await listen({ config, db, blobs, queues, logger, gallery }, config.PORT);
+  let draining = false;
+  const readiness = [
+    ...defaultReadinessChecks({ config, db, queues }),
+    {
+      name: 'accepting',
+      check: async () => {
+        if (draining) throw new Error('shutting down');
+      },
+    },
+  ];
+  const api = await listen({ config, db, blobs, queues, logger, gallery, readiness }, config.PORT);
   logger.info({ port: config.PORT }, 'api listening');
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) process.exit(1);
     stopping = true;
+    // Unready first, so a load balancer stops sending uploads before the listener closes.
+    draining = true;
+    await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_UNREADY_MS));
     logger.info({ signal }, 'api stopping');
     await api.close();
     await queues.close();

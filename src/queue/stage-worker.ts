@@ -44,7 +44,7 @@ export type StageDefinition<S extends Stage> = {
 
 export function startStageWorker<S extends Stage>(
   definition: StageDefinition<S>,
-  deps: { queues: Queues; progress: CaptureProgress; logger: Logger; prefix: string; metrics: PipelineMetrics },
+  deps: { queues: Queues; progress: CaptureProgress; logger: Logger; prefix: string; metrics: PipelineMetrics; lockMs: number },
 ): Worker {
   const { stage } = definition;
   const next = NEXT_STAGE[stage];
@@ -91,7 +91,8 @@ export function startStageWorker<S extends Stage>(
       prefix: deps.prefix,
       concurrency: definition.concurrency,
       // A worker killed mid-job leaves a lock that expires; the job is then retried elsewhere.
-      lockDuration: 60_000,
+      lockDuration: deps.lockMs,
+      stalledInterval: deps.lockMs,
       maxStalledCount: 2,
       autorun: true,
     },
