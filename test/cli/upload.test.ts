@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import { listen } from '../../src/api/main.js';
 import { makeImage, seedTenant, upload } from '../api/support.js';
 import { cropAround, facesIn, fixture, startTestService, waitFor, type TestService } from '../pipeline/support.js';
 import { runCli, startCli, startProxy, writeFiles, type Decision } from './support.js';
@@ -254,6 +256,42 @@ describe('faceperks upload against the real service', () => {
     await waitFor(async () => (await capturesOf(deviceId)).every((row) => row.status === 'done'), 60_000, 'every capture done');
   }, 240_000);
 
+  it('survives an API restart in the middle of an upload: retries until it is back, nothing lost or doubled', async () => {
+    const deviceKey = await newDevice(t, tenant, 'robot-restart');
+    const deviceId = await deviceIdOf(tenant, deviceKey);
+    const dir = path.join(root, 'restart');
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 8; i++) files[`r${i}.jpg`] = await makeImage('jpeg', 96, { noise: true });
+    await writeFiles(dir, files);
+
+    // A second API instance on the same services, which the test stops and starts again on its port.
+    const deps = { config: t.env.config, db: t.env.db, blobs: t.blobs, queues: t.queues };
+    let api = await listen(deps, 0, '127.0.0.1');
+    const port = (api.server.address() as AddressInfo).port;
+    const proxy = await startProxy(`http://127.0.0.1:${port}`, async (req): Promise<Decision> => {
+      if (req.url === '/v1/captures') await new Promise((r) => setTimeout(r, 300));
+      return 'forward';
+    });
+    try {
+      const run = startCli(['upload', dir, '--url', proxy.url, '--device-key', deviceKey, '--batch-size', '2', '--concurrency', '1', '--retries', '14', '--json', '--wait']);
+      await new Promise<void>((resolve) => proxy.onRecord((s) => s.path === '/v1/captures' && s.status === 202 && resolve()));
+      await api.close();
+      await new Promise((r) => setTimeout(r, 1500));
+      api = await listen(deps, port, '127.0.0.1');
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json).toMatchObject({ files: 8, rejected: 0, unsent: 0, done: 8, failed: 0 });
+      expect(r.json.uploaded + r.json.alreadyOnServer).toBe(8);
+      expect(r.stderr).toMatch(/retry \d+ in/);
+    } finally {
+      await proxy.close();
+      await api.close();
+    }
+    const rows = await capturesOf(deviceId);
+    expect(rows).toHaveLength(8 + 1);
+    expect(new Set(rows.map((row) => row.sha256)).size).toBe(9);
+  }, 180_000);
+
   it('--captured-at-from-mtime sends each file time; admin commands create a merchant, store, device and keys and revoke one', async () => {
     const dir = path.join(root, 'mtime');
     await writeFiles(dir, { 'old.png': await makeImage('png', 64), 'older.png': await makeImage('png', 64) });
@@ -292,6 +330,36 @@ describe('faceperks upload against the real service', () => {
     expect(still.code, still.stderr).toBe(0);
     expect(still.stdout).toMatch(/already on server 2/);
   }, 180_000);
+});
+
+describe('POST /v1/captures/lookup', () => {
+  it("answers only the calling device's captures, validates the hashes, and is device-only", async () => {
+    const a = await seedTenant(t, 'Lookup A');
+    const b = await seedTenant(t, 'Lookup B');
+    const image = await makeImage('jpeg', 64);
+    const sent = await upload(t, a.deviceKey, [{ name: 'images', file: image, filename: 'x.jpg' }]);
+    const sha = sent.body.captures[0].sha256 as string;
+    const unknown = 'ab'.repeat(32);
+
+    const mine = await t.call('POST', '/v1/captures/lookup', { key: a.deviceKey, json: { sha256: [sha.toUpperCase(), unknown, sha] } });
+    expect(mine.status).toBe(200);
+    expect(mine.body).toEqual({ known: [{ sha256: sha, id: sent.body.captures[0].id, status: expect.any(String) }] });
+    // Another tenant's device (and so any other device) does not learn what A sent.
+    const theirs = await t.call('POST', '/v1/captures/lookup', { key: b.deviceKey, json: { sha256: [sha] } });
+    expect(theirs.body).toEqual({ known: [] });
+
+    for (const json of [{ sha256: ['xyz'] }, { sha256: 'abc' }, {}, { sha256: Array(1001).fill(unknown) }, { sha256: [], extra: 1 }]) {
+      const r = await t.call('POST', '/v1/captures/lookup', { key: a.deviceKey, json });
+      expect([r.status, r.body.error.code], JSON.stringify(json).slice(0, 60)).toEqual([400, 'validation_error']);
+    }
+    expect((await t.call('POST', '/v1/captures/lookup', { key: a.merchantKey, json: { sha256: [sha] } })).status).toBe(403);
+    expect((await t.call('POST', '/v1/captures/lookup', { json: { sha256: [sha] } })).status).toBe(401);
+    const full = await t.call('POST', '/v1/captures/lookup', { key: a.deviceKey, json: { sha256: Array(1000).fill(unknown) } });
+    expect(full.status).toBe(200);
+
+    const doc = await t.call('GET', '/v1/openapi.json');
+    expect(doc.body.paths['/v1/captures/lookup'].post).toBeDefined();
+  });
 });
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
