@@ -109,8 +109,8 @@ export class Progress {
       .map(([k, n]) => `${k} ${n}`)
       .join(', ');
     return (
-      `${s.filesDone}/${s.filesTotal} files  ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)}  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}` +
-      (notes ? `  (${notes})` : '')
+      `${s.filesDone}/${s.filesTotal} files, ${formatBytes(Math.min(s.bytesDone, s.bytesTotal))}/${formatBytes(s.bytesTotal)}, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)}` +
+      (notes ? ` (${notes})` : '')
     );
   }
 
@@ -121,12 +121,12 @@ export class Progress {
       this.line(`${s.phase}: ${this.describe()}${final ? ' — finished' : ''}`);
       return;
     }
-    const width = 24;
+    const columns = this.out.columns || 120;
+    const width = columns < 100 ? 12 : 24;
     const fraction = s.bytesTotal > 0 ? Math.min(1, s.bytesDone / s.bytesTotal) : s.filesTotal > 0 ? s.filesDone / s.filesTotal : 1;
     const filled = Math.round(fraction * width);
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}%`;
-    let text = `${s.phase.padEnd(9)} ${bar}  ${this.describe()}`;
-    const columns = this.out.columns ?? 120;
+    let text = `${s.phase} ${bar} ${this.describe()}`;
     if (text.length > columns - 1) text = text.slice(0, columns - 1);
     this.out.write(`\r\x1b[2K${text}${final ? '\n' : ''}`);
     this.drawn = !final;
