@@ -90,3 +90,16 @@ describe('summary', () => {
     expect(exitCodeOf(summarize(unsent))).toBe(1);
   });
 });
+
+describe('bin/faceperks.mjs', () => {
+  it('runs the TypeScript CLI through tsx: --help exits 0, a usage error exits 2', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const repo = path.resolve(import.meta.dirname, '../..');
+    const help = spawnSync(process.execPath, ['bin/faceperks.mjs', '--help'], { cwd: repo, encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/faceperks upload DIR\|FILE/);
+    const bad = spawnSync(process.execPath, ['bin/faceperks.mjs', 'upload', '--batch-size', '0', 'x'], { cwd: repo, encoding: 'utf8', env: { ...process.env, FACEPERKS_URL: 'http://127.0.0.1:1', FACEPERKS_DEVICE_KEY: 'k' } });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--batch-size must be an integer >= 1/);
+  }, 30_000);
+});
