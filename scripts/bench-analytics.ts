@@ -102,7 +102,7 @@ async function main() {
 
     // ---- build visits and rollups (rebuild path), stores in parallel (4 at a time)
     const queue = [...stores];
-    await Promise.all(Array.from({ length: 4 }, async () => {
+    await Promise.all(Array.from({ length: 2 }, async () => {
       for (let s = queue.shift(); s; s = queue.shift()) {
         await rebuildAnalytics(db, { storeId: s.id, from: new Date(YEAR_START), to: new Date(YEAR_END), visitGapMinutes: 30 });
       }

@@ -23,14 +23,20 @@ import {
 export type RebuildOptions = { storeId: string; from: Date; to: Date; visitGapMinutes: number; chunkSize?: number };
 export type RebuildResult = { subjects: number; visitsDeleted: number; visitsInserted: number; days: number };
 
+/**
+ * READ COMMITTED: locking reads and range deletes take no gap locks, so rebuilds of different
+ * stores (and live workers) do not deadlock on the boundaries between their key ranges.
+ */
+const READ_COMMITTED = { isolationLevel: 'read committed' as const };
+
 async function retrying<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (error) {
       const errno = (error as { errno?: number }).errno;
-      if (attempt >= 8 || (errno !== 1213 && errno !== 1205)) throw error;
-      await new Promise((r) => setTimeout(r, 20 * attempt));
+      if (attempt >= 25 || (errno !== 1213 && errno !== 1205)) throw error;
+      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
     }
   }
 }
@@ -145,7 +151,7 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
             .where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi + 27 * 3_600_000)).select('store_id', 'started_at');
           for (const r of near) changedDays.push([r.store_id, (r.started_at as Date).getTime()]);
         }
-      }),
+      }, READ_COMMITTED),
     );
     for (const [storeId, t] of changedDays) await addDay(storeId, t);
   }
@@ -160,13 +166,13 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
     if (e <= s) e = rangeEnd;
     if (rangeEnd - e < 86_400_000 * 2) e = rangeEnd;
     const chunkEnd = e;
-    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, store, s, chunkEnd)));
+    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, store, s, chunkEnd), READ_COMMITTED));
     s = chunkEnd;
   }
   for (const { storeId, start } of [...extraDays.values()].sort((a, b) => a.start - b.start)) {
     if (storeId === store.id && start >= rangeStart && start < rangeEnd) continue;
     const info = stores.get(storeId)!;
-    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, info, start, info.zone.nextDay(start))));
+    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, info, start, info.zone.nextDay(start)), READ_COMMITTED));
   }
   return result;
 }
