@@ -25,6 +25,7 @@ import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { captureRoutes } from './routes/captures.js';
+import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
@@ -124,6 +125,7 @@ export function createApp(deps: AppDeps): Koa {
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
   captureRoutes(router, resolved);
+  operationRoutes(router, resolved);
   const analytics = analyticsRoutes({ db: deps.db, config: deps.config });
   app.use(router.routes());
   app.use(analytics.routes());

@@ -378,6 +378,30 @@ export function openApiDocument(): Schema {
           '400', '403',
         ),
       },
+      '/v1/reprocess': {
+        post: op(
+          'Re-run a batch, or a store\'s captures in [from, to), through the pipeline (results are replaced, never doubled)',
+          'admin, merchant (own)',
+          {
+            ...body({
+              oneOf: [
+                { type: 'object', required: ['batchId'], additionalProperties: false, properties: { batchId: uuid } },
+                {
+                  type: 'object',
+                  required: ['storeId', 'from', 'to'],
+                  additionalProperties: false,
+                  properties: { storeId: uuid, from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' } },
+                },
+              ],
+            }),
+            ...ok('202', 'Captures re-queued, and those whose stored image was already deleted (KEEP_IMAGES=false)', {
+              type: 'object',
+              properties: { queued: { type: 'integer' }, imageGone: { type: 'integer' } },
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
       '/v1/batches/{id}': {
         get: op('Read a batch and the status of its captures', 'admin, merchant (own), device (its own)', { parameters: [idParam('Batch')], ...ok('200', 'The batch', ref('Batch')) }, '400', '404'),
       },

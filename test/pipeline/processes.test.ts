@@ -31,7 +31,7 @@ async function uploadFixtures(deviceKey: string): Promise<string[]> {
   const parts = [];
   for (let i = 1; i <= 6; i++) parts.push({ name: 'images', file: await fixture(`sample${i}.jpg`), filename: `sample${i}.jpg` });
   const { body, contentType } = multipart(parts);
-  const response = await fetch(`${api}/v1/captures`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': contentType }, body });
+  const response = await fetch(`${api}/v1/captures`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': contentType }, body: new Uint8Array(body) });
   expect(response.status).toBe(202);
   return ((await response.json()) as { captures: { id: string }[] }).captures.map((c) => c.id);
 }

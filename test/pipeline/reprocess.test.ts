@@ -1,6 +1,5 @@
 /** Re-running finished captures through the pipeline replaces their results without doubling anything. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reprocessCaptures } from '../../src/services/reprocess.js';
 import { seedTenant, upload } from '../api/support.js';
 import { fixture, startTestService, waitFor, type TestService } from './support.js';
 
@@ -43,9 +42,21 @@ describe('reprocess', () => {
     const before = await snapshot(ids);
     expect(before.faces.length).toBeGreaterThan(4);
 
-    expect(await reprocessCaptures({ db: t.env.db, queues: t.queues }, { batchId: r.body.batchId })).toEqual({ queued: 2, imageGone: 0 });
+    const other = await seedTenant(t, 'Nosy Co');
+    const refused = await t.call('POST', '/v1/reprocess', { key: other.merchantKey, json: { batchId: r.body.batchId } });
+    expect(refused.status).toBe(404);
+    const accepted = await t.call('POST', '/v1/reprocess', { key: tenant.merchantKey, json: { batchId: r.body.batchId } });
+    expect([accepted.status, accepted.body]).toEqual([202, { queued: 2, imageGone: 0 }]);
     await allDone(ids, 1);
 
     expect(await snapshot(ids)).toEqual(before);
-  });
+
+    const byRange = await t.call('POST', '/v1/reprocess', {
+      key: tenant.merchantKey,
+      json: { storeId: tenant.storeId, from: '2026-11-21T09:05:00Z', to: '2026-11-21T10:00:00Z' },
+    });
+    expect([byRange.status, byRange.body]).toEqual([202, { queued: 1, imageGone: 0 }]);
+    await allDone([ids[1]], 2);
+    expect(await snapshot(ids)).toEqual(before);
+  }, 240_000);
 });
