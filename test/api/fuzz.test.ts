@@ -15,7 +15,7 @@ let tenant: Awaited<ReturnType<typeof seedTenant>>;
 let port: number;
 
 beforeAll(async () => {
-  t = await startTestApi({ env: { MAX_UPLOAD_BYTES: '300000', MAX_UPLOAD_FILES: '20', MAX_UPLOAD_TOTAL_BYTES: '1000000', MAX_IMAGE_PIXELS: '4000000' } });
+  t = await startTestApi({ env: { MAX_UPLOAD_BYTES: '300000', MAX_UPLOAD_FILES: '20', MAX_UPLOAD_TOTAL_BYTES: '1000000', MAX_IMAGE_PIXELS: '4000000', DEVICE_UPLOAD_BURST: '100000' } });
   tenant = await seedTenant(t, 'Fuzz');
   port = (t.api.server.address() as AddressInfo).port;
 });
