@@ -44,6 +44,12 @@ Admin (admin key; a merchant key works for its own stores, devices and keys):
     --url URL                  API base URL (default $FACEPERKS_URL)
     --admin-key KEY            (default $FACEPERKS_ADMIN_KEY)
   Each prints the created resource as JSON on stdout; keys are shown once.
+
+Reprocess (admin or merchant key): re-run captures through the pipeline, replacing their results
+  faceperks reprocess --batch ID
+  faceperks reprocess --store ID --from ISO-8601 --to ISO-8601
+  Prints {"queued": N, "imageGone": M}; captures whose image was deleted after processing
+  (KEEP_IMAGES=false) cannot be re-run.
 `;
 
 export type Options = NonNullable<ParseArgsConfig['options']>;

@@ -329,6 +329,13 @@ describe('faceperks upload against the real service', () => {
     const still = await runCli(['upload', dir, '--url', t.url, '--device-key', second.json.key]);
     expect(still.code, still.stderr).toBe(0);
     expect(still.stdout).toMatch(/already on server 2/);
+
+    const reprocess = await runCli(['reprocess', '--store', store.json.id, '--from', '2026-02-01T00:00:00Z', '--to', '2026-03-02T00:00:00Z'], {
+      FACEPERKS_URL: t.url,
+      FACEPERKS_ADMIN_KEY: mkey.json.key,
+    });
+    expect(reprocess.code, reprocess.stderr).toBe(0);
+    expect(reprocess.json.queued + reprocess.json.imageGone).toBe(2);
   }, 180_000);
 });
 

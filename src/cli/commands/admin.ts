@@ -16,6 +16,12 @@ const ACTIONS: Record<string, Action & { flags: string[]; positional?: string }>
   'create-device': { method: 'POST', path: (v) => `/v1/stores/${enc(v.store)}/devices`, body: (v) => ({ name: v.name }), flags: ['store', 'name'] },
   'device-key': { method: 'POST', path: (v) => `/v1/devices/${enc(v.device)}/keys`, flags: ['device'] },
   'revoke-key': { method: 'DELETE', path: (_v, args) => `/v1/keys/${enc(args[0])}`, flags: [], positional: 'KEY_ID' },
+  reprocess: {
+    method: 'POST',
+    path: () => '/v1/reprocess',
+    body: (v) => (v.batch ? { batchId: v.batch } : { storeId: v.store, from: v.from, to: v.to }),
+    flags: [],
+  },
 };
 
 const enc = (s: string | undefined) => encodeURIComponent(s ?? '');
@@ -32,6 +38,9 @@ export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     device: { type: 'string' },
     name: { type: 'string' },
     timezone: { type: 'string' },
+    batch: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
   });
   const v = values as Record<string, string | undefined>;
   for (const flag of action.flags) required(v[flag], `--${flag}`);
