@@ -50,6 +50,14 @@ Reprocess (admin or merchant key): re-run captures through the pipeline, replaci
   faceperks reprocess --store ID --from ISO-8601 --to ISO-8601
   Prints {"queued": N, "imageGone": M}; captures whose image was deleted after processing
   (KEEP_IMAGES=false) cannot be re-run.
+
+Reembed (admin key): switch recognition to another model pack (default, retinaface, insightface)
+  faceperks reembed --pack NAME [--wait]
+  A background job embeds every enrolled member face with the pack from the stored enrolment images,
+  then makes it the active pack; workers restart on it. Until then recognition stays on the old pack.
+  The pack's model files must be in MODELS_DIR of the workers (npm run setup -- --from DIR).
+  Prints {"jobId", ...}; --wait follows the job and prints its result (exit 1 if it failed).
+  Anonymous visitors are not carried over: they start afresh in the new pack.
 `;
 
 export type Options = NonNullable<ParseArgsConfig['options']>;

@@ -207,11 +207,24 @@ export class ApiClient {
           if (settled) return;
           written += chunk.length;
           options.onBytes?.(chunk.length);
-          if (!req.write(chunk)) await new Promise<void>((resolve) => { req.once('drain', resolve); req.once('close', resolve); });
+          if (!req.write(chunk)) await drainedOrClosed(req);
         }
         if (!settled) req.end();
       };
       write().catch((error) => finish(error as Error));
     });
   }
+}
+
+/** Waits for `drain` (or `close`), leaving no listener behind: a long upload waits many times. */
+function drainedOrClosed(req: http.ClientRequest): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.once('drain', done);
+    req.once('close', done);
+  });
 }

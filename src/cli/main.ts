@@ -30,6 +30,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (command === 'upload') return await uploadCommand(rest, env, controller.signal);
     if (command === 'admin') return await adminCommand(rest, env);
     if (command === 'reprocess') return await adminCommand(['reprocess', ...rest], env);
+    if (command === 'reembed') return await adminCommand(['reembed', ...rest], env);
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (error) {
     if (controller.signal.aborted) return 130;

@@ -1,4 +1,7 @@
-/** `faceperks admin ...`: first-run setup — merchants, stores, devices and their keys, revocation. */
+/**
+ * `faceperks admin ...`: first-run setup — merchants, stores, devices and their keys, revocation —
+ * and the operator actions `reprocess` and `reembed` (which may follow its migration with --wait).
+ */
 import { parse, required, UsageError } from '../args.js';
 import { ApiClient, DEFAULT_RETRY } from '../http.js';
 
@@ -22,7 +25,10 @@ const ACTIONS: Record<string, Action & { flags: string[]; positional?: string }>
     body: (v) => (v.batch ? { batchId: v.batch } : { storeId: v.store, from: v.from, to: v.to }),
     flags: [],
   },
+  reembed: { method: 'POST', path: () => '/v1/reembed', body: (v) => ({ pack: v.pack }), flags: ['pack'] },
 };
+
+const POLL_MS = 2000;
 
 const enc = (s: string | undefined) => encodeURIComponent(s ?? '');
 
@@ -41,8 +47,12 @@ export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     batch: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
+    pack: { type: 'string' },
+    wait: { type: 'boolean' },
   });
   const v = values as Record<string, string | undefined>;
+  const wait = values.wait === true;
+  if (wait && name !== 'reembed') throw new UsageError(`admin ${name}: --wait is for reembed only`);
   for (const flag of action.flags) required(v[flag], `--${flag}`);
   if (action.positional && positionals.length === 0) throw new UsageError(`admin ${name}: missing ${action.positional}`);
   if (!action.positional && positionals.length) throw new UsageError(`admin ${name}: unexpected argument ${positionals[0]}`);
@@ -55,8 +65,28 @@ export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     throw new UsageError((error as Error).message);
   }
   // Creating is not idempotent: the client retries only what the server cannot have acted on.
-  const response = await client.request({ method: action.method, path: action.path(v, positionals), json: action.body?.(v, positionals), idempotent: action.method === 'DELETE' });
+  // A reembed request is safe to repeat: the server answers the migration already under way.
+  const idempotent = action.method === 'DELETE' || name === 'reembed';
+  const response = await client.request({ method: action.method, path: action.path(v, positionals), json: action.body?.(v, positionals), idempotent });
+  if (wait) return followReembed(client, String(response.body.jobId));
   if (response.status === 204) process.stdout.write(`${JSON.stringify({ revoked: positionals[0] })}\n`);
   else process.stdout.write(`${JSON.stringify(response.body, null, 2)}\n`);
   return 0;
+}
+
+/** Polls the migration until it ends: progress lines on stderr, the final state as JSON on stdout; 1 if it failed. */
+async function followReembed(client: ApiClient, jobId: string): Promise<number> {
+  let last = '';
+  for (;;) {
+    const { body } = await client.request({ method: 'GET', path: `/v1/reembed/${encodeURIComponent(jobId)}` });
+    if (body.state === 'completed' || body.state === 'failed') {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return body.state === 'completed' ? 0 : 1;
+    }
+    const p = body.progress as { pass: number; done: number; total: number; failed: number } | null;
+    const line = p ? `reembed ${body.pack}: ${body.state}, pass ${p.pass}: ${p.done}/${p.total} faces, ${p.failed} failed` : `reembed ${body.pack}: ${body.state}`;
+    if (line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
 }
