@@ -19,7 +19,10 @@ const schema = z.object({
   /** Folder holding extracted model files; defaults to DATA_DIR/models. */
   MODELS_DIR: z.string().min(1).optional(),
   FACEPERKS_ADMIN_KEY: z.string().min(16).optional(),
+  /** The initial pack. Once `faceperks reembed` has switched packs, the stored active pack wins. */
   MODEL_PACK: z.enum(PACK_NAMES).default('default'),
+  /** How often worker processes check whether a reembed switched the active pack. */
+  PACK_WATCH_MS: positiveInt.default(10_000),
   /** Queue prefix, so tests and benchmarks can run beside a live service on one Redis. */
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i).default('faceperks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -2,8 +2,18 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 
-/** One worker process per stage; the light maintenance loop rides along with aggregate. */
-export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance'], ['interactive']];
+/**
+ * One worker process per stage; the light maintenance loop rides along with aggregate. Reembed has a
+ * process of its own: a pack migration loads a second set of models and must not slow enrolment.
+ */
+export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance'], ['interactive'], ['reembed']];
+
+/**
+ * Exit status of a worker process that asks to be restarted (the active model pack changed): the
+ * supervisor restarts it at once without counting a crash; under Docker or systemd any restart
+ * policy other than "no" does the same, since the status is non-zero.
+ */
+export const RESTART_EXIT_CODE = 75;
 
 export type ChildSpec = { name: string; script: string; args: string[] };
 
@@ -29,6 +39,11 @@ export class Supervisor {
     child.once('exit', (code, signal) => {
       this.children.delete(spec.name);
       if (this.stopping) return;
+      if (code === RESTART_EXIT_CODE) {
+        this.logger.info({ child: spec.name }, 'child process asked to be restarted; restarting');
+        this.start(spec, 0);
+        return;
+      }
       const recent = Date.now() - startedAt < HEALTHY_AFTER_MS ? crashes + 1 : 1;
       const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (recent - 1));
       this.logger.error({ child: spec.name, code, signal, restartInMs: delay }, 'child process exited; restarting');

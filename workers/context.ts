@@ -1,4 +1,8 @@
-/** What every worker process opens once: config, MySQL, Redis queues, blobs, gallery, logger. */
+/**
+ * What every worker process opens once: config, MySQL, Redis queues, blobs, gallery, logger.
+ * `config.MODEL_PACK` of a worker context is the *active* pack (see src/storage/settings.ts), which
+ * `openWorkerContext` resolves at start; the runner restarts the process when it changes.
+ */
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../src/config.js';
 import { ChromaGallery } from '../src/gallery/chroma-gallery.js';
@@ -9,6 +13,7 @@ import { createQueues, type Queues } from '../src/queue/queues.js';
 import { BlobStore } from '../src/storage/blobs.js';
 import { connectDatabase } from '../src/storage/db.js';
 import { PipelineRepository } from '../src/storage/pipeline-repository.js';
+import { activePack, type PackName } from '../src/storage/settings.js';
 
 export type WorkerContext = {
   config: Config;
@@ -22,8 +27,7 @@ export type WorkerContext = {
   close(): Promise<void>;
 };
 
-export function createWorkerContext(config: Config = loadConfig(), name = 'worker'): WorkerContext {
-  const db = connectDatabase(config);
+export function createWorkerContext(config: Config = loadConfig(), name = 'worker', db: Knex = connectDatabase(config)): WorkerContext {
   const queues = createQueues(config);
   return {
     config,
@@ -39,4 +43,32 @@ export function createWorkerContext(config: Config = loadConfig(), name = 'worke
       await db.destroy();
     },
   };
+}
+
+/** A worker context on the active pack: the stored setting (after a reembed) or else MODEL_PACK. */
+export async function openWorkerContext(config: Config = loadConfig(), name = 'worker'): Promise<WorkerContext> {
+  const db = connectDatabase(config);
+  try {
+    const pack = await activePack(db, config.MODEL_PACK);
+    const context = createWorkerContext({ ...config, MODEL_PACK: pack }, name, db);
+    if (pack !== config.MODEL_PACK) {
+      context.logger.warn({ activePack: pack, MODEL_PACK: config.MODEL_PACK }, 'using the active pack set by the last reembed; MODEL_PACK is ignored');
+    }
+    return context;
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
+
+const otherPackGalleries = new WeakMap<WorkerContext, Map<PackName, Gallery>>();
+
+/** The gallery of `pack`: the context's own for its pack, else a (cached) one on that pack's collections. */
+export function galleryForPack(context: WorkerContext, pack: PackName): Gallery {
+  if (pack === context.config.MODEL_PACK) return context.gallery;
+  let byPack = otherPackGalleries.get(context);
+  if (!byPack) otherPackGalleries.set(context, (byPack = new Map()));
+  let gallery = byPack.get(pack);
+  if (!gallery) byPack.set(pack, (gallery = new ChromaGallery(context.config.chromaUrl, pack)));
+  return gallery;
 }

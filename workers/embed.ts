@@ -17,7 +17,7 @@ export async function embedStage({ config, blobs, metrics }: WorkerContext): Pro
       observe(described.length);
       const key = facesKey(captureId, run);
       await writeFaces(blobs, key, scaleFaces(described, 1 / work.scale));
-      return { captureId, run, facesKey: key };
+      return { captureId, run, facesKey: key, pack: describer.pack };
     },
   };
 }

@@ -15,6 +15,7 @@ import { prepareImage } from '../src/imaging/prepare.js';
 import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
 import type { DescribedFace, DetectedFace } from '../src/vision/types.js';
 import type { WorkerContext } from './context.js';
+import { queueCatchUpIfSwitched } from './reembed.js';
 
 /** Faces smaller than this share of the largest one are background, not a second person to enrol. */
 const BACKGROUND_FACE_AREA_RATIO = 0.25;
@@ -64,6 +65,10 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
         .onConflict('id')
         .ignore();
       await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
+      // A reembed may have switched packs while this (old-pack) worker was still running.
+      await queueCatchUpIfSwitched(context, describer.pack).catch((error) =>
+        logger.error({ err: (error as Error).message, faceId }, 'could not check the active pack after enrolment'),
+      );
       return { ok: true, faceId, face: summary(face) };
     },
     async identify(data) {

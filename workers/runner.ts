@@ -1,12 +1,18 @@
 /**
  * Runs the named workers in this process: `npm run worker -- detect embed` (no names: all of them).
  * SIGTERM/SIGINT: stop taking jobs, let active ones finish, close connections; a second signal exits at once.
+ * Workers that load models (detect, embed, interactive) run on the active pack; when a reembed
+ * switches it, the process drains the same way and exits with RESTART_EXIT_CODE to come back on the
+ * new pack (the supervisor of `npm start` restarts it at once; under Docker use a restart policy).
  */
 import type { Worker } from 'bullmq';
 import { STAGES, type Stage } from '../src/queue/contract.js';
 import { startStageWorker, type StageDefinition } from '../src/queue/stage-worker.js';
 import { aggregateStage } from './aggregate.js';
-import { createWorkerContext, type WorkerContext } from './context.js';
+import { loadConfig } from '../src/config.js';
+import { activePack } from '../src/storage/settings.js';
+import { RESTART_EXIT_CODE } from '../src/supervisor.js';
+import { openWorkerContext, type WorkerContext } from './context.js';
 import { detectStage } from './detect.js';
 import { embedStage } from './embed.js';
 import { startInteractiveWorker } from './interactive.js';
@@ -14,9 +20,13 @@ import { startMaintenanceWorker } from './maintenance.js';
 import { matchStage } from './match.js';
 import { publishRegistry } from '../src/metrics/published-registry.js';
 import { preprocessStage } from './preprocess.js';
+import { startReembedWorker } from './reembed.js';
 
-export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance'] as const;
+export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance', 'reembed'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
+
+/** Workers whose models or collections are those of the active pack: their process restarts when it changes. */
+export const PACK_BOUND_WORKERS: readonly WorkerName[] = ['detect', 'embed', 'interactive'];
 
 const stageFactories: { [S in Stage]: (context: WorkerContext) => StageDefinition<S> | Promise<StageDefinition<S>> } = {
   preprocess: preprocessStage,
@@ -31,6 +41,7 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
   for (const name of names) {
     if (name === 'interactive') workers.push(await startInteractiveWorker(context));
     else if (name === 'maintenance') workers.push(await startMaintenanceWorker(context));
+    else if (name === 'reembed') workers.push(await startReembedWorker(context));
     else {
       const definition = (await stageFactories[name](context)) as StageDefinition<Stage>;
       workers.push(
@@ -57,23 +68,38 @@ export function parseWorkerNames(args: string[]): WorkerName[] {
 
 async function main(): Promise<void> {
   const names = parseWorkerNames(process.argv.slice(2));
-  const context = createWorkerContext(undefined, `worker:${names.join('+')}`);
+  const config = loadConfig();
+  const context = await openWorkerContext(config, `worker:${names.join('+')}`);
   const workers = await startWorkers(names, context);
   publishRegistry(context.queues.connection, context.config.QUEUE_PREFIX, names.join('+'), context.metrics.registry);
-  context.logger.info({ workers: names }, 'workers started');
+  context.logger.info({ workers: names, pack: context.config.MODEL_PACK }, 'workers started');
   process.send?.({ ready: true });
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (reason: string, code = 0) => {
     if (stopping) process.exit(1);
     stopping = true;
-    context.logger.info({ signal }, 'draining: finishing active jobs');
+    clearInterval(watch);
+    context.logger.info({ reason }, 'draining: finishing active jobs');
     await Promise.all(workers.map((worker) => worker.close()));
     await context.close();
-    process.exit(0);
+    process.exit(code);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  const watch = setInterval(() => {
+    if (stopping || !names.some((name) => PACK_BOUND_WORKERS.includes(name))) return;
+    activePack(context.db, config.MODEL_PACK).then(
+      (pack) => {
+        if (pack === context.config.MODEL_PACK || stopping) return;
+        context.logger.info({ from: context.config.MODEL_PACK, to: pack }, 'active model pack changed: restarting on it');
+        void stop('pack change', RESTART_EXIT_CODE);
+      },
+      (error) => context.logger.warn({ err: (error as Error).message }, 'could not read the active pack'),
+    );
+  }, config.PACK_WATCH_MS);
+  watch.unref();
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

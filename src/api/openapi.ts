@@ -402,6 +402,44 @@ export function openApiDocument(): Schema {
           '400', '403', '404',
         ),
       },
+      '/v1/reembed': {
+        post: op(
+          'Migrate members to another model pack: a background job embeds every enrolled face with it from the stored enrolment images, then makes it the active pack (workers restart on it); recognition never mixes two packs',
+          'admin',
+          {
+            ...body({ type: 'object', required: ['pack'], additionalProperties: false, properties: { pack: { enum: ['default', 'retinaface', 'insightface'] } } }),
+            ...ok('202', 'Migration queued (or the same one already under way: alreadyRunning)', {
+              type: 'object',
+              properties: { jobId: { type: 'string' }, pack: { type: 'string' }, activePack: { type: 'string' }, alreadyRunning: { type: 'boolean' } },
+            }),
+          },
+          '400', '403', '409',
+        ),
+      },
+      '/v1/reembed/{jobId}': {
+        get: op(
+          'Follow a migration: state, progress {pass, done, total, failed}, then its result (faces re-embedded, faces that could not be, whether the pack was switched) or why it failed (e.g. missing model files)',
+          'admin',
+          {
+            parameters: [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } }],
+            ...ok('200', 'The migration', {
+              type: 'object',
+              properties: {
+                jobId: { type: 'string' },
+                pack: { type: 'string' },
+                catchUp: { type: 'boolean' },
+                state: { type: 'string', examples: ['waiting', 'active', 'completed', 'failed'] },
+                activePack: { type: 'string' },
+                progress: nullable({ type: 'object', properties: { pass: { type: 'integer' }, done: { type: 'integer' }, total: { type: 'integer' }, failed: { type: 'integer' } } }),
+                attempts: { type: 'integer' },
+                result: { type: 'object' },
+                error: { type: 'string' },
+              },
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
       '/v1/batches/{id}': {
         get: op('Read a batch and the status of its captures', 'admin, merchant (own), device (its own)', { parameters: [idParam('Batch')], ...ok('200', 'The batch', ref('Batch')) }, '400', '404'),
       },

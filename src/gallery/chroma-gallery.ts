@@ -91,6 +91,17 @@ export class ChromaGallery implements Gallery {
     return result.ids.length;
   }
 
+  async vectorIds(kind: SubjectKind, merchantId: string): Promise<Set<string>> {
+    const collection = await this.collection(kind, merchantId);
+    const ids = new Set<string>();
+    const page = 1000;
+    for (let offset = 0; ; offset += page) {
+      const result = await collection.get({ limit: page, offset, include: [] as never });
+      for (const id of result.ids) ids.add(id);
+      if (result.ids.length < page) return ids;
+    }
+  }
+
   async heartbeat(): Promise<void> {
     await this.client.heartbeat();
   }

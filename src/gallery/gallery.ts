@@ -13,5 +13,7 @@ export interface Gallery {
   deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void>;
   /** Counts the vectors held for a subject (erasure checks, tests). */
   countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number>;
+  /** Every vector id held for `kind` at the merchant (a reembed uses it to find what is missing). */
+  vectorIds(kind: SubjectKind, merchantId: string): Promise<Set<string>>;
   heartbeat(): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * embeddings never travel through Redis; payloads carry ids and blob keys only.
  */
 import { z } from 'zod';
+import { PACK_NAMES } from '../config.js';
 
 export const STAGES = ['preprocess', 'detect', 'embed', 'match', 'aggregate'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -12,7 +13,9 @@ export type Stage = (typeof STAGES)[number];
 export const INTERACTIVE_QUEUE = 'interactive';
 /** Scheduled housekeeping: sweeper of stuck captures, retention. */
 export const MAINTENANCE_QUEUE = 'maintenance';
-export const ALL_QUEUES = [...STAGES, INTERACTIVE_QUEUE, MAINTENANCE_QUEUE] as const;
+/** Background re-embedding of enrolled faces into another model pack, then the switch to it. */
+export const REEMBED_QUEUE = 'reembed';
+export const ALL_QUEUES = [...STAGES, INTERACTIVE_QUEUE, MAINTENANCE_QUEUE, REEMBED_QUEUE] as const;
 export type QueueName = (typeof ALL_QUEUES)[number];
 
 const id = z.string().uuid();
@@ -45,8 +48,12 @@ export const payloadSchemas = {
   preprocess: capturePayload,
   detect: capturePayload.extend({ work: workImageSchema }),
   embed: capturePayload.extend({ work: workImageSchema, faces: z.array(detectedFaceSchema).max(200) }),
-  /** `facesKey` is a blob holding the described faces (boxes, attributes, embeddings). */
-  match: capturePayload.extend({ facesKey: blobKey }),
+  /**
+   * `facesKey` is a blob holding the described faces (boxes, attributes, embeddings); `pack` is the
+   * model pack that embedded them, so match searches that pack's collections even while workers
+   * switch packs (absent in jobs queued before it existed: the match worker's own pack).
+   */
+  match: capturePayload.extend({ facesKey: blobKey, pack: z.enum(PACK_NAMES).optional() }),
   aggregate: capturePayload.extend({
     facesKey: blobKey,
     matches: z.array(
@@ -82,6 +89,26 @@ export const interactiveSchemas = {
   identify: z.object({ merchantId: id, imageKey: blobKey, limit: z.number().int().min(1).max(10) }),
 };
 export type InteractiveJob = keyof typeof interactiveSchemas;
+
+/**
+ * A reembed job (REEMBED_QUEUE, job name 'reembed'): embed every enrolled face that has no vector in
+ * `pack` yet, then make `pack` the active one. `catchUp`: queued by a worker that enrolled a face
+ * in the old pack after the switch; it only fills gaps of the (already active) pack.
+ */
+export const reembedSchema = z.object({ pack: z.enum(PACK_NAMES), catchUp: z.boolean().optional() });
+export type ReembedPayload = z.infer<typeof reembedSchema>;
+export type ReembedProgress = { pass: number; done: number; total: number; failed: number };
+export type ReembedResult = {
+  pack: (typeof PACK_NAMES)[number];
+  /** Enrolled faces when the job ended, and how many already had a vector in `pack`. */
+  faces: number;
+  alreadyPresent: number;
+  reembedded: number;
+  /** Faces that could not be re-embedded (image gone, no face found by the pack's detector), first 100. */
+  failed: { faceId: string; personId: string; reason: string }[];
+  failedCount: number;
+  switched: boolean;
+};
 export type InteractivePayload<J extends InteractiveJob> = z.infer<(typeof interactiveSchemas)[J]>;
 
 export type FaceSummary = {

@@ -1,9 +1,15 @@
-/** Operator actions: re-run captures through the pipeline (after a model or threshold change). */
+/**
+ * Operator actions: re-run captures through the pipeline (after a model or threshold change), and
+ * migrate members to another model pack (reembed).
+ */
 import type Router from '@koa/router';
 import { z } from 'zod';
+import { PACK_NAMES } from '../../config.js';
+import { REEMBED_QUEUE, reembedSchema, type ReembedPayload } from '../../queue/contract.js';
 import { reprocessCaptures } from '../../services/reprocess.js';
 import { findBatch } from '../../storage/repositories/captures.js';
 import { findStore } from '../../storage/repositories/tenants.js';
+import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
 import { authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
@@ -16,7 +22,10 @@ const reprocessBody = z.union([
   z.strictObject({ storeId: uuid, from: isoInstant, to: isoInstant }),
 ]);
 
-export function operationRoutes(router: Router, { db, queues }: RouteDeps): void {
+const reembedBody = z.strictObject({ pack: z.enum(PACK_NAMES) });
+const jobParams = z.object({ jobId: z.string().regex(/^[A-Za-z0-9:_-]{1,100}$/, { message: 'must be a job id' }) });
+
+export function operationRoutes(router: Router, { db, queues, config }: RouteDeps): void {
   /** 202 {queued, imageGone}: captures whose stored image was already deleted (KEEP_IMAGES=false) cannot re-run. */
   router.post('/v1/reprocess', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
@@ -37,5 +46,56 @@ export function operationRoutes(router: Router, { db, queues }: RouteDeps): void
     }
     ctx.status = 202;
     ctx.body = outcome;
+  });
+
+  /**
+   * 202 {jobId, pack}: a background job embeds every enrolled face with `pack` and then makes it the
+   * active pack (workers restart on it). 409 when it is active already, or another migration runs.
+   * The worker checks the pack's model files; when some are missing the job fails naming them.
+   */
+  router.post('/v1/reembed', async (ctx) => {
+    authorize(ctx, 'admin');
+    const { pack } = parse(reembedBody, ctx.request.body, 'body');
+    const active = await activePack(db, config.MODEL_PACK);
+    if (pack === active) throw new ApiError(409, 'pack_active', `pack ${pack} is already the active pack`);
+    const queue = queues.queue(REEMBED_QUEUE);
+    const running = (await queue.getJobs(['active', 'waiting', 'delayed', 'prioritized']))
+      .filter((job) => job && job.name === 'reembed' && !(job.data as ReembedPayload).catchUp);
+    const same = running.find((job) => (job.data as ReembedPayload).pack === pack);
+    if (same) {
+      // A client retrying its request gets the migration that is already under way.
+      ctx.status = 202;
+      ctx.body = { jobId: same.id, pack, activePack: active, alreadyRunning: true };
+      return;
+    }
+    if (running.length > 0) {
+      const other = running[0];
+      throw new ApiError(409, 'reembed_in_progress', `a migration to pack ${(other.data as ReembedPayload).pack} is under way (job ${other.id})`, { jobId: other.id });
+    }
+    const job = await queue.add('reembed', reembedSchema.parse({ pack }), { removeOnComplete: { age: 30 * 86_400, count: 100 } });
+    ctx.status = 202;
+    ctx.body = { jobId: job.id, pack, activePack: active, alreadyRunning: false };
+  });
+
+  /** The migration's state: waiting|active|completed|failed…, progress {pass, done, total, failed}, result or error. */
+  router.get('/v1/reembed/:jobId', async (ctx) => {
+    authorize(ctx, 'admin');
+    const { jobId } = parse(jobParams, ctx.params, 'path');
+    const queue = queues.queue(REEMBED_QUEUE);
+    // State first, then the job: a job that finishes in between is read with its result.
+    const state = await queue.getJobState(jobId);
+    const job = await queue.getJob(jobId);
+    if (!job || job.name !== 'reembed') throw notFound('reembed job');
+    ctx.body = {
+      jobId: job.id,
+      pack: (job.data as ReembedPayload).pack,
+      catchUp: Boolean((job.data as ReembedPayload).catchUp),
+      state,
+      activePack: await activePack(db, config.MODEL_PACK),
+      progress: typeof job.progress === 'object' ? job.progress : null,
+      attempts: job.attemptsMade,
+      ...(state === 'completed' ? { result: job.returnvalue } : {}),
+      ...(job.failedReason ? { error: job.failedReason } : {}),
+    };
   });
 }

@@ -7,6 +7,7 @@ import type { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
 import { createPerson, deletePersonRows, DuplicateExternalIdError, findPerson, listPersonFaces } from '../../storage/repositories/people.js';
 import { findMerchant } from '../../storage/repositories/tenants.js';
+import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
@@ -109,7 +110,8 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     const image = await receiveSingleImage(ctx.req, deps, personBlobPrefix(person.id));
 
     // The same image enrolled again (a client retrying after a timeout) answers the existing face.
-    const existing = await PersonFace.query(db).where({ person_id: person.id, blob_key: image.key, pack: config.MODEL_PACK }).first();
+    const pack = await activePack(db, config.MODEL_PACK);
+    const existing = await PersonFace.query(db).where({ person_id: person.id, blob_key: image.key, pack }).first();
     if (existing) {
       ctx.status = 200;
       ctx.body = { faceId: existing.id, personId: person.id, duplicate: true };
