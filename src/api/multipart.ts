@@ -208,6 +208,8 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
         return fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(String(name ?? '').slice(0, 50))}`));
       }
       if (info.valueTruncated) return fail(new ApiError(400, 'validation_error', `field ${name} is too long`));
+      // busboy hands over no value for some malformed parts (found by the fuzz test).
+      if (typeof value !== 'string') return fail(new ApiError(400, 'validation_error', `field ${name} has no value`));
       if (options.fieldsBeforeImages && images.length > 0) {
         return fail(new ApiError(400, 'validation_error', `${name} fields must come before the images`));
       }

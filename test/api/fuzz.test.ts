@@ -317,7 +317,8 @@ describe('upload fuzzing', () => {
   });
 
   it('answers random and mutated uploads with 202 or a 4xx in the error schema', async () => {
-    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
+    // Fixed by default so CI is repeatable (514427 once found a 500); FUZZ_SEED=random explores.
+    const seed = process.env.FUZZ_SEED === 'random' ? Date.now() % 1_000_000 : Number(process.env.FUZZ_SEED ?? 514427);
     const rnd = prng(seed);
     const seeds = [await makeImage('jpeg', 80), await makeImage('png', 40), await makeImage('jpeg', 64, { noise: true })];
     const names = ['images', 'images', 'images', 'images[]', 'image', 'capturedAt', '', 'im\u0000ages', 'ímages'];
