@@ -16,8 +16,9 @@ export type ModelFile = {
   source: 'npm' | 'user';
   license: string;
   /**
-   * ORT graph optimisation level, by measurement: 'all' (with NCHWc layouts) made fr_feature ~4x slower
-   * than 'basic' on this CPU, while fr_detect is fastest with 'all'.
+   * ORT graph optimisation level, by measurement (1 thread, A/B interleaved): 'all' (with NCHWc
+   * layouts) made fr_feature 103 ms vs 36 ms with 'basic' and fr_gender 23 ms vs 7 ms, while
+   * fr_detect (3.8 vs 11.6 ms) and fr_landmark are fastest with 'all'.
    */
   optimization?: 'basic' | 'extended' | 'all';
 };
@@ -79,7 +80,7 @@ export const MODEL_FILES = {
   fr_landmark: { file: 'fr_landmark.onnx', sha256: 'f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258', bytes: 1163742, source: 'npm', license: MIT_FACEPLUGIN },
   fr_feature: { file: 'fr_feature.onnx', sha256: '87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581', bytes: 4884269, source: 'npm', license: MIT_FACEPLUGIN, optimization: 'basic' },
   fr_age: { file: 'fr_age.onnx', sha256: '74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a', bytes: 201280, source: 'npm', license: MIT_FACEPLUGIN },
-  fr_gender: { file: 'fr_gender.onnx', sha256: 'a003e8392a617ca834c7ca2c01e0895f5c354217fb56cd0373935e6e9b9c396e', bytes: 343725, source: 'npm', license: MIT_FACEPLUGIN },
+  fr_gender: { file: 'fr_gender.onnx', sha256: 'a003e8392a617ca834c7ca2c01e0895f5c354217fb56cd0373935e6e9b9c396e', bytes: 343725, source: 'npm', license: MIT_FACEPLUGIN, optimization: 'basic' },
   retinaface_mnet025: {
     file: 'retinaface_mnet025__FaceDetector.onnx',
     sha256: 'f8cce06cdfa5d2a07a8378c8cff4c4f33f0b00a3f24d9ef53042ff591a881eb7',
