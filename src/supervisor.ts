@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
  * One worker process per stage; the light maintenance loop rides along with aggregate. Reembed has a
  * process of its own: a pack migration loads a second set of models and must not slow enrolment.
  */
-export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance'], ['interactive'], ['reembed']];
+export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], ['aggregate', 'maintenance', 'webhooks'], ['interactive'], ['reembed']];
 
 /**
  * Exit status of a worker process that asks to be restarted (the active model pack changed): the

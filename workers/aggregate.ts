@@ -2,10 +2,11 @@
 import type { StageDefinition } from '../src/queue/stage-worker.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from '../src/services/analytics/index.js';
 import { awardPerk } from '../src/services/perks.js';
+import { queueRecognitionEvents } from '../src/services/webhooks.js';
 import { deleteWorkFiles, readFaces } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
 
-export function aggregateStage({ config, blobs, pipeline, metrics }: WorkerContext): StageDefinition<'aggregate'> {
+export function aggregateStage({ config, blobs, pipeline, metrics, db, queues }: WorkerContext): StageDefinition<'aggregate'> {
   const perks = { points: config.PERK_POINTS, cooldownMinutes: config.PERK_COOLDOWN_MINUTES };
   return {
     stage: 'aggregate',
@@ -26,6 +27,9 @@ export function aggregateStage({ config, blobs, pipeline, metrics }: WorkerConte
           },
         },
       );
+      // After the commit, and again on a redelivery: the deterministic job ids deliver each once.
+      const capture = await pipeline.capture(captureId);
+      if (capture) await queueRecognitionEvents({ db, queues }, capture, run, matches);
       metrics.facesPerCapture.observe(faces.length);
       await deleteWorkFiles(blobs, captureId, run);
     },

@@ -21,8 +21,9 @@ import { matchStage } from './match.js';
 import { publishRegistry } from '../src/metrics/published-registry.js';
 import { preprocessStage } from './preprocess.js';
 import { startReembedWorker } from './reembed.js';
+import { startWebhookWorker } from './webhooks.js';
 
-export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance', 'reembed'] as const;
+export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance', 'reembed', 'webhooks'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Workers whose models or collections are those of the active pack: their process restarts when it changes. */
@@ -42,6 +43,7 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
     if (name === 'interactive') workers.push(await startInteractiveWorker(context));
     else if (name === 'maintenance') workers.push(await startMaintenanceWorker(context));
     else if (name === 'reembed') workers.push(await startReembedWorker(context));
+    else if (name === 'webhooks') workers.push(startWebhookWorker(context));
     else {
       const definition = (await stageFactories[name](context)) as StageDefinition<Stage>;
       workers.push(

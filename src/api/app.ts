@@ -26,6 +26,7 @@ import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { captureRoutes } from './routes/captures.js';
 import { operationRoutes } from './routes/operations.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps): Koa {
   peopleRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);
+  webhookRoutes(router, resolved);
   const analytics = analyticsRoutes({ db: deps.db, config: deps.config });
   app.use(router.routes());
   app.use(analytics.routes());

@@ -251,6 +251,23 @@ export function openApiDocument(): Schema {
       '/v1/merchants/{id}/keys': {
         post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
       },
+      '/v1/merchants/{id}/webhook': {
+        put: op(
+          'Set the merchant\'s recognition webhook; answers a new signing secret, shown once. Each member recognition is POSTed as JSON with X-FacePerks-Signature: sha256=<hex HMAC-SHA256 of the body>',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Merchant')],
+            ...body({ type: 'object', required: ['url'], additionalProperties: false, properties: { url: { type: 'string', format: 'uri' } } }),
+            ...ok('200', 'The webhook and its secret', {
+              type: 'object',
+              properties: { url: { type: 'string' }, secret: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } },
+            }),
+          },
+          '400', '403', '404',
+        ),
+        get: op('Read the webhook (without its secret)', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The webhook', { type: 'object', properties: { url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } } }) }, '400', '403', '404'),
+        delete: op('Remove the webhook', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('204', 'Removed') }, '400', '403', '404'),
+      },
       '/v1/keys/{id}': {
         delete: op('Revoke a key', 'admin, merchant (its own merchant and device keys)', { parameters: [idParam('Key')], ...ok('204', 'Revoked') }, '400', '403', '404'),
       },

@@ -15,7 +15,9 @@ export const INTERACTIVE_QUEUE = 'interactive';
 export const MAINTENANCE_QUEUE = 'maintenance';
 /** Background re-embedding of enrolled faces into another model pack, then the switch to it. */
 export const REEMBED_QUEUE = 'reembed';
-export const ALL_QUEUES = [...STAGES, INTERACTIVE_QUEUE, MAINTENANCE_QUEUE, REEMBED_QUEUE] as const;
+/** Signed notifications to merchants' webhooks, retried on their own so they never hold up the pipeline. */
+export const WEBHOOK_QUEUE = 'webhooks';
+export const ALL_QUEUES = [...STAGES, INTERACTIVE_QUEUE, MAINTENANCE_QUEUE, REEMBED_QUEUE, WEBHOOK_QUEUE] as const;
 export type QueueName = (typeof ALL_QUEUES)[number];
 
 const id = z.string().uuid();
@@ -131,3 +133,20 @@ export type InteractiveResult = {
       }
     | { ok: false; code: 'unsupported_format' | 'truncated' | 'empty' | 'too_large'; message: string };
 };
+
+export const memberRecognizedEventSchema = z.object({
+  type: z.literal('member.recognized'),
+  merchantId: id,
+  storeId: id,
+  personId: id,
+  captureId: id,
+  faceIndex: z.number().int().min(0),
+  similarity: z.number(),
+  capturedAt: z.string().datetime(),
+});
+export type MemberRecognizedEvent = z.infer<typeof memberRecognizedEventSchema>;
+
+/** One delivery per (capture, face, run): a redelivered aggregate job does not notify twice. */
+export function webhookJobId(event: MemberRecognizedEvent, run: number): string {
+  return `webhook-${event.captureId}-${event.faceIndex}-${run}`;
+}
