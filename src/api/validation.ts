@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidTimeZone } from '../services/analytics/time.js';
 import { ApiError, describeZodError } from './errors.js';
 
 /** Parses a request part with zod; a failure is a 400 naming the part and the fields. */
@@ -24,14 +25,6 @@ const text = (max: number) =>
 export const nameField = text(200);
 export const externalIdField = text(200);
 
-export function isValidTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export const timezoneField = z
   .string()
