@@ -119,6 +119,9 @@ function precheck(req: IncomingMessage, options: MultipartOptions): void {
 
 export async function receiveMultipart(req: IncomingMessage, options: MultipartOptions): Promise<ReceivedForm> {
   precheck(req, options);
+  // A client that vanished while the request waited (auth, rate limits) has already closed it: the
+  // 'close' listener below would never fire and the upload would wait forever.
+  if (req.destroyed) throw new ApiError(400, 'invalid_multipart', 'the upload was interrupted');
   let parser: busboy.Busboy;
   try {
     parser = busboy({
