@@ -11,16 +11,22 @@ import {
   type Candidate,
 } from './geometry.js';
 import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
-import { packTensor, resampleRegion, rotateImage, unrotatePoint, type FloatRgb } from './image-ops.js';
+import { packTensor, placeOnCanvas, resampleRegion, rotateImage, shrinkImage, unrotatePoint, type FloatRgb } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
 import { createSession, tensor, type Session, type ort } from './session.js';
 import type { Box, DetectedFace, FaceDetector, RgbImage } from './types.js';
 
-export type DetectorTimings = { detect: number; landmarks: number; calls: number };
+export type DetectorTimings = { detect: number; landmarks: number; calls: number; rotationProbes: number };
+
+/**
+ * Below this letterbox scale the detector input is shrunk by sharp (native) instead of `resampleRegion`:
+ * a JS pass over a 1280 px image cost more than the detector model itself.
+ */
+const NATIVE_SHRINK_BELOW = 0.5;
 
 export class PackDetector implements FaceDetector {
-  readonly timings: DetectorTimings = { detect: 0, landmarks: 0, calls: 0 };
+  readonly timings: DetectorTimings = { detect: 0, landmarks: 0, calls: 0, rotationProbes: 0 };
   private readonly input: Float32Array;
   private readonly landmarkInput: Float32Array;
   private priors?: Float32Array;
@@ -75,9 +81,19 @@ export class PackDetector implements FaceDetector {
   /** Boxes (with detector points, if any) in image pixels after NMS, best first. */
   private async candidates(image: RgbImage, threshold = this.threshold): Promise<Candidate[]> {
     const { width: W, height: H } = this.spec.input;
-    const lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
-    const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
-    packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
+    let lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
+    if (lb.scale < NATIVE_SHRINK_BELOW) {
+      const cw = Math.max(1, Math.min(W, Math.round(image.width * lb.scale)));
+      const ch = Math.max(1, Math.min(H, Math.round(image.height * lb.scale)));
+      const ox = Math.round(lb.offsetX);
+      const oy = Math.round(lb.offsetY);
+      packTensor(placeOnCanvas(await shrinkImage(image, cw, ch), W, H, ox, oy, this.spec.pad), this.spec.norm, this.input);
+      // The content's centre stays the image's centre: offsets absorb the rounding of its size.
+      lb = { ...lb, offsetX: ox + (cw - image.width * lb.scale) / 2, offsetY: oy + (ch - image.height * lb.scale) / 2 };
+    } else {
+      const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
+      packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
+    }
     const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };
     const out = await this.session.run(feeds);
     const raw = this.decode(out, threshold);
@@ -94,7 +110,11 @@ export class PackDetector implements FaceDetector {
     const rot = this.spec.rotation!;
     const side = Math.max(this.spec.input.width, this.spec.input.height);
     const f = Math.min(1, side / Math.max(image.width, image.height));
-    const small = f < 1 ? toRgb(resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, Math.max(1, Math.round(image.width * f)), Math.max(1, Math.round(image.height * f)))) : image;
+    const sw = Math.max(1, Math.round(image.width * f));
+    const sh = Math.max(1, Math.round(image.height * f));
+    this.timings.rotationProbes++;
+    const small =
+      f >= 1 ? image : f < NATIVE_SHRINK_BELOW ? await shrinkImage(image, sw, sh) : toRgb(resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, sw, sh));
     const logit = (p: number) => Math.log(Math.max(p, 1e-9) / Math.max(1 - p, 1e-9));
     let best = 0;
     let bestScore = 0;

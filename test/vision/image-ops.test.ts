@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { alignFace, attributeCrop, estimateYaw } from '../../src/vision/describer.js';
 import { applyAffine, ARCFACE_112, invertAffine, similarityTransform } from '../../src/vision/geometry.js';
-import { packTensor, resampleRegion, rotateImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
+import { packTensor, placeOnCanvas, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
 import { unrotateFace } from '../../src/vision/detector.js';
 import type { RgbImage } from '../../src/vision/types.js';
 
@@ -83,6 +83,25 @@ describe('resampleRegion', () => {
     const out = resampleRegion(img, { x: -32, y: 0, width: 128, height: 64 }, 32, 16, 127);
     expect(out.data[(5 * 32 + 3) * 3]).toBe(127);
     expect(out.data[(5 * 32 + 10) * 3]).toBe(200);
+  });
+});
+
+describe('native shrink and letterbox canvas', () => {
+  it('shrinks a uniform image to the same colour and size', async () => {
+    const out = await shrinkImage(blank(64, 48, 200), 16, 12);
+    expect([out.width, out.height, out.data.length]).toEqual([16, 12, 16 * 12 * 3]);
+    expect(Math.min(...out.data)).toBeGreaterThanOrEqual(199);
+    expect(Math.max(...out.data)).toBeLessThanOrEqual(201);
+  });
+
+  it('places content at an integer offset and pads the rest', () => {
+    const img = blank(2, 2, 50);
+    const out = placeOnCanvas(img, 4, 3, 1, 1, 127);
+    const at = (x: number, y: number) => out.data[(y * 4 + x) * 3];
+    expect([at(0, 0), at(1, 1), at(2, 2), at(3, 2), at(1, 0)]).toEqual([127, 50, 50, 127, 127]);
+    // Content partly outside the canvas is cut, not wrapped.
+    const cut = placeOnCanvas(img, 2, 2, 1, -1, 127);
+    expect(Array.from(cut.data.filter((_, i) => i % 3 === 0))).toEqual([127, 50, 127, 127]);
   });
 });
 
