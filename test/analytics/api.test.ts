@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { createAnalyticsApp } from '../../scripts/analytics-server.js';
+import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
 import { createApiKey } from '../../src/storage/repositories/apiKeys.js';
 import { recordCapture, seedPerson, seedTenant, seedVisitor, type CaptureFace, type Tenant } from './support.js';
 
@@ -163,5 +164,36 @@ describe('analytics API', () => {
     }
     expect((await get(`${s}?from=2025-03-01&to=2026-03-01&interval=hour`, 'a')).status).toBe(200); // 365 days
     expect((await get(`/v1/stores/not-a-uuid/analytics/traffic`, 'a')).status).toBe(400);
+  });
+
+  it('cached answers never outlive a change: a new capture is seen at once, a rebuild bumps the version', async () => {
+    const path = `/v1/stores/${b.storeIds[0]}/analytics/traffic?from=2026-03-08&to=2026-03-09&interval=day`;
+    const csvPath = `${path}&format=csv`;
+    const sumPath = `/v1/merchants/${b.merchantId}/analytics/summary?from=2026-03-01T00:00:00Z&to=2026-03-31T00:00:00Z`;
+    const first = await get(path, 'b');
+    expect(first.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const body = await first.json();
+    expect(body.totals.visits).toBe(1);
+    const again = await get(path, 'b'); // from the cache: same answer, same headers
+    expect(again.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(again.headers.get('cache-control')).toBe('private, no-store');
+    expect(await again.json()).toEqual(body);
+    const csv = await (await get(csvPath, 'b')).text();
+    expect((await (await get(sumPath, 'b')).json()).totals.visits).toBe(1);
+
+    const visitor = await seedVisitor(env.db, b.merchantId);
+    await recordCapture(env.db, b, 0, new Date('2026-03-08T15:00:00Z'), [{ kind: 'visitor', subjectId: visitor }]);
+    const after = await (await get(path, 'b')).json();
+    expect(after.totals).toMatchObject({ visits: 2, uniqueSubjects: 2 });
+    expect(await (await get(csvPath, 'b')).text()).not.toBe(csv);
+    expect((await (await get(sumPath, 'b')).json()).totals).toMatchObject({ visits: 2, uniqueSubjects: 2 });
+    // another merchant's cached answers are not shared
+    expect((await get(path, 'a')).status).toBe(404);
+
+    const version = async () => Number((await env.db('analytics_store_versions').where('store_id', b.storeIds[0]).first('version'))?.version);
+    const before = await version();
+    await rebuildAnalytics(env.db, { storeId: b.storeIds[0], from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-31T00:00:00Z'), visitGapMinutes: 30 });
+    expect(await version()).toBeGreaterThan(before);
+    expect(await (await get(path, 'b')).json()).toEqual(after);
   });
 });

@@ -7,8 +7,9 @@ import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { AnswerCache, merchantStoresVersion, storeVersion } from '../../services/analytics/cache.js';
 import {
-  demographics, merchantSummary, peakHours, recognitions, traffic, visitors, type Range, type StoreRef,
+  demographics, merchantPoints, merchantSummary, peakHours, recognitions, traffic, visitors, type Range, type StoreRef,
 } from '../../services/analytics/query.js';
 import { zone, type Interval } from '../../services/analytics/time.js';
 import { findMerchant, findStore } from '../../storage/repositories/tenants.js';
@@ -100,9 +101,53 @@ function respond(ctx: Context, format: 'json' | 'csv', body: unknown, rows: () =
   }
 }
 
-export function analyticsRoutes(deps: { db: Knex; config: Config }): Router {
+/** Sends an already serialised answer (JSON text or CSV) with the headers `respond` would set. */
+function respondText(ctx: Context, format: 'json' | 'csv', text: string, name: string) {
+  ctx.set('Cache-Control', 'private, no-store');
+  if (format === 'csv') {
+    ctx.type = 'text/csv; charset=utf-8';
+    ctx.set('Content-Disposition', `attachment; filename="${name}.csv"`);
+  } else {
+    ctx.type = 'application/json; charset=utf-8';
+  }
+  ctx.body = text;
+}
+
+/** Characters of serialised answers kept per process (a year of hourly buckets is ~1.5 M). */
+const CACHE_CHARS = 96 * 1024 * 1024;
+
+/** `cacheChars: 0` turns the answer cache off (the benchmark measures both ways). */
+export function analyticsRoutes(deps: { db: Knex; config: Config; cacheChars?: number }): Router {
   const { db } = deps;
   const router = new Router();
+  const cacheChars = deps.cacheChars ?? CACHE_CHARS;
+  const answers = new AnswerCache<string>(cacheChars);
+  const summaries = new AnswerCache<Awaited<ReturnType<typeof merchantSummary>>>(cacheChars / 16);
+
+  /**
+   * A store endpoint's answer, serialised, from the cache when the store's data has not changed
+   * since it was computed (see services/analytics/cache.ts).
+   */
+  function storeEndpoint<B>(
+    kind: string,
+    compute: (store: StoreRef, range: Range) => Promise<B>,
+    rows: (body: B) => Record<string, unknown>[],
+  ) {
+    return async (ctx: Context) => {
+      const store = await visibleStore(ctx);
+      const range = parseRange(ctx.query, store.timezone);
+      const name = `${kind}-${store.id}`;
+      const version = await storeVersion(db, store.id);
+      const key = `${kind}|${store.id}|${store.timezone}|${version}|${range.from}|${range.to}|${range.interval}|${range.format}`;
+      let text = answers.get(key);
+      if (text === undefined) {
+        const body = await compute(store, range);
+        text = range.format === 'csv' ? toCsv(rows(body)) : JSON.stringify(body);
+        answers.set(key, text, text.length);
+      }
+      respondText(ctx, range.format, text, name);
+    };
+  }
 
   /** The store if the caller may see it: admin any, merchant its own (others 404), device 403. */
   async function visibleStore(ctx: Context): Promise<StoreRef> {
@@ -113,33 +158,10 @@ export function analyticsRoutes(deps: { db: Knex; config: Config }): Router {
     return { id: store.id, merchantId: store.merchantId, name: store.name, timezone: store.timezone };
   }
 
-  router.get('/v1/stores/:id/analytics/traffic', async (ctx) => {
-    const store = await visibleStore(ctx);
-    const range = parseRange(ctx.query, store.timezone);
-    const body = await traffic(db, store, range);
-    respond(ctx, range.format, body, () => body.buckets, `traffic-${store.id}`);
-  });
-
-  router.get('/v1/stores/:id/analytics/demographics', async (ctx) => {
-    const store = await visibleStore(ctx);
-    const range = parseRange(ctx.query, store.timezone);
-    const body = await demographics(db, store, range);
-    respond(ctx, range.format, body, () => body.buckets, `demographics-${store.id}`);
-  });
-
-  router.get('/v1/stores/:id/analytics/visitors', async (ctx) => {
-    const store = await visibleStore(ctx);
-    const range = parseRange(ctx.query, store.timezone);
-    const body = await visitors(db, store, range);
-    respond(ctx, range.format, body, () => body.buckets, `visitors-${store.id}`);
-  });
-
-  router.get('/v1/stores/:id/analytics/peak-hours', async (ctx) => {
-    const store = await visibleStore(ctx);
-    const range = parseRange(ctx.query, store.timezone);
-    const body = await peakHours(db, store, range);
-    respond(ctx, range.format, body, () => body.cells, `peak-hours-${store.id}`);
-  });
+  router.get('/v1/stores/:id/analytics/traffic', storeEndpoint('traffic', (store, range) => traffic(db, store, range), (b) => b.buckets));
+  router.get('/v1/stores/:id/analytics/demographics', storeEndpoint('demographics', (store, range) => demographics(db, store, range), (b) => b.buckets));
+  router.get('/v1/stores/:id/analytics/visitors', storeEndpoint('visitors', (store, range) => visitors(db, store, range), (b) => b.buckets));
+  router.get('/v1/stores/:id/analytics/peak-hours', storeEndpoint('peak-hours', (store, range) => peakHours(db, store, range), (b) => b.cells));
 
   router.get('/v1/merchants/:id/analytics/summary', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
@@ -147,8 +169,18 @@ export function analyticsRoutes(deps: { db: Knex; config: Config }): Router {
     const merchant = await findMerchant(db, id, principal);
     if (!merchant) throw notFound('merchant');
     const range = parseRange({ ...ctx.query, interval: ctx.query.interval ?? 'day' }, 'UTC');
-    const body = await merchantSummary(db, { id: merchant.id, name: merchant.name }, range);
-    respond(ctx, range.format, body, () => body.stores, `summary-${merchant.id}`);
+    const key = `${merchant.id}|${merchant.name}|${range.from}|${range.to}|${await merchantStoresVersion(db, merchant.id)}`;
+    let body = summaries.get(key);
+    if (body === undefined) {
+      body = await merchantSummary(db, { id: merchant.id, name: merchant.name }, range);
+      summaries.set(key, body, key.length + 200 * body.stores.length);
+    } else {
+      // perk awards go with their member on erasure, which bumps no store version: always fresh
+      const points = await merchantPoints(db, merchant.id, Date.parse(body.from), range.to);
+      body = { ...body, totals: { ...body.totals, pointsAwarded: points } };
+    }
+    const summary = body;
+    respond(ctx, range.format, summary, () => summary.stores, `summary-${merchant.id}`);
   });
 
   const recognitionsQuery = z.object({

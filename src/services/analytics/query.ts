@@ -130,24 +130,27 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
     newVisitors += num(r?.new_visitors);
     return { start: labels[i], visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
   });
-  // Whole-range figures: distinct visitors, and how often each came (visits in the range).
-  const perSubject: { n: unknown; first: Date | null }[] = byStart.size === 0 ? [] : await db('visits as v')
-    .leftJoin('analytics_subjects as a', function join() {
-      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
-    })
-    .where('v.store_id', store.id).where('v.subject_kind', 'visitor')
-    .where('v.started_at', '>=', new Date(lo)).where('v.started_at', '<', new Date(range.to))
-    .groupBy('v.subject_id', 'a.first_visit_at')
-    .select(db.raw('COUNT(*) as n'), 'a.first_visit_at as first');
+  // Whole-range figures: distinct visitors, and how often each came (visits in the range), counted
+  // in SQL: one pass over the store's covering index grouped by subject, then one first-visit
+  // lookup per distinct visitor (not per visit), and a single row back.
   const frequency = FREQUENCY.map((f) => ({ visits: f.label, visitors: 0 }));
+  let uniqueVisitors = 0;
   let returning = 0;
   let repeat = 0;
-  for (const row of perSubject) {
-    const n = num(row.n);
-    if (n >= 2) repeat += 1;
-    const i = FREQUENCY.findIndex((f) => n >= f.min && n <= f.max);
-    frequency[i].visitors += 1;
-    if (row.first && row.first.getTime() < lo) returning += 1;
+  if (byStart.size > 0) {
+    const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
+    const [[row]] = (await db.raw(
+      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
+       FROM (SELECT subject_id, COUNT(*) AS n FROM visits
+             WHERE store_id = ? AND started_at >= ? AND started_at < ? AND subject_kind = 'visitor'
+             GROUP BY subject_id) x
+       LEFT JOIN analytics_subjects a ON a.merchant_id = ? AND a.subject_id = x.subject_id`,
+      [new Date(lo), store.id, new Date(lo), new Date(range.to), store.merchantId],
+    )) as unknown as [Record<string, unknown>[]];
+    uniqueVisitors = num(row?.uniq);
+    repeat = num(row?.rep);
+    returning = num(row?.ret);
+    FREQUENCY.forEach((_, i) => { frequency[i].visitors = num(row?.[`f${i}`]); });
   }
   return {
     storeId: store.id,
@@ -156,7 +159,7 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
     from: z.isoLocal(lo),
     to: new Date(range.to).toISOString(),
     buckets,
-    totals: { uniqueVisitors: perSubject.length, newVisitors, returningVisitors: returning, repeatVisitors: repeat },
+    totals: { uniqueVisitors, newVisitors, returningVisitors: returning, repeatVisitors: repeat },
     frequency,
   };
 }
@@ -188,33 +191,38 @@ export async function peakHours(db: Knex, store: StoreRef, range: Omit<Range, 'i
   };
 }
 
-/** All of a merchant's stores over [from, to), each floored to its local day. Four queries in all. */
+/**
+ * All of a merchant's stores over [from, to), each floored to its local day. Four queries in all.
+ * Visits are read per store on (store_id, started_at, subject_id, …) — one index range per store,
+ * UNION ALL — never through the merchant index, which lacks store_id and cost a row lookup per visit.
+ */
 export async function merchantSummary(db: Knex, merchant: { id: string; name: string }, range: Omit<Range, 'interval'>) {
   const stores: StoreRef[] = await db('stores').where('merchant_id', merchant.id).orderBy(['name', 'id'])
     .select('id', 'merchant_id as merchantId', 'name', 'timezone');
   const starts = new Map(stores.map((s) => [s.id, zone(s.timezone).dayStart(range.from)]));
   const lo = Math.min(range.from, ...starts.values());
   const to = new Date(range.to);
-  // Each store's own local-day range, in one statement.
-  const perStoreRange = (q: Knex.QueryBuilder, storeColumn: string, timeColumn: string) =>
-    q.where((w) => {
-      for (const s of stores) w.orWhere((x) => x.where(storeColumn, s.id).where(timeColumn, '>=', new Date(starts.get(s.id)!)));
-    }).where(timeColumn, '<', to);
   const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0, membersSeen: 0, pointsAwarded: 0 };
   if (stores.length === 0) return { merchantId: merchant.id, name: merchant.name, from: new Date(range.from).toISOString(), to: to.toISOString(), totals, stores: [] };
-  const [sums, uniques, merchantWide, points] = await Promise.all([
-    perStoreRange(db('analytics_rollups').where('granularity', 'day'), 'store_id', 'bucket_start')
-      .groupBy('store_id')
-      .select('store_id', db.raw('SUM(visits) as visits'), db.raw('SUM(member_visits) as member_visits'),
-        db.raw('SUM(visitor_visits) as visitor_visits'), db.raw('SUM(new_visitors) as new_visitors')),
-    perStoreRange(db('visits').where('merchant_id', merchant.id), 'store_id', 'started_at')
-      .groupBy('store_id')
-      .select('store_id', db.raw('COUNT(DISTINCT subject_id) as n')),
-    perStoreRange(db('visits').where('merchant_id', merchant.id), 'store_id', 'started_at')
-      .first(db.raw('COUNT(DISTINCT subject_id) as n'), db.raw("COUNT(DISTINCT CASE WHEN subject_kind = 'member' THEN subject_id END) as members")),
-    db('perk_awards as p').join('stores as s', 's.id', 'p.store_id').where('s.merchant_id', merchant.id)
-      .where('p.awarded_at', '>=', new Date(lo)).where('p.awarded_at', '<', to)
-      .first(db.raw('COALESCE(SUM(p.points),0) as points')),
+  // Each store's own local-day range: one index range per store.
+  const perStore = (select: string, table: string, timeColumn: string, extra = '', suffix = '') => ({
+    sql: stores.map(() => `SELECT ${select} FROM ${table} WHERE store_id = ?${extra} AND ${timeColumn} >= ? AND ${timeColumn} < ?${suffix}`).join(' UNION ALL '),
+    bindings: stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), to]),
+  });
+  const sumsQ = perStore(
+    'store_id, SUM(visits) AS visits, SUM(member_visits) AS member_visits, SUM(visitor_visits) AS visitor_visits, SUM(new_visitors) AS new_visitors',
+    'analytics_rollups', 'bucket_start', " AND granularity = 'day'", ' GROUP BY store_id',
+  );
+  const uniquesQ = perStore('store_id, COUNT(DISTINCT subject_id) AS n', 'visits', 'started_at', '', ' GROUP BY store_id');
+  const subjectsQ = perStore('subject_id, subject_kind', 'visits', 'started_at');
+  const [[sums], [uniques], [[merchantWide]], points] = await Promise.all([
+    db.raw(sumsQ.sql, sumsQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
+    db.raw(uniquesQ.sql, uniquesQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
+    db.raw(
+      `SELECT COUNT(DISTINCT subject_id) AS n, COUNT(DISTINCT CASE WHEN subject_kind = 'member' THEN subject_id END) AS members FROM (${subjectsQ.sql}) u`,
+      subjectsQ.bindings,
+    ) as unknown as Promise<[Record<string, unknown>[]]>,
+    merchantPoints(db, merchant.id, lo, range.to),
   ]);
   const sumBy = new Map(sums.map((r: Record<string, unknown>) => [r.store_id as string, r]));
   const uniqueBy = new Map(uniques.map((r: Record<string, unknown>) => [r.store_id as string, num(r.n)]));
@@ -238,22 +246,36 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
   });
   totals.uniqueSubjects = num((merchantWide as Record<string, unknown> | undefined)?.n);
   totals.membersSeen = num((merchantWide as Record<string, unknown> | undefined)?.members);
-  totals.pointsAwarded = num((points as Record<string, unknown> | undefined)?.points);
+  totals.pointsAwarded = points;
   return { merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: to.toISOString(), totals, stores: out };
+}
+
+/** Points awarded at the merchant's stores in [lo, to) (not cached: erasing a member removes its awards). */
+export async function merchantPoints(db: Knex, merchantId: string, lo: number, to: number): Promise<number> {
+  const row = await db('perk_awards as p').join('stores as s', 's.id', 'p.store_id').where('s.merchant_id', merchantId)
+    .where('p.awarded_at', '>=', new Date(lo)).where('p.awarded_at', '<', new Date(to))
+    .first(db.raw('COALESCE(SUM(p.points),0) as points'));
+  return num((row as Record<string, unknown> | undefined)?.points);
 }
 
 /** Recent member recognitions at a store (erased members have no person and are left out). */
 export async function recognitions(db: Knex, store: StoreRef, since: number, limit: number) {
-  const rows = await db('sightings as s')
+  // The newest member sightings of the store first (index sightings_store_members_recent, read
+  // backwards), then their people and awards: never every sighting of the range or of every member.
+  const recent = db('sightings').where('store_id', store.id).where('subject_kind', 'member').whereNotNull('person_id')
+    .where('seen_at', '>=', new Date(since))
+    .orderBy('seen_at', 'desc').orderBy('face_id')
+    .limit(limit)
+    .select('face_id', 'person_id', 'seen_at', 'capture_id')
+    .as('s');
+  const rows = await db.from(recent)
     .join('people as p', 'p.id', 's.person_id')
     .leftJoin('faces as f', 'f.id', 's.face_id')
     .leftJoin('perk_awards as a', function join() {
       this.on('a.capture_id', '=', 's.capture_id').andOn('a.face_index', '=', 'f.face_index');
     })
-    .where('s.store_id', store.id).where('s.subject_kind', 'member').where('p.merchant_id', store.merchantId)
-    .where('s.seen_at', '>=', new Date(since))
+    .where('p.merchant_id', store.merchantId)
     .orderBy('s.seen_at', 'desc').orderBy('s.face_id')
-    .limit(limit)
     .select('s.person_id', 'p.display_name', 'p.external_id', 's.seen_at', 's.capture_id', 's.face_id', 'a.points as awarded');
   return {
     storeId: store.id,

@@ -17,7 +17,7 @@ import { contribution, addInto, zeroMetrics, type FirstVisit, type Metrics, type
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
 import {
-  earlierFirst, firstFromRow, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow, type StoreInfo,
+  bumpStoreVersions, earlierFirst, firstFromRow, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow, type StoreInfo,
 } from './store.js';
 
 export type RebuildOptions = { storeId: string; from: Date; to: Date; visitGapMinutes: number; chunkSize?: number };
@@ -179,6 +179,7 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
 
 /** Replaces the rollup rows of whole days [start, end) (day boundaries) at a store with sums recomputed from visits. */
 export async function recomputeDays(trx: Knex.Transaction, store: StoreInfo, start: number, end: number): Promise<number> {
+  await bumpStoreVersions(trx, [store.id]);
   await trx('analytics_rollups').where('store_id', store.id)
     .where('bucket_start', '>=', new Date(start)).where('bucket_start', '<', new Date(end)).delete();
   const rows = await trx('visits as v')

@@ -78,12 +78,27 @@ export async function loadStores(db: Knex, ids: string[]): Promise<Map<string, S
   );
 }
 
+/**
+ * Bumps the read-cache version of each store (see migrations/…000005): call it in the transaction
+ * that changes the stores' visits or rollups, before touching rollup rows, so every writer takes
+ * version rows before rollup rows (in sorted order) and the two never deadlock each other.
+ */
+export async function bumpStoreVersions(trx: Knex.Transaction | Knex, storeIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(storeIds)].sort();
+  if (ids.length === 0) return;
+  await trx.raw(
+    `INSERT INTO analytics_store_versions (store_id, version) VALUES ${ids.map(() => '(?, 1)').join(', ')} ON DUPLICATE KEY UPDATE version = version + 1`,
+    ids,
+  );
+}
+
 /** Applies rollup deltas in key order (a fixed lock order across concurrent writers), then drops emptied rows. */
 export async function applyRollupDeltas(
   trx: Knex.Transaction | Knex,
   deltas: Map<string, { key: BucketKey; metrics: Metrics }>,
   stores: Map<string, StoreInfo>,
 ): Promise<void> {
+  await bumpStoreVersions(trx, stores.keys());
   const entries = [...deltas.values()]
     .filter((d) => METRICS.some((m) => d.metrics[m] !== 0))
     .sort((a, b) =>
