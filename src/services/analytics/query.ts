@@ -37,8 +37,13 @@ async function distinctSubjects(db: Knex, storeIds: string[], lo: number, hi: nu
 
 export async function traffic(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors'];
-  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
-  const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
+  // The whole-range distinct count runs beside the bucket read (no rows in range: both empty).
+  const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
+  const [{ z, starts, labels, lo, byStart }, uniqueSubjects] = await Promise.all([
+    rollupSeries(db, store, range, cols),
+    distinctSubjects(db, [store.id], lo0, range.to),
+  ]);
+  const totals = { visits: 0, uniqueSubjects, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
   const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
     const b = {
@@ -56,7 +61,6 @@ export async function traffic(db: Knex, store: StoreRef, range: Range) {
     totals.newVisitors += b.newVisitors;
     return b;
   });
-  totals.uniqueSubjects = byStart.size === 0 ? 0 : await distinctSubjects(db, [store.id], lo, range.to);
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
@@ -64,7 +68,15 @@ const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
-  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
+  // The median runs beside the bucket read, over the same visits as the buckets' totals: those
+  // starting in [first bucket, end of the last bucket).
+  const zn = zone(store.timezone);
+  const { starts: all } = zn.series(range.from, range.to, range.interval);
+  const end = zn.nextBucket(all[all.length - 1], range.interval);
+  const [{ z, starts, labels, lo, byStart }, median] = await Promise.all([
+    rollupSeries(db, store, range, cols),
+    medianDuration(db, store.id, all[0], end),
+  ]);
   const ageOf = (r: RollupRow | undefined) =>
     Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
@@ -93,24 +105,24 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
   });
   if (totals.visits > 0) {
     totals.averageVisitMinutes = round2(durationSum / totals.visits / 60_000);
-    totals.medianVisitMinutes = round2((await medianDuration(db, store.id, lo, range.to, totals.visits)) / 60_000);
+    totals.medianVisitMinutes = round2(median / 60_000);
   }
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Median of (ended_at - started_at) over visits starting in [lo, hi), `count` of them. */
-async function medianDuration(db: Knex, storeId: string, lo: number, hi: number, count: number): Promise<number> {
-  const base = () =>
-    db('visits').where('store_id', storeId).where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi))
-      .select(db.raw('TIMESTAMPDIFF(MICROSECOND, started_at, ended_at) DIV 1000 as d'))
-      .orderBy('d')
-      .limit(count % 2 === 0 ? 2 : 1)
-      .offset(count % 2 === 0 ? count / 2 - 1 : (count - 1) / 2);
-  const rows: { d: unknown }[] = await base();
-  if (rows.length === 0) return 0;
-  return rows.reduce((a, r) => a + num(r.d), 0) / rows.length;
+/** Median of (ended_at - started_at) in ms over the store's visits starting in [lo, hi) (0 if none), in one statement. */
+async function medianDuration(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
+  const [rows] = (await db.raw(
+    `SELECT AVG(d) AS median FROM (
+       SELECT d, ROW_NUMBER() OVER (ORDER BY d) AS rn, COUNT(*) OVER () AS c
+       FROM (SELECT TIMESTAMPDIFF(MICROSECOND, started_at, ended_at) DIV 1000 AS d FROM visits
+             WHERE store_id = ? AND started_at >= ? AND started_at < ?) v
+     ) x WHERE rn IN (FLOOR((c + 1) / 2), FLOOR((c + 2) / 2))`,
+    [storeId, new Date(lo), new Date(hi)],
+  )) as unknown as [{ median: unknown }[]];
+  return num(rows[0]?.median);
 }
 
 const FREQUENCY = [
@@ -123,35 +135,32 @@ const FREQUENCY = [
 
 export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
-  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
+  // Whole-range figures, beside the bucket read: distinct visitors, and how often each came
+  // (visits in the range), counted in SQL: one pass over the store's covering index grouped by
+  // subject, then one first-visit lookup per distinct visitor (not per visit), and a single row back.
+  const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
+  const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
+  const [{ z, starts, labels, lo, byStart }, [[row]]] = await Promise.all([
+    rollupSeries(db, store, range, cols),
+    db.raw(
+      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
+       FROM (SELECT subject_id, COUNT(*) AS n FROM visits
+             WHERE store_id = ? AND started_at >= ? AND started_at < ? AND subject_kind = 'visitor'
+             GROUP BY subject_id) x
+       LEFT JOIN analytics_subjects a ON a.merchant_id = ? AND a.subject_id = x.subject_id`,
+      [new Date(lo0), store.id, new Date(lo0), new Date(range.to), store.merchantId],
+    ) as unknown as Promise<[Record<string, unknown>[]]>,
+  ]);
   let newVisitors = 0;
   const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
     newVisitors += num(r?.new_visitors);
     return { start: labels[i], visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
   });
-  // Whole-range figures: distinct visitors, and how often each came (visits in the range), counted
-  // in SQL: one pass over the store's covering index grouped by subject, then one first-visit
-  // lookup per distinct visitor (not per visit), and a single row back.
-  const frequency = FREQUENCY.map((f) => ({ visits: f.label, visitors: 0 }));
-  let uniqueVisitors = 0;
-  let returning = 0;
-  let repeat = 0;
-  if (byStart.size > 0) {
-    const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
-    const [[row]] = (await db.raw(
-      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
-       FROM (SELECT subject_id, COUNT(*) AS n FROM visits
-             WHERE store_id = ? AND started_at >= ? AND started_at < ? AND subject_kind = 'visitor'
-             GROUP BY subject_id) x
-       LEFT JOIN analytics_subjects a ON a.merchant_id = ? AND a.subject_id = x.subject_id`,
-      [new Date(lo), store.id, new Date(lo), new Date(range.to), store.merchantId],
-    )) as unknown as [Record<string, unknown>[]];
-    uniqueVisitors = num(row?.uniq);
-    repeat = num(row?.rep);
-    returning = num(row?.ret);
-    FREQUENCY.forEach((_, i) => { frequency[i].visitors = num(row?.[`f${i}`]); });
-  }
+  const frequency = FREQUENCY.map((f, i) => ({ visits: f.label, visitors: num(row?.[`f${i}`]) }));
+  const uniqueVisitors = num(row?.uniq);
+  const repeat = num(row?.rep);
+  const returning = num(row?.ret);
   return {
     storeId: store.id,
     timezone: store.timezone,
