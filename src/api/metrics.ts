@@ -7,6 +7,7 @@ export type ApiMetrics = {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   uploadedFiles: Counter<'outcome'>;
+  uploadedBytes: Counter;
 };
 
 /**
@@ -22,6 +23,11 @@ export function createApiMetrics(registry = new Registry()): ApiMetrics {
       help: 'HTTP request duration by route template and status',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    uploadedBytes: new Counter({
+      name: 'faceperks_uploaded_bytes_total',
+      help: 'Bytes of image parts accepted by POST /v1/captures (new and duplicate files)',
       registers: [registry],
     }),
     uploadedFiles: new Counter({

@@ -70,6 +70,9 @@ describe('POST /v1/captures', () => {
       expect(job?.data).toEqual({ captureId: c.id, run: 0 });
     }
 
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain(`faceperks_uploaded_bytes_total ${jpeg.length + truncatedBody.length + png.length}`);
+
     const batch = await t.call('GET', `/v1/batches/${r.body.batchId}`, { key: tenant.deviceKey });
     expect(batch.status).toBe(200);
     expect(batch.body).toMatchObject({ id: r.body.batchId, status: 'processing', total: 3, done: 0, failed: 0 });

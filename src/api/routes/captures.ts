@@ -194,6 +194,7 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     const recorded = await recordUpload(db, device, files, receivedAt);
     const fresh = recorded.captures.filter((c) => !c.duplicate);
     deps.metrics.uploadedFiles.inc({ outcome: 'new' }, fresh.length);
+    deps.metrics.uploadedBytes.inc(files.reduce((sum, file) => sum + file.bytes, 0));
     deps.metrics.uploadedFiles.inc({ outcome: 'duplicate' }, recorded.captures.length - fresh.length);
 
     if (fresh.length > 0) {
