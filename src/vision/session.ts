@@ -8,6 +8,9 @@ export { ort };
  * Spinning is off: with 2 threads in a process that alternates between models, ORT's default spinning
  * threads steal the cores from each other and from the next model (more than halved throughput here).
  * Log severity 3: the SSR-Net files warn once per weight otherwise.
+ * Denormals as zero: real face crops drive some activations into denormal floats, which the CPU
+ * handles in microcode; flushing them made fr_feature 62 -> 38 ms and age+gender 52 -> 9.5 ms per
+ * image here, with identical evaluation results.
  */
 export async function createSession(file: string, threads = 1, optimization: 'basic' | 'extended' | 'all' = 'all'): Promise<Session> {
   return ort.InferenceSession.create(file, {
@@ -16,7 +19,7 @@ export async function createSession(file: string, threads = 1, optimization: 'ba
     executionMode: 'sequential',
     graphOptimizationLevel: optimization,
     logSeverityLevel: 3,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' }, set_denormal_as_zero: '1' } },
   });
 }
 
