@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { startLocalChroma } from '../src/gallery/local-server.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { createLogger } from '../src/logger.js';
 import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
 import { Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
@@ -39,7 +39,7 @@ async function inProcessLoop(images: Buffer[], config: ReturnType<typeof loadCon
   const options = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: 2 };
   const detector = await createDetector({ ...options, detectThreshold: config.DETECT_THRESHOLD });
   const describer = await createDescriber(options);
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
   const run = async (bytes: Buffer) => {
     const prepared = await prepareImage(bytes, limits);
     await describer.describe(prepared.image, await detector.detect(prepared.image));

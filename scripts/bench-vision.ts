@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { createDescriber, createDetector, type PackName } from '../src/vision/index.js';
 
 function arg(name: string): string | undefined {
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   };
   const detector = await createDetector(opts);
   const describer = await createDescriber(opts);
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
 
   const runOnce = async () => {
     let faces = 0;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { cosineSimilarity, createDescriber, createDetector, type DescribedFace, type PackName } from '../src/vision/index.js';
 import { acceptRate, bestMatch, rocAuc, thresholdAtFar } from '../src/vision/metrics.js';
 
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const opts = { modelsDir: config.modelsDir, pack, threads, detectThreshold };
   const detector = await createDetector(opts);
   const describer = await createDescriber(opts);
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
 
   const results: Result[] = [];
   let decodeMs = 0;

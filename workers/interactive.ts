@@ -11,7 +11,7 @@ import {
   type InteractiveResult,
 } from '../src/queue/contract.js';
 import { ImageError } from '../src/imaging/errors.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
 import type { DescribedFace, DetectedFace } from '../src/vision/types.js';
 import type { WorkerContext } from './context.js';
@@ -35,7 +35,7 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
   const visionOptions = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: config.INFERENCE_THREADS };
   const detector = await createDetector({ ...visionOptions, detectThreshold: config.DETECT_THRESHOLD });
   const describer = await createDescriber(visionOptions);
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
 
   /** Decodes and describes every face, in original-image pixels; image errors come back as a code. */
   async function describeImage(imageKey: string): Promise<DescribedFace[] | ImageError> {

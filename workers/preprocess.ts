@@ -1,7 +1,7 @@
 /** Stage 1: sniff, decode, orient and size-cap the upload; write the RGB working image. */
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { PermanentStageError, type StageDefinition } from '../src/queue/stage-worker.js';
 import { workImageKey } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
@@ -10,7 +10,7 @@ import type { WorkerContext } from './context.js';
 sharp.concurrency(1);
 
 export function preprocessStage({ config, blobs, pipeline }: WorkerContext): StageDefinition<'preprocess'> {
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
   return {
     stage: 'preprocess',
     concurrency: 2,

@@ -13,7 +13,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { REEMBED_QUEUE, reembedSchema, type ReembedProgress, type ReembedResult } from '../src/queue/contract.js';
 import { ImageError } from '../src/imaging/errors.js';
-import { prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { activePack, setActivePack, type PackName } from '../src/storage/settings.js';
 import { createDescriber, createDetector, ModelFileError, verifyModels } from '../src/vision/index.js';
 import { galleryForPack, type WorkerContext } from './context.js';
@@ -26,7 +26,7 @@ const MAX_PASSES_BEFORE_SWITCH = 5;
 
 export async function startReembedWorker(context: WorkerContext): Promise<Worker> {
   const { config, blobs, db, logger } = context;
-  const limits = { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+  const limits = imageLimits(config);
 
   async function reembed(job: Job): Promise<ReembedResult> {
     const { pack: target, catchUp = false } = reembedSchema.parse(job.data);

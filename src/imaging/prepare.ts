@@ -43,6 +43,11 @@ export type PreparedImage = ImageHeader & {
   scale: number;
 };
 
+/** The service's limits, from its configuration. */
+export function imageLimits(config: { MAX_UPLOAD_BYTES: number; MAX_IMAGE_PIXELS: number; WORK_IMAGE_MAX_SIDE: number }): ImageLimits {
+  return { maxBytes: config.MAX_UPLOAD_BYTES, maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.WORK_IMAGE_MAX_SIDE };
+}
+
 function checkBytes(bytes: Buffer, maxBytes?: number): ImageFormat {
   if (bytes.length === 0) throw new ImageError('empty', 'the file is empty');
   if (maxBytes !== undefined && bytes.length > maxBytes) {
