@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type Router from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
@@ -68,11 +69,17 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     ctx.body = await personView(person);
   });
 
-  router.get('/v1/people/:id', async (ctx) => {
+  /** The member named in the path, if the caller's merchant owns it (else 404). */
+  const personOf = async (ctx: Context) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const { id } = parse(idParams, ctx.params, 'path');
     const person = await findPerson(db, id, principal);
     if (!person) throw notFound('person');
+    return person;
+  };
+
+  router.get('/v1/people/:id', async (ctx) => {
+    const person = await personOf(ctx);
     ctx.body = await personView(person);
   });
 
@@ -82,10 +89,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
    * sightings keep anonymous counts with the link cleared), then the enrolment images.
    */
   router.delete('/v1/people/:id', async (ctx) => {
-    const principal = authorize(ctx, 'admin', 'merchant');
-    const { id } = parse(idParams, ctx.params, 'path');
-    const person = await findPerson(db, id, principal);
-    if (!person) throw notFound('person');
+    const person = await personOf(ctx);
     if (!deps.gallery) {
       throw new ApiError(503, 'gallery_unavailable', 'erasure needs the face gallery, which this API process is not connected to');
     }
@@ -103,10 +107,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
 
   /** Enrols one face from multipart field `image`; answered once the worker has stored its vector. */
   router.post('/v1/people/:id/faces', async (ctx) => {
-    const principal = authorize(ctx, 'admin', 'merchant');
-    const { id } = parse(idParams, ctx.params, 'path');
-    const person = await findPerson(db, id, principal);
-    if (!person) throw notFound('person');
+    const person = await personOf(ctx);
     const image = await receiveSingleImage(ctx.req, deps, personBlobPrefix(person.id));
 
     // The same image enrolled again (a client retrying after a timeout) answers the existing face.
