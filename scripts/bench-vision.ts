@@ -1,19 +1,42 @@
 /**
- * `npm run bench:vision -- --dataset DIR [--pack NAME] [--threads N] [--colour] [--limit N] [--passes N]`
+ * `npm run bench:vision -- [--dataset DIR] [--pack NAME] [--colour] [--limit N] [--passes N] [--modes LIST] [--json FILE]`
  *
- * The in-process limit of the pipeline: one process, one loop over the images of a dataset folder
- * (read into memory first), running decode (<= WORK_IMAGE_MAX_SIDE), detect, landmarks, align, embed,
- * age and gender on every face. Prints images/s and ms per stage; `--json FILE` writes them.
- * `--colour` keeps only colour images (skips greyscale files such as the Yale GIFs).
+ * The in-process limit of the pipeline: decode (<= WORK_IMAGE_MAX_SIDE), detect, landmarks, align,
+ * embed, age and gender on every face of every image of a dataset folder (read into memory first).
+ * Each mode runs in fresh child processes that load the models, warm up, then start together:
+ *   seq      one process, 2 ORT threads (libvips gets 2 as well), one image after another
+ *   overlap  one process, 2 ORT threads, the next image decoding while this one is inferred
+ *   procs    two processes of 1 thread each, every second image each
+ *   single   one process, 1 thread, one image after another
+ * Prints a table of images/s and ms per stage; `--colour` keeps only colour images (skips greyscale
+ * files such as the Yale GIFs).
  */
+import { fork } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
-import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
+import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
 import { createDescriber, createDetector, type PackName } from '../src/vision/index.js';
+
+type Mode = { name: string; processes: number; threads: number; overlap: boolean; label: string };
+
+const MODES: Mode[] = [
+  { name: 'seq', processes: 1, threads: 2, overlap: false, label: '1 process, 2 threads, sequential' },
+  { name: 'overlap', processes: 1, threads: 2, overlap: true, label: '1 process, 2 threads, decode overlapped' },
+  { name: 'procs', processes: 2, threads: 1, overlap: false, label: '2 processes, 1 thread each' },
+  { name: 'single', processes: 1, threads: 1, overlap: false, label: '1 process, 1 thread, sequential' },
+];
+
+const STAGES = ['decode', 'detect', 'landmarks', 'align', 'embed', 'attributes'] as const;
+type StageMs = Record<(typeof STAGES)[number], number>;
+
+type ChildTask = { files: string[]; pack: PackName; threads: number; overlap: boolean; passes: number };
+type ChildResult = { images: number; faces: number; seconds: number; cpuMs: number; ms: StageMs };
+type ChildMessage = { ready: true } | { done: ChildResult } | { error: string };
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,16 +50,11 @@ function listImages(dataset: string): string[] {
     const pi = lines[0].split('\t').indexOf('path');
     return lines.slice(1).map((l) => path.join(dataset, l.split('\t')[pi])).sort();
   }
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(jpe?g|png|webp|gif|tiff?|avif)$/i.test(e.name)) out.push(p);
-    }
-  };
-  walk(dataset);
-  return out.sort();
+  return fs
+    .readdirSync(dataset, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /\.(jpe?g|png|webp|gif|tiff?|avif)$/i.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
 }
 
 async function isColour(bytes: Buffer): Promise<boolean> {
@@ -51,105 +69,183 @@ async function isColour(bytes: Buffer): Promise<boolean> {
   }
 }
 
-async function main(): Promise<void> {
-  const shared = process.env.FACEPERKS_SHARED_DIR ?? path.resolve(import.meta.dirname, '../../shared');
-  const dataset = path.resolve(arg('dataset') ?? path.join(shared, 'faces'));
-  const pack = (arg('pack') ?? 'default') as PackName;
-  const threads = Number(arg('threads') ?? 2);
-  const passes = Number(arg('passes') ?? 1);
+/** Child: load models, warm up, wait for 'go', run the loop over its files, report. */
+async function child(task: ChildTask): Promise<ChildResult> {
   const config = loadConfig();
-  let files = listImages(dataset);
-  let images = await Promise.all(files.map(async (f) => ({ file: f, bytes: fs.readFileSync(f) })));
-  if (process.argv.includes('--colour')) {
-    const keep = await Promise.all(images.map((i) => isColour(i.bytes)));
-    images = images.filter((_, i) => keep[i]);
-  }
-  const limit = arg('limit');
-  if (limit) images = images.slice(0, Number(limit));
-  files = images.map((i) => i.file);
+  // libvips gets the same thread budget as ORT.
+  sharp.concurrency(task.threads);
   const opts = {
     modelsDir: config.modelsDir,
-    pack,
-    threads,
-    detectThreshold: pack === 'default' ? config.DETECT_THRESHOLD : undefined,
+    pack: task.pack,
+    threads: task.threads,
+    detectThreshold: task.pack === 'default' ? config.DETECT_THRESHOLD : undefined,
   };
   const detector = await createDetector(opts);
   const describer = await createDescriber(opts);
   const limits = imageLimits(config);
+  const images = task.files.map((f) => fs.readFileSync(f));
+  let decodeMs = 0;
 
-  const runOnce = async () => {
-    let faces = 0;
-    let decode = 0;
-    for (const { bytes } of images) {
-      const t0 = performance.now();
-      let prepared;
-      try {
-        prepared = await prepareImage(bytes, limits);
-      } catch (error) {
-        if (error instanceof ImageError) continue;
-        throw error;
-      }
-      decode += performance.now() - t0;
-      const found = await detector.detect(prepared.image);
-      await describer.describe(prepared.image, found);
-      faces += found.length;
+  const prepare = async (bytes: Buffer): Promise<PreparedImage | undefined> => {
+    const t0 = performance.now();
+    try {
+      return await prepareImage(bytes, limits);
+    } catch (error) {
+      if (error instanceof ImageError) return undefined;
+      throw error;
+    } finally {
+      decodeMs += performance.now() - t0;
     }
-    return { faces, decode };
   };
-  // Warm-up on a few images (first runs allocate), then reset the counters.
-  const all = images;
-  images = all.slice(0, 3);
-  await runOnce();
-  images = all;
-  Object.assign(detector.timings, { detect: 0, landmarks: 0, calls: 0 });
-  Object.assign(describer.timings, { align: 0, embed: 0, attributes: 0, faces: 0 });
+  const infer = async (prepared: PreparedImage | undefined): Promise<number> => {
+    if (!prepared) return 0;
+    const found = await detector.detect(prepared.image);
+    await describer.describe(prepared.image, found);
+    return found.length;
+  };
+  const loop = async (list: Buffer[]): Promise<number> => {
+    let faces = 0;
+    if (task.overlap) {
+      let next = prepare(list[0]);
+      for (let i = 0; i < list.length; i++) {
+        const current = await next;
+        if (i + 1 < list.length) next = prepare(list[i + 1]);
+        faces += await infer(current);
+      }
+    } else {
+      for (const bytes of list) faces += await infer(await prepare(bytes));
+    }
+    return faces;
+  };
 
+  await loop(images.slice(0, 3));
+  Object.assign(detector.timings, { detect: 0, landmarks: 0, calls: 0, rotationProbes: 0 });
+  Object.assign(describer.timings, { align: 0, embed: 0, attributes: 0, faces: 0 });
+  decodeMs = 0;
+  process.send!({ ready: true } satisfies ChildMessage);
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
+
+  const cpu = process.cpuUsage();
   const start = performance.now();
-  const cpuStart = process.cpuUsage();
   let faces = 0;
-  let decode = 0;
-  for (let p = 0; p < passes; p++) {
-    const r = await runOnce();
-    faces += r.faces;
-    decode += r.decode;
-  }
+  for (let p = 0; p < task.passes; p++) faces += await loop(images);
   const seconds = (performance.now() - start) / 1000;
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuMs = (cpu.user + cpu.system) / 1000;
-  const n = images.length * passes;
+  const used = process.cpuUsage(cpu);
   const d = detector.timings;
   const s = describer.timings;
-  const report = {
-    pack,
-    dataset,
-    threads,
-    images: n,
-    faces,
-    facesPerImage: +(faces / n).toFixed(2),
-    imagesPerSecond: +(n / seconds).toFixed(2),
-    /** CPU time of this process per image (all threads): less sensitive to other load than wall time. */
-    cpuMsPerImage: +(cpuMs / n).toFixed(2),
-    loadAverage: (await import('node:os')).loadavg()[0],
-    msPerImage: {
-      total: +((seconds * 1000) / n).toFixed(2),
-      decode: +(decode / n).toFixed(2),
-      detect: +(d.detect / n).toFixed(2),
-      landmarks: +(d.landmarks / n).toFixed(2),
-      align: +(s.align / n).toFixed(2),
-      embed: +(s.embed / n).toFixed(2),
-      attributes: +(s.attributes / n).toFixed(2),
-    },
-  };
-  console.log(`bench:vision pack ${pack}, ${threads} thread(s), ${n} images (${files.length} files x ${passes}), ${faces} faces`);
-  console.log(`${report.imagesPerSecond} images/s, ${report.facesPerImage} faces/image, ${report.cpuMsPerImage} CPU ms/image, load average ${report.loadAverage.toFixed(1)}`);
-  console.table({ 'ms per image': report.msPerImage });
-  const json = arg('json');
-  if (json) fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
   await detector.release();
   await describer.release();
+  return {
+    images: images.length * task.passes,
+    faces,
+    seconds,
+    cpuMs: (used.user + used.system) / 1000,
+    ms: { decode: decodeMs, detect: d.detect, landmarks: d.landmarks, align: s.align, embed: s.embed, attributes: s.attributes },
+  };
 }
 
-main().catch((error) => {
-  console.error(`bench:vision failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-});
+type ModeReport = {
+  mode: string;
+  label: string;
+  images: number;
+  faces: number;
+  imagesPerSecond: number;
+  cpuMsPerImage: number;
+  msPerImage: StageMs;
+};
+
+/** Forks the mode's processes, starts them together once all are warm, and sums their results. */
+async function runMode(mode: Mode, files: string[], pack: PackName, passes: number): Promise<ModeReport> {
+  const children = Array.from({ length: mode.processes }, (_, i) => {
+    const task: ChildTask = {
+      files: files.filter((_, j) => j % mode.processes === i),
+      pack,
+      threads: mode.threads,
+      overlap: mode.overlap,
+      passes,
+    };
+    const proc = fork(import.meta.filename, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    proc.send(task);
+    const messages: ChildMessage[] = [];
+    const waiters: ((m: ChildMessage) => void)[] = [];
+    proc.on('message', (m: ChildMessage) => (waiters.shift() ?? ((x) => messages.push(x)))(m));
+    proc.on('exit', (code) => {
+      if (code !== 0) (waiters.shift() ?? ((x) => messages.push(x)))({ error: `exited with code ${code}` });
+    });
+    const next = () => new Promise<ChildMessage>((resolve) => (messages.length ? resolve(messages.shift()!) : waiters.push(resolve)));
+    return { proc, next };
+  });
+  const expect = async <K extends 'ready' | 'done'>(c: (typeof children)[number], key: K) => {
+    const m = await c.next();
+    if ('error' in m) throw new Error(`bench child (${mode.name}): ${m.error}`);
+    if (!(key in m)) throw new Error(`bench child (${mode.name}): unexpected message ${JSON.stringify(m)}`);
+    return m as Extract<ChildMessage, Record<K, unknown>>;
+  };
+  await Promise.all(children.map((c) => expect(c, 'ready')));
+  const start = performance.now();
+  for (const c of children) c.proc.send('go');
+  const results = (await Promise.all(children.map((c) => expect(c, 'done')))).map((m) => m.done);
+  const seconds = (performance.now() - start) / 1000;
+  const images = results.reduce((a, r) => a + r.images, 0);
+  const ms = Object.fromEntries(
+    STAGES.map((k) => [k, +(results.reduce((a, r) => a + r.ms[k], 0) / images).toFixed(2)]),
+  ) as StageMs;
+  return {
+    mode: mode.name,
+    label: mode.label,
+    images,
+    faces: results.reduce((a, r) => a + r.faces, 0),
+    imagesPerSecond: +(images / seconds).toFixed(2),
+    cpuMsPerImage: +(results.reduce((a, r) => a + r.cpuMs, 0) / images).toFixed(2),
+    msPerImage: ms,
+  };
+}
+
+async function main(): Promise<void> {
+  const shared = process.env.FACEPERKS_SHARED_DIR ?? path.resolve(import.meta.dirname, '../../shared');
+  const dataset = path.resolve(arg('dataset') ?? path.join(shared, 'faces'));
+  const pack = (arg('pack') ?? 'default') as PackName;
+  const passes = Number(arg('passes') ?? 1);
+  const wanted = (arg('modes') ?? MODES.map((m) => m.name).join(',')).split(',');
+  const modes = wanted.map((name) => {
+    const mode = MODES.find((m) => m.name === name);
+    if (!mode) throw new Error(`unknown mode ${name}; modes are ${MODES.map((m) => m.name).join(', ')}`);
+    return mode;
+  });
+  let files = listImages(dataset);
+  if (process.argv.includes('--colour')) {
+    const keep = await Promise.all(files.map((f) => isColour(fs.readFileSync(f))));
+    files = files.filter((_, i) => keep[i]);
+  }
+  const limit = arg('limit');
+  if (limit) files = files.slice(0, Number(limit));
+
+  const reports: ModeReport[] = [];
+  for (const mode of modes) reports.push(await runMode(mode, files, pack, passes));
+  const faces = reports[0].faces / reports[0].images;
+  console.log(`bench:vision pack ${pack}, ${files.length} images x ${passes} pass(es), ${faces.toFixed(2)} faces/image, load average ${os.loadavg()[0].toFixed(1)}`);
+  console.table(
+    Object.fromEntries(
+      reports.map((r) => [r.label, { 'images/s': r.imagesPerSecond, 'CPU ms/image': r.cpuMsPerImage, ...r.msPerImage }]),
+    ),
+  );
+  console.log('(stage columns: wall ms per image in each process; with overlap, decode runs beside inference)');
+  const json = arg('json');
+  if (json) fs.writeFileSync(json, `${JSON.stringify({ pack, dataset, passes, modes: reports }, null, 2)}\n`);
+}
+
+if (process.argv.includes('--child')) {
+  process.once('message', (task: ChildTask) => {
+    child(task).then(
+      (done) => process.send!({ done } satisfies ChildMessage, () => process.exit(0)),
+      (error) => {
+        process.send!({ error: error instanceof Error ? error.message : String(error) } satisfies ChildMessage, () => process.exit(1));
+      },
+    );
+  });
+} else {
+  main().catch((error) => {
+    console.error(`bench:vision failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+}

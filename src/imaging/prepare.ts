@@ -94,19 +94,19 @@ async function readMetadata(bytes: Buffer, format: ImageFormat, maxPixels?: numb
     header.exifCapturedAt = exif.date;
     header.exifCapturedAtLocal = exif.local;
   }
-  return header;
+  return { header, hasAlpha: meta.hasAlpha === true };
 }
 
 /** Format, oriented size and EXIF capture time from the header only (no pixel decode). Cheap enough for intake. */
 export async function readImageHeader(bytes: Buffer, limits?: Partial<ImageLimits>): Promise<ImageHeader> {
   const format = checkBytes(bytes, limits?.maxBytes);
-  return readMetadata(bytes, format, limits?.maxPixels);
+  return (await readMetadata(bytes, format, limits?.maxPixels)).header;
 }
 
 /** Decodes, auto-orients and downscales to `limits.maxSide`. Throws ImageError only for bad input. */
 export async function prepareImage(bytes: Buffer, limits: ImageLimits, options: PrepareOptions = {}): Promise<PreparedImage> {
   const format = checkBytes(bytes, limits.maxBytes);
-  const header = await readMetadata(bytes, format, limits.maxPixels);
+  const { header, hasAlpha } = await readMetadata(bytes, format, limits.maxPixels);
   let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels, autoOrient: true, pages: 1 });
   const longest = Math.max(header.width, header.height);
   if (longest > limits.maxSide) {
@@ -114,7 +114,9 @@ export async function prepareImage(bytes: Buffer, limits: ImageLimits, options: 
   }
   if (options.denoise) pipeline = pipeline.median(3);
   if (options.greyscale) pipeline = pipeline.greyscale();
-  pipeline = pipeline.flatten({ background: { r: 255, g: 255, b: 255 } }).toColourspace(options.greyscale ? 'b-w' : 'srgb');
+  // Flattening is a pass over every pixel: only images with alpha need it.
+  if (hasAlpha) pipeline = pipeline.flatten({ background: { r: 255, g: 255, b: 255 } });
+  pipeline = pipeline.toColourspace(options.greyscale ? 'b-w' : 'srgb');
   let raw: { data: Buffer; info: OutputInfo };
   try {
     raw = await pipeline.raw().toBuffer({ resolveWithObject: true });

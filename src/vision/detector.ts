@@ -7,11 +7,12 @@ import {
   landmarks68To5,
   letterbox,
   nms,
+  type Letterbox,
   pointsToLandmarks,
   type Candidate,
 } from './geometry.js';
 import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
-import { packTensor, placeOnCanvas, resampleRegion, rotateImage, shrinkImage, unrotatePoint, type FloatRgb } from './image-ops.js';
+import { packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
 import { createSession, tensor, type Session, type ort } from './session.js';
@@ -19,11 +20,8 @@ import type { Box, DetectedFace, FaceDetector, RgbImage } from './types.js';
 
 export type DetectorTimings = { detect: number; landmarks: number; calls: number; rotationProbes: number };
 
-/**
- * Below this letterbox scale the detector input is shrunk by sharp (native) instead of `resampleRegion`:
- * a JS pass over a 1280 px image cost more than the detector model itself.
- */
-const NATIVE_SHRINK_BELOW = 0.5;
+/** The image as the detector sees it: pixels at the letterbox scale, their place on the input canvas. */
+type DetectorView = { content: RgbImage; x: number; y: number; letterbox: Letterbox };
 
 export class PackDetector implements FaceDetector {
   readonly timings: DetectorTimings = { detect: 0, landmarks: 0, calls: 0, rotationProbes: 0 };
@@ -53,11 +51,12 @@ export class PackDetector implements FaceDetector {
 
   async detect(image: RgbImage): Promise<DetectedFace[]> {
     const t0 = performance.now();
-    let kept = await this.candidates(image);
+    const upright = await this.view(image);
+    let kept = await this.candidates(image, upright);
     let turns = 0;
     const rot = this.spec.rotation;
     if (rot && (kept[0]?.score ?? 0) < rot.tryBelow) {
-      turns = await this.probeRotation(image, kept[0]?.score ?? 0);
+      turns = await this.probeRotation(upright, kept[0]?.score ?? 0);
     }
     let work = image;
     if (turns !== 0) {
@@ -79,50 +78,69 @@ export class PackDetector implements FaceDetector {
   }
 
   /** Boxes (with detector points, if any) in image pixels after NMS, best first. */
-  private async candidates(image: RgbImage, threshold = this.threshold): Promise<Candidate[]> {
-    const { width: W, height: H } = this.spec.input;
-    let lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
-    if (lb.scale < NATIVE_SHRINK_BELOW) {
-      const cw = Math.max(1, Math.min(W, Math.round(image.width * lb.scale)));
-      const ch = Math.max(1, Math.min(H, Math.round(image.height * lb.scale)));
-      const ox = Math.round(lb.offsetX);
-      const oy = Math.round(lb.offsetY);
-      packTensor(placeOnCanvas(await shrinkImage(image, cw, ch), W, H, ox, oy, this.spec.pad), this.spec.norm, this.input);
-      // The content's centre stays the image's centre: offsets absorb the rounding of its size.
-      lb = { ...lb, offsetX: ox + (cw - image.width * lb.scale) / 2, offsetY: oy + (ch - image.height * lb.scale) / 2 };
-    } else {
-      const region = { x: -lb.offsetX / lb.scale, y: -lb.offsetY / lb.scale, width: W / lb.scale, height: H / lb.scale };
-      packTensor(resampleRegion(image, region, W, H, this.spec.pad), this.spec.norm, this.input);
-    }
-    const feeds = { [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) };
-    const out = await this.session.run(feeds);
-    const raw = this.decode(out, threshold);
+  private async candidates(image: RgbImage, view?: DetectorView): Promise<Candidate[]> {
+    const v = view ?? (await this.view(image));
     const mapped: Candidate[] = [];
-    for (const c of raw) {
-      const m = clipCandidate(candidateFromInput(lb, c), image.width, image.height);
+    for (const c of await this.run(v, this.threshold)) {
+      const m = clipCandidate(candidateFromInput(v.letterbox, c), image.width, image.height);
       if (m) mapped.push(m);
     }
     return nms(mapped, this.spec.nmsIou);
   }
 
-  /** Quarter turns (clockwise) that make the faces upright, probed on a small copy; 0 when upright wins. */
-  private async probeRotation(image: RgbImage, uprightScore: number): Promise<number> {
+  /**
+   * Letterboxes the image for the detector. Shrinking goes through sharp (native): a JS pass over a
+   * large image cost more than the detector model itself.
+   */
+  private async view(image: RgbImage): Promise<DetectorView> {
+    const { width: W, height: H } = this.spec.input;
+    const lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
+    const cw = Math.max(1, Math.min(W, Math.round(image.width * lb.scale)));
+    const ch = Math.max(1, Math.min(H, Math.round(image.height * lb.scale)));
+    const content = await scaleImage(image, cw, ch);
+    const x = Math.round(lb.offsetX);
+    const y = Math.round(lb.offsetY);
+    // The content's centre stays the image's centre: offsets absorb the rounding of its size.
+    const mapping = { ...lb, offsetX: x + (cw - image.width * lb.scale) / 2, offsetY: y + (ch - image.height * lb.scale) / 2 };
+    return { content, x, y, letterbox: mapping };
+  }
+
+  /** Raw candidates of one view, in input pixels. */
+  private async run(view: DetectorView, threshold: number): Promise<Candidate[]> {
+    const { width: W, height: H } = this.spec.input;
+    packOnCanvas(view.content, { width: W, height: H, x: view.x, y: view.y, pad: this.spec.pad }, this.spec.norm, this.input);
+    const out = await this.session.run({ [this.session.inputNames[0]]: tensor(this.input, [1, 3, H, W]) });
+    return this.decode(out, threshold);
+  }
+
+  /**
+   * Quarter turns (clockwise) that make the faces upright, probed on the upright view's pixels (turned,
+   * and refitted for a quarter turn); 0 when upright wins.
+   */
+  private async probeRotation(upright: DetectorView, uprightScore: number): Promise<number> {
     const rot = this.spec.rotation!;
-    const side = Math.max(this.spec.input.width, this.spec.input.height);
-    const f = Math.min(1, side / Math.max(image.width, image.height));
-    const sw = Math.max(1, Math.round(image.width * f));
-    const sh = Math.max(1, Math.round(image.height * f));
+    const { width: W, height: H } = this.spec.input;
+    const { content } = upright;
+    const side = letterbox(content.height, content.width, W, H, this.spec.align);
+    // Fitted before turning: a quarter turn swaps width and height.
+    const sideways = await scaleImage(
+      content,
+      Math.max(1, Math.min(H, Math.round(content.width * side.scale))),
+      Math.max(1, Math.min(W, Math.round(content.height * side.scale))),
+    );
     this.timings.rotationProbes++;
-    const small =
-      f >= 1 ? image : f < NATIVE_SHRINK_BELOW ? await shrinkImage(image, sw, sh) : toRgb(resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, sw, sh));
     const logit = (p: number) => Math.log(Math.max(p, 1e-9) / Math.max(1 - p, 1e-9));
     let best = 0;
     let bestScore = 0;
     for (const turns of [1, 2, 3]) {
-      const [top] = await this.candidates(rotateImage(small, turns), rot.accept);
-      if (top && top.score > bestScore) {
-        bestScore = top.score;
-        best = turns;
+      const turned = rotateImage(turns === 2 ? content : sideways, turns);
+      const lb = letterbox(turned.width, turned.height, W, H, this.spec.align, 1);
+      const view = { content: turned, x: Math.round(lb.offsetX), y: Math.round(lb.offsetY), letterbox: lb };
+      for (const c of await this.run(view, rot.accept)) {
+        if (c.score > bestScore) {
+          bestScore = c.score;
+          best = turns;
+        }
       }
     }
     return bestScore >= rot.accept && logit(bestScore) - logit(uprightScore) >= rot.marginLogit ? best : 0;
@@ -190,10 +208,14 @@ export class PackDetector implements FaceDetector {
   }
 }
 
-function toRgb(f: FloatRgb): RgbImage {
+/** The image at width x height: shrunk by sharp, enlarged (small images) bilinearly in JS. */
+async function scaleImage(image: RgbImage, width: number, height: number): Promise<RgbImage> {
+  if (width === image.width && height === image.height) return image;
+  if (width <= image.width && height <= image.height) return shrinkImage(image, width, height);
+  const f = resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, width, height);
   const data = new Uint8Array(f.data.length);
   for (let i = 0; i < f.data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(f.data[i])));
-  return { data, width: f.width, height: f.height };
+  return { data, width, height };
 }
 
 /** A face found on the image turned `turns` quarter turns clockwise, in the original image's pixels. */

@@ -288,19 +288,38 @@ export async function shrinkImage(image: RgbImage, outWidth: number, outHeight: 
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: outWidth, height: outHeight };
 }
 
-/** `content` placed at integer (x, y) on a canvas of the pad colour, as float pixels for `packTensor`. */
-export function placeOnCanvas(content: RgbImage, canvasWidth: number, canvasHeight: number, x: number, y: number, pad: number): FloatRgb {
-  const out = new Float32Array(canvasWidth * canvasHeight * 3).fill(pad);
+/**
+ * `content` placed at integer (x, y) on a canvas of the pad colour (0..255), written straight into a
+ * planar normalised tensor (as `packTensor` would pack the canvas). Content outside the canvas is cut.
+ */
+export function packOnCanvas(
+  content: RgbImage,
+  canvas: { width: number; height: number; x: number; y: number; pad: number },
+  norm: Normalisation,
+  target: Float32Array,
+): void {
+  const { width: cw, height: ch, x, y, pad } = canvas;
+  const n = cw * ch;
+  const grey = norm.order === 'grey';
+  const planes = grey ? 1 : 3;
   const src = content.data;
   const x0 = Math.max(0, x);
-  const x1 = Math.min(canvasWidth, x + content.width);
-  for (let cy = 0; cy < content.height; cy++) {
-    const oy = y + cy;
-    if (oy < 0 || oy >= canvasHeight || x1 <= x0) continue;
-    let s = (cy * content.width + (x0 - x)) * 3;
-    let d = (oy * canvasWidth + x0) * 3;
-    const end = (oy * canvasWidth + x1) * 3;
-    while (d < end) out[d++] = src[s++];
+  const x1 = Math.min(cw, x + content.width);
+  const y0 = Math.max(0, y);
+  const y1 = Math.min(ch, y + content.height);
+  for (let c = 0; c < planes; c++) {
+    const from = norm.order === 'bgr' ? 2 - c : c;
+    const m = norm.mean[c];
+    const inv = 1 / norm.std[c];
+    const base = c * n;
+    target.fill((pad - m) * inv, base, base + n);
+    for (let cy = y0; cy < y1; cy++) {
+      let s = ((cy - y) * content.width + (x0 - x)) * 3;
+      const rowEnd = base + cy * cw + x1;
+      for (let d = base + cy * cw + x0; d < rowEnd; d++, s += 3) {
+        const v = grey ? 0.299 * src[s] + 0.587 * src[s + 1] + 0.114 * src[s + 2] : src[s + from];
+        target[d] = (v - m) * inv;
+      }
+    }
   }
-  return { data: out, width: canvasWidth, height: canvasHeight };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { alignFace, attributeCrop, estimateYaw } from '../../src/vision/describer.js';
 import { applyAffine, ARCFACE_112, invertAffine, similarityTransform } from '../../src/vision/geometry.js';
-import { packTensor, placeOnCanvas, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
+import { packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
 import { unrotateFace } from '../../src/vision/detector.js';
 import type { RgbImage } from '../../src/vision/types.js';
 
@@ -94,14 +94,30 @@ describe('native shrink and letterbox canvas', () => {
     expect(Math.max(...out.data)).toBeLessThanOrEqual(201);
   });
 
-  it('places content at an integer offset and pads the rest', () => {
+  it('packs content placed at an integer offset, padding the rest', () => {
     const img = blank(2, 2, 50);
-    const out = placeOnCanvas(img, 4, 3, 1, 1, 127);
-    const at = (x: number, y: number) => out.data[(y * 4 + x) * 3];
+    const raw = { order: 'rgb' as const, mean: [0, 0, 0], std: [1, 1, 1] };
+    const t = new Float32Array(3 * 4 * 3);
+    packOnCanvas(img, { width: 4, height: 3, x: 1, y: 1, pad: 127 }, raw, t);
+    const at = (x: number, y: number) => t[y * 4 + x];
     expect([at(0, 0), at(1, 1), at(2, 2), at(3, 2), at(1, 0)]).toEqual([127, 50, 50, 127, 127]);
+    // Every plane gets the same placement.
+    expect(Array.from(t.subarray(12, 24))).toEqual(Array.from(t.subarray(0, 12)));
     // Content partly outside the canvas is cut, not wrapped.
-    const cut = placeOnCanvas(img, 2, 2, 1, -1, 127);
-    expect(Array.from(cut.data.filter((_, i) => i % 3 === 0))).toEqual([127, 50, 127, 127]);
+    const cut = new Float32Array(3 * 2 * 2);
+    packOnCanvas(img, { width: 2, height: 2, x: 1, y: -1, pad: 127 }, raw, cut);
+    expect(Array.from(cut.subarray(0, 4))).toEqual([127, 50, 127, 127]);
+  });
+
+  it('normalises canvas and content per channel, in BGR and grey too', () => {
+    const img = { data: Uint8Array.from([255, 0, 127]), width: 1, height: 1 };
+    const t = new Float32Array(3 * 2);
+    packOnCanvas(img, { width: 2, height: 1, x: 0, y: 0, pad: 127 }, { order: 'bgr', mean: [127, 127, 127], std: [128, 128, 128] }, t);
+    expect(Array.from(t)).toEqual([0, 0, -127 / 128, 0, 1, 0]);
+    const g = new Float32Array(2);
+    packOnCanvas(img, { width: 2, height: 1, x: 1, y: 0, pad: 0 }, { order: 'grey', mean: [0], std: [1] }, g);
+    expect(g[0]).toBe(0);
+    expect(g[1]).toBeCloseTo(0.299 * 255 + 0.114 * 127, 4);
   });
 });
 
