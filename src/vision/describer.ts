@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { decodeGenderAge, genderFromSsr, SSRNET_OUTPUTS, ssrNetMerge } from './attributes.js';
 import { l2Normalize } from './embedding.js';
 import { ARCFACE_112, invertAffine, similarityTransform } from './geometry.js';
-import { laplacianVariance, packTensor, resampleRegion, warpAffine, type FloatRgb } from './image-ops.js';
+import { cropRegion, laplacianVariance, packTensor, warpAffine, type FloatRgb } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { AttributeSpec, PackManifest, RecognizerSpec } from './packs.js';
 import { createSession, tensor, type Session } from './session.js';
@@ -60,7 +60,7 @@ export class PackDescriber implements FaceDescriber {
       pack.attributes.kind === 'ssrnet'
         ? [verifyModelFile(modelsDir, pack.attributes.age), verifyModelFile(modelsDir, pack.attributes.gender)]
         : [verifyModelFile(modelsDir, pack.attributes.model)];
-    const recSession = await createSession(recFile, threads, pack.recognizer.model.optimization);
+    const recSession = await createSession(recFile, threads);
     const attrSessions: Session[] = [];
     for (const f of attrFiles) attrSessions.push(await createSession(f, threads));
     return new PackDescriber(pack.name, pack.recognizer, recSession, pack.attributes, attrSessions, supersample);
@@ -102,7 +102,7 @@ export class PackDescriber implements FaceDescriber {
   private async attributesOf(image: RgbImage, box: Box): Promise<{ age: number; gender: Gender; genderConfidence: number }> {
     const spec = this.attributes;
     const s = spec.size;
-    packTensor(resampleRegion(image, attributeCrop(box, spec.cropScale), s, s, 0), spec.norm, this.attrInput);
+    packTensor(cropRegion(image, attributeCrop(box, spec.cropScale), s, s, 0), spec.norm, this.attrInput);
     const input = tensor(this.attrInput, [1, 3, s, s]);
     if (spec.kind === 'ssrnet') {
       const [ageSession, genderSession] = this.attrSessions;

@@ -12,7 +12,7 @@ import {
   type Candidate,
 } from './geometry.js';
 import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
-import { packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint } from './image-ops.js';
+import { cropRegion, packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
 import { createSession, tensor, type Session, type ort } from './session.js';
@@ -44,8 +44,8 @@ export class PackDetector implements FaceDetector {
   static async create(modelsDir: string, pack: PackManifest, threads: number, threshold?: number): Promise<PackDetector> {
     const file = verifyModelFile(modelsDir, pack.detector.model);
     const landmarkFile = pack.landmarks ? verifyModelFile(modelsDir, pack.landmarks.model) : undefined;
-    const session = await createSession(file, threads, pack.detector.model.optimization);
-    const landmarkSession = landmarkFile ? await createSession(landmarkFile, threads, pack.landmarks?.model.optimization) : undefined;
+    const session = await createSession(file, threads);
+    const landmarkSession = landmarkFile ? await createSession(landmarkFile, threads) : undefined;
     return new PackDetector(pack.detector, session, pack.landmarks, landmarkSession, threshold ?? pack.detector.defaultThreshold);
   }
 
@@ -190,7 +190,7 @@ export class PackDetector implements FaceDetector {
   private async landmarks(image: RgbImage, box: Box): Promise<[number, number][]> {
     const spec = this.landmarkSpec!;
     const crop = landmarkCrop(box, image.width, image.height);
-    packTensor(resampleRegion(image, crop, spec.size, spec.size, 0), spec.norm, this.landmarkInput);
+    packTensor(cropRegion(image, crop, spec.size, spec.size, 0), spec.norm, this.landmarkInput);
     const session = this.landmarkSession!;
     const out = await session.run({ [session.inputNames[0]]: tensor(this.landmarkInput, [1, 1, spec.size, spec.size]) });
     const p = out[session.outputNames[0]].data as Float32Array;

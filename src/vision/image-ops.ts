@@ -1,6 +1,6 @@
 /** Pixel operations in plain TypeScript: region resampling with padding, affine warp, tensor packing. */
 import sharp from 'sharp';
-import { applyAffine, type Affine } from './geometry.js';
+import type { Affine } from './geometry.js';
 import type { RgbImage } from './types.js';
 
 /** Interleaved float RGB (0..255), `width * height * 3`. */
@@ -136,7 +136,8 @@ export function warpAffine(
   maxSupersample = 1,
 ): FloatRgb {
   const padRgb = typeof pad === 'number' ? [pad, pad, pad] : pad;
-  const srcPerDst = Math.sqrt(Math.abs(dstToSrc[0] * dstToSrc[4] - dstToSrc[1] * dstToSrc[3]));
+  const [ma, mb, mc, md, me, mf] = dstToSrc;
+  const srcPerDst = Math.sqrt(Math.abs(ma * me - mb * md));
   const k = Math.max(1, Math.min(maxSupersample, Math.round(srcPerDst)));
   const out = new Float32Array(outWidth * outHeight * 3);
   const { data, width: W, height: H } = image;
@@ -149,10 +150,11 @@ export function warpAffine(
       let G = 0;
       let B = 0;
       for (let sv = 0; sv < k; sv++) {
+        const dv = k === 1 ? v : v - 0.5 + (sv + 0.5) / k;
         for (let su = 0; su < k; su++) {
           const du = k === 1 ? u : u - 0.5 + (su + 0.5) / k;
-          const dv = k === 1 ? v : v - 0.5 + (sv + 0.5) / k;
-          const [x, y] = applyAffine(dstToSrc, du, dv);
+          const x = ma * du + mb * dv + mc;
+          const y = md * du + me * dv + mf;
           const x0 = Math.floor(x);
           const y0 = Math.floor(y);
           const fx = x - x0;
@@ -181,6 +183,26 @@ export function warpAffine(
     }
   }
   return { data: out, width: outWidth, height: outHeight };
+}
+
+/**
+ * The rectangle (image pixels, may extend past the edges) at outWidth x outHeight by `warpAffine`:
+ * bilinear, with up to `maxSupersample`^2 sub-samples per pixel when shrinking. Reads only about the
+ * samples it needs, where `resampleRegion` averages every source pixel of the rectangle.
+ */
+export function cropRegion(
+  image: RgbImage,
+  region: { x: number; y: number; width: number; height: number },
+  outWidth: number,
+  outHeight: number,
+  pad: number | [number, number, number] = 0,
+  maxSupersample = 3,
+): FloatRgb {
+  const sx = region.width / outWidth;
+  const sy = region.height / outHeight;
+  // Output pixel centres (u + 0.5) onto source pixel centres (x + 0.5).
+  const toSource: Affine = [sx, 0, region.x + 0.5 * sx - 0.5, 0, sy, region.y + 0.5 * sy - 0.5];
+  return warpAffine(image, toSource, outWidth, outHeight, pad, maxSupersample);
 }
 
 /** How a model wants its pixels: channel order and per-channel (x - mean) / std in that order. */

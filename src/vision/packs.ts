@@ -15,12 +15,6 @@ export type ModelFile = {
   /** 'npm': extracted by `npm run setup` from FACEPLUGIN_PACKAGE; 'user': copied into MODELS_DIR by the user. */
   source: 'npm' | 'user';
   license: string;
-  /**
-   * ORT graph optimisation level, by measurement (1 thread, A/B in one window): fr_gender is fastest
-   * with 'basic' (7 ms vs 23 with 'all'); with denormals flushed (session.ts) fr_feature is faster
-   * with 'all' (24 vs 42 ms per image), as are fr_detect and fr_landmark.
-   */
-  optimization?: 'basic' | 'extended' | 'all';
 };
 
 export type DetectorKind = 'fr_detect' | 'retinaface' | 'scrfd' | 'yunet';
@@ -78,9 +72,9 @@ const MIT_FACEPLUGIN = `MIT (${FACEPLUGIN_PACKAGE})`;
 export const MODEL_FILES = {
   fr_detect: { file: 'fr_detect.onnx', sha256: '6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854', bytes: 1217758, source: 'npm', license: MIT_FACEPLUGIN },
   fr_landmark: { file: 'fr_landmark.onnx', sha256: 'f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258', bytes: 1163742, source: 'npm', license: MIT_FACEPLUGIN },
-  fr_feature: { file: 'fr_feature.onnx', sha256: '87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581', bytes: 4884269, source: 'npm', license: MIT_FACEPLUGIN, optimization: 'all' },
+  fr_feature: { file: 'fr_feature.onnx', sha256: '87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581', bytes: 4884269, source: 'npm', license: MIT_FACEPLUGIN },
   fr_age: { file: 'fr_age.onnx', sha256: '74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a', bytes: 201280, source: 'npm', license: MIT_FACEPLUGIN },
-  fr_gender: { file: 'fr_gender.onnx', sha256: 'a003e8392a617ca834c7ca2c01e0895f5c354217fb56cd0373935e6e9b9c396e', bytes: 343725, source: 'npm', license: MIT_FACEPLUGIN, optimization: 'basic' },
+  fr_gender: { file: 'fr_gender.onnx', sha256: 'a003e8392a617ca834c7ca2c01e0895f5c354217fb56cd0373935e6e9b9c396e', bytes: 343725, source: 'npm', license: MIT_FACEPLUGIN },
   retinaface_mnet025: {
     file: 'retinaface_mnet025__FaceDetector.onnx',
     sha256: 'f8cce06cdfa5d2a07a8378c8cff4c4f33f0b00a3f24d9ef53042ff591a881eb7',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { alignFace, attributeCrop, estimateYaw } from '../../src/vision/describer.js';
 import { applyAffine, ARCFACE_112, invertAffine, similarityTransform } from '../../src/vision/geometry.js';
-import { packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
+import { cropRegion, packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
 import { unrotateFace } from '../../src/vision/detector.js';
 import type { RgbImage } from '../../src/vision/types.js';
 
@@ -83,6 +83,26 @@ describe('resampleRegion', () => {
     const out = resampleRegion(img, { x: -32, y: 0, width: 128, height: 64 }, 32, 16, 127);
     expect(out.data[(5 * 32 + 3) * 3]).toBe(127);
     expect(out.data[(5 * 32 + 10) * 3]).toBe(200);
+  });
+});
+
+describe('cropRegion', () => {
+  const ramp = (w: number, h: number) => ({ data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.floor(i / 3) * 10), width: w, height: h });
+
+  it('returns the pixels themselves for the whole image at its own size', () => {
+    const img = ramp(3, 2);
+    expect(Array.from(cropRegion(img, { x: 0, y: 0, width: 3, height: 2 }, 3, 2).data)).toEqual(Array.from(img.data));
+  });
+
+  it('averages exact 2x2 blocks when halving', () => {
+    // Pixel (x, y) of the 4x4 ramp holds 10 * (4y + x).
+    const out = cropRegion(ramp(4, 4), { x: 0, y: 0, width: 4, height: 4 }, 2, 2, 0, 2);
+    expect(Array.from(out.data.filter((_, i) => i % 3 === 0))).toEqual([25, 45, 105, 125]);
+  });
+
+  it('pads outside the image', () => {
+    const out = cropRegion(ramp(2, 2), { x: -2, y: 0, width: 4, height: 2 }, 4, 2, 99);
+    expect(Array.from(out.data.filter((_, i) => i % 3 === 0))).toEqual([99, 99, 0, 10, 99, 99, 20, 30]);
   });
 });
 
