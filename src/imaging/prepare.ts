@@ -6,6 +6,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import type { RgbImage } from '../vision/types.js';
 import { ImageError } from './errors.js';
 import { readExifCapture } from './exif.js';
+import { hasSrgbColorants } from './icc.js';
 import { sniffImageFormat, type ImageFormat } from './sniff.js';
 
 export type ImageLimits = {
@@ -94,7 +95,7 @@ async function readMetadata(bytes: Buffer, format: ImageFormat, maxPixels?: numb
     header.exifCapturedAt = exif.date;
     header.exifCapturedAtLocal = exif.local;
   }
-  return { header, hasAlpha: meta.hasAlpha === true };
+  return { header, hasAlpha: meta.hasAlpha === true, convertProfile: meta.icc !== undefined && !hasSrgbColorants(meta.icc) };
 }
 
 /** Format, oriented size and EXIF capture time from the header only (no pixel decode). Cheap enough for intake. */
@@ -106,8 +107,8 @@ export async function readImageHeader(bytes: Buffer, limits?: Partial<ImageLimit
 /** Decodes, auto-orients and downscales to `limits.maxSide`. Throws ImageError only for bad input. */
 export async function prepareImage(bytes: Buffer, limits: ImageLimits, options: PrepareOptions = {}): Promise<PreparedImage> {
   const format = checkBytes(bytes, limits.maxBytes);
-  const { header, hasAlpha } = await readMetadata(bytes, format, limits.maxPixels);
-  let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels, autoOrient: true, pages: 1 });
+  const { header, hasAlpha, convertProfile } = await readMetadata(bytes, format, limits.maxPixels);
+  let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels, autoOrient: true, pages: 1, ignoreIcc: !convertProfile });
   const longest = Math.max(header.width, header.height);
   if (longest > limits.maxSide) {
     pipeline = pipeline.resize({ width: limits.maxSide, height: limits.maxSide, fit: 'inside', withoutEnlargement: true });

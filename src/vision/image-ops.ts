@@ -144,17 +144,23 @@ export function warpAffine(
   const inv = 1 / (k * k);
   const px = (x: number, y: number, c: number) =>
     x >= 0 && x < W && y >= 0 && y < H ? data[(y * W + x) * 3 + c] : padRgb[c];
+  // Sub-sample offsets within an output pixel.
+  const offsets = Array.from({ length: k }, (_, i) => (k === 1 ? 0 : (i + 0.5) / k - 0.5));
+  const row = W * 3;
+  let d = 0;
   for (let v = 0; v < outHeight; v++) {
-    for (let u = 0; u < outWidth; u++) {
+    for (let u = 0; u < outWidth; u++, d += 3) {
       let R = 0;
       let G = 0;
       let B = 0;
       for (let sv = 0; sv < k; sv++) {
-        const dv = k === 1 ? v : v - 0.5 + (sv + 0.5) / k;
+        const dv = v + offsets[sv];
+        const rowX = mb * dv + mc;
+        const rowY = me * dv + mf;
         for (let su = 0; su < k; su++) {
-          const du = k === 1 ? u : u - 0.5 + (su + 0.5) / k;
-          const x = ma * du + mb * dv + mc;
-          const y = md * du + me * dv + mf;
+          const du = u + offsets[su];
+          const x = ma * du + rowX;
+          const y = md * du + rowY;
           const x0 = Math.floor(x);
           const y0 = Math.floor(y);
           const fx = x - x0;
@@ -164,8 +170,8 @@ export function warpAffine(
           const w01 = (1 - fx) * fy;
           const w11 = fx * fy;
           if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
-            const p = (y0 * W + x0) * 3;
-            const q = p + W * 3;
+            const p = y0 * row + x0 * 3;
+            const q = p + row;
             R += w00 * data[p] + w10 * data[p + 3] + w01 * data[q] + w11 * data[q + 3];
             G += w00 * data[p + 1] + w10 * data[p + 4] + w01 * data[q + 1] + w11 * data[q + 4];
             B += w00 * data[p + 2] + w10 * data[p + 5] + w01 * data[q + 2] + w11 * data[q + 5];
@@ -176,7 +182,6 @@ export function warpAffine(
           }
         }
       }
-      const d = (v * outWidth + u) * 3;
       out[d] = R * inv;
       out[d + 1] = G * inv;
       out[d + 2] = B * inv;
@@ -330,17 +335,20 @@ export function packOnCanvas(
   const y0 = Math.max(0, y);
   const y1 = Math.min(ch, y + content.height);
   for (let c = 0; c < planes; c++) {
-    const from = norm.order === 'bgr' ? 2 - c : c;
     const m = norm.mean[c];
     const inv = 1 / norm.std[c];
     const base = c * n;
     target.fill((pad - m) * inv, base, base + n);
+    const from = norm.order === 'bgr' ? 2 - c : c;
     for (let cy = y0; cy < y1; cy++) {
       let s = ((cy - y) * content.width + (x0 - x)) * 3;
       const rowEnd = base + cy * cw + x1;
-      for (let d = base + cy * cw + x0; d < rowEnd; d++, s += 3) {
-        const v = grey ? 0.299 * src[s] + 0.587 * src[s + 1] + 0.114 * src[s + 2] : src[s + from];
-        target[d] = (v - m) * inv;
+      if (grey) {
+        for (let d = base + cy * cw + x0; d < rowEnd; d++, s += 3) {
+          target[d] = (0.299 * src[s] + 0.587 * src[s + 1] + 0.114 * src[s + 2] - m) * inv;
+        }
+      } else {
+        for (let d = base + cy * cw + x0, t = s + from; d < rowEnd; d++, t += 3) target[d] = (src[t] - m) * inv;
       }
     }
   }

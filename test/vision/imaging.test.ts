@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ImageError } from '../../src/imaging/errors.js';
+import { hasSrgbColorants } from '../../src/imaging/icc.js';
 import { prepareImage, readImageHeader } from '../../src/imaging/prepare.js';
 import { sniffImageFormat } from '../../src/imaging/sniff.js';
 
@@ -130,5 +131,60 @@ describe('prepareImage', () => {
     const [r, g, b] = p.image.data;
     expect(r).toBe(g);
     expect(g).toBe(b);
+  });
+});
+
+/** A minimal ICC header and tag table holding only rXYZ, gXYZ and bXYZ colorants. */
+function iccWithColorants(colorants: [number, number, number][], space = 'RGB '): Buffer {
+  const tags = ['rXYZ', 'gXYZ', 'bXYZ'];
+  const icc = Buffer.alloc(132 + tags.length * 12 + tags.length * 20);
+  icc.write(space, 16, 'latin1');
+  icc.writeUInt32BE(tags.length, 128);
+  tags.forEach((tag, i) => {
+    const offset = 132 + tags.length * 12 + i * 20;
+    icc.write(tag, 132 + i * 12, 'latin1');
+    icc.writeUInt32BE(offset, 132 + i * 12 + 4);
+    icc.writeUInt32BE(20, 132 + i * 12 + 8);
+    icc.write('XYZ ', offset, 'latin1');
+    colorants[i].forEach((v, j) => icc.writeInt32BE(Math.round(v * 65536), offset + 8 + j * 4));
+  });
+  return icc;
+}
+
+describe('embedded colour profiles', () => {
+  const SRGB: [number, number, number][] = [
+    [0.4361, 0.2225, 0.0139],
+    [0.3851, 0.7169, 0.0971],
+    [0.1431, 0.0606, 0.7141],
+  ];
+  const ADOBE_RGB: [number, number, number][] = [
+    [0.6097, 0.3111, 0.0195],
+    [0.2053, 0.6257, 0.0609],
+    [0.1492, 0.0632, 0.7446],
+  ];
+
+  it('knows sRGB colorants from wider gamuts, other spaces and damaged profiles', () => {
+    expect(hasSrgbColorants(iccWithColorants(SRGB))).toBe(true);
+    expect(hasSrgbColorants(iccWithColorants(ADOBE_RGB))).toBe(false);
+    expect(hasSrgbColorants(iccWithColorants(SRGB, 'CMYK'))).toBe(false);
+    expect(hasSrgbColorants(iccWithColorants(SRGB).subarray(0, 150))).toBe(false);
+    expect(hasSrgbColorants(Buffer.alloc(10))).toBe(false);
+  });
+
+  it('reads the profiles sharp embeds: sRGB as sRGB, Display P3 as wider', async () => {
+    const srgb = await sharp(await solid(8, 8).withIccProfile('srgb').jpeg().toBuffer()).metadata();
+    const p3 = await sharp(await solid(8, 8).withIccProfile('p3').jpeg().toBuffer()).metadata();
+    expect(hasSrgbColorants(srgb.icc!)).toBe(true);
+    expect(hasSrgbColorants(p3.icc!)).toBe(false);
+  });
+
+  it('converts a Display P3 image back to the sRGB colours it was made from', async () => {
+    const red = sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 255, g: 0, b: 0 } } });
+    const p3 = await red.withIccProfile('p3').png().toBuffer();
+    const stored = await sharp(p3, { ignoreIcc: true }).raw().toBuffer();
+    // As stored, the red is a P3 value, visibly off sRGB red.
+    expect(stored[1]).toBeGreaterThan(20);
+    const { image } = await prepareImage(p3, LIMITS);
+    expect(Math.abs(image.data[0] - 255) + image.data[1] + image.data[2]).toBeLessThan(6);
   });
 });
