@@ -12,7 +12,7 @@ import {
   type Candidate,
 } from './geometry.js';
 import { decodeFrDetect, decodeRetinaFace, decodeScrfd, decodeYuNet, retinaFacePriors, type StrideOutputs } from './decoders.js';
-import { cropRegion, packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint } from './image-ops.js';
+import { cropRegion, packOnCanvas, packTensor, resizeImage, rotateImage, unrotatePoint } from './image-ops.js';
 import { verifyModelFile } from './models.js';
 import type { DetectorSpec, LandmarkSpec, PackManifest } from './packs.js';
 import { createSession, tensor, type Session, type ort } from './session.js';
@@ -89,15 +89,15 @@ export class PackDetector implements FaceDetector {
   }
 
   /**
-   * Letterboxes the image for the detector. Shrinking goes through sharp (native): a JS pass over a
-   * large image cost more than the detector model itself.
+   * Letterboxes the image for the detector. Scaling goes through sharp (native, off the event loop):
+   * a JS pass over a large image cost more than the detector model itself.
    */
   private async view(image: RgbImage): Promise<DetectorView> {
     const { width: W, height: H } = this.spec.input;
     const lb = letterbox(image.width, image.height, W, H, this.spec.align, this.spec.maxUpscale);
     const cw = Math.max(1, Math.min(W, Math.round(image.width * lb.scale)));
     const ch = Math.max(1, Math.min(H, Math.round(image.height * lb.scale)));
-    const content = await scaleImage(image, cw, ch);
+    const content = await resizeImage(image, cw, ch);
     const x = Math.round(lb.offsetX);
     const y = Math.round(lb.offsetY);
     // The content's centre stays the image's centre: offsets absorb the rounding of its size.
@@ -123,7 +123,7 @@ export class PackDetector implements FaceDetector {
     const { content } = upright;
     const side = letterbox(content.height, content.width, W, H, this.spec.align);
     // Fitted before turning: a quarter turn swaps width and height.
-    const sideways = await scaleImage(
+    const sideways = await resizeImage(
       content,
       Math.max(1, Math.min(H, Math.round(content.width * side.scale))),
       Math.max(1, Math.min(W, Math.round(content.height * side.scale))),
@@ -206,16 +206,6 @@ export class PackDetector implements FaceDetector {
     await this.session.release();
     await this.landmarkSession?.release();
   }
-}
-
-/** The image at width x height: shrunk by sharp, enlarged (small images) bilinearly in JS. */
-async function scaleImage(image: RgbImage, width: number, height: number): Promise<RgbImage> {
-  if (width === image.width && height === image.height) return image;
-  if (width <= image.width && height <= image.height) return shrinkImage(image, width, height);
-  const f = resampleRegion(image, { x: 0, y: 0, width: image.width, height: image.height }, width, height);
-  const data = new Uint8Array(f.data.length);
-  for (let i = 0; i < f.data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(f.data[i])));
-  return { data, width, height };
 }
 
 /** A face found on the image turned `turns` quarter turns clockwise, in the original image's pixels. */

@@ -1,126 +1,10 @@
-/** Pixel operations in plain TypeScript: region resampling with padding, affine warp, tensor packing. */
+/** Pixel operations: affine warp and region crops with padding, tensor packing, rotation, native resize. */
 import sharp from 'sharp';
 import type { Affine } from './geometry.js';
 import type { RgbImage } from './types.js';
 
 /** Interleaved float RGB (0..255), `width * height * 3`. */
 export type FloatRgb = { data: Float32Array; width: number; height: number };
-
-type Taps = { start: Int32Array; count: Int32Array; index: Int32Array; weight: Float32Array };
-
-/**
- * Per-output-sample source taps along one axis for the source span [origin, origin + length) mapped onto
- * `n` outputs: box (area) weights when shrinking, linear weights when enlarging. Index -1 = outside.
- */
-function axisTaps(origin: number, length: number, n: number, size: number): Taps {
-  const step = length / n;
-  const start = new Int32Array(n);
-  const count = new Int32Array(n);
-  const idx: number[] = [];
-  const w: number[] = [];
-  for (let i = 0; i < n; i++) {
-    start[i] = idx.length;
-    if (step > 1) {
-      const a = origin + i * step;
-      const b = a + step;
-      for (let j = Math.floor(a); j < b; j++) {
-        const overlap = Math.min(b, j + 1) - Math.max(a, j);
-        if (overlap <= 1e-6) continue;
-        idx.push(j >= 0 && j < size ? j : -1);
-        w.push(overlap / step);
-      }
-    } else {
-      const c = origin + (i + 0.5) * step - 0.5;
-      const j = Math.floor(c);
-      const f = c - j;
-      idx.push(j >= 0 && j < size ? j : -1, j + 1 >= 0 && j + 1 < size ? j + 1 : -1);
-      w.push(1 - f, f);
-    }
-    count[i] = idx.length - start[i];
-  }
-  return { start, count, index: Int32Array.from(idx), weight: Float32Array.from(w) };
-}
-
-/**
- * Resamples the source rectangle (x, y, width, height in image pixels, may extend past the edges) to
- * outWidth x outHeight. Outside the image the pad colour is used.
- */
-export function resampleRegion(
-  image: RgbImage,
-  region: { x: number; y: number; width: number; height: number },
-  outWidth: number,
-  outHeight: number,
-  pad: number | [number, number, number] = 0,
-): FloatRgb {
-  const padRgb = typeof pad === 'number' ? [pad, pad, pad] : pad;
-  const tx = axisTaps(region.x, region.width, outWidth, image.width);
-  const ty = axisTaps(region.y, region.height, outHeight, image.height);
-  const src = image.data;
-  const W = image.width;
-  // Horizontal pass over the source rows the vertical taps use.
-  let rowMin = image.height;
-  let rowMax = -1;
-  for (let k = 0; k < ty.index.length; k++) {
-    const r = ty.index[k];
-    if (r >= 0) {
-      if (r < rowMin) rowMin = r;
-      if (r > rowMax) rowMax = r;
-    }
-  }
-  const rows = Math.max(0, rowMax - rowMin + 1);
-  const tmp = new Float32Array(rows * outWidth * 3);
-  for (let r = 0; r < rows; r++) {
-    const srcRow = (rowMin + r) * W * 3;
-    const dstRow = r * outWidth * 3;
-    for (let ox = 0; ox < outWidth; ox++) {
-      let R = 0;
-      let G = 0;
-      let B = 0;
-      const s = tx.start[ox];
-      const e = s + tx.count[ox];
-      for (let k = s; k < e; k++) {
-        const j = tx.index[k];
-        const wk = tx.weight[k];
-        if (j < 0) {
-          R += wk * padRgb[0];
-          G += wk * padRgb[1];
-          B += wk * padRgb[2];
-        } else {
-          const p = srcRow + j * 3;
-          R += wk * src[p];
-          G += wk * src[p + 1];
-          B += wk * src[p + 2];
-        }
-      }
-      const d = dstRow + ox * 3;
-      tmp[d] = R;
-      tmp[d + 1] = G;
-      tmp[d + 2] = B;
-    }
-  }
-  const out = new Float32Array(outWidth * outHeight * 3);
-  for (let oy = 0; oy < outHeight; oy++) {
-    const s = ty.start[oy];
-    const e = s + ty.count[oy];
-    const dstRow = oy * outWidth * 3;
-    for (let k = s; k < e; k++) {
-      const r = ty.index[k];
-      const wk = ty.weight[k];
-      if (r < 0) {
-        for (let ox = 0; ox < outWidth; ox++) {
-          const d = dstRow + ox * 3;
-          out[d] += wk * padRgb[0];
-          out[d + 1] += wk * padRgb[1];
-          out[d + 2] += wk * padRgb[2];
-        }
-      } else {
-        const srcRow = (r - rowMin) * outWidth * 3;
-        for (let i = 0; i < outWidth * 3; i++) out[dstRow + i] += wk * tmp[srcRow + i];
-      }
-    }
-  }
-  return { data: out, width: outWidth, height: outHeight };
-}
 
 /**
  * Affine warp with bilinear sampling: output pixel (u, v) takes the source at `dstToSrc(u, v)`. Samples
@@ -192,8 +76,8 @@ export function warpAffine(
 
 /**
  * The rectangle (image pixels, may extend past the edges) at outWidth x outHeight by `warpAffine`:
- * bilinear, with up to `maxSupersample`^2 sub-samples per pixel when shrinking. Reads only about the
- * samples it needs, where `resampleRegion` averages every source pixel of the rectangle.
+ * bilinear, with up to `maxSupersample`^2 sub-samples per pixel when shrinking: it reads only the
+ * samples it needs, not every source pixel of a large face.
  */
 export function cropRegion(
   image: RgbImage,
@@ -304,10 +188,11 @@ export function unrotatePoint(x: number, y: number, quarterTurns: number, width:
 }
 
 /**
- * Downscales with sharp (libvips, native): far cheaper than `resampleRegion` over a whole large image.
- * The result is `outWidth x outHeight` 8-bit RGB; only used for shrinking.
+ * Resizes with sharp (libvips, native, off the event loop): far cheaper than `resampleRegion` over a
+ * whole large image. The result is `outWidth x outHeight` 8-bit RGB.
  */
-export async function shrinkImage(image: RgbImage, outWidth: number, outHeight: number): Promise<RgbImage> {
+export async function resizeImage(image: RgbImage, outWidth: number, outHeight: number): Promise<RgbImage> {
+  if (outWidth === image.width && outHeight === image.height) return image;
   const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(outWidth, outHeight, { fit: 'fill', kernel: 'mitchell' })
     .raw()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { alignFace, attributeCrop, estimateYaw } from '../../src/vision/describer.js';
 import { applyAffine, ARCFACE_112, invertAffine, similarityTransform } from '../../src/vision/geometry.js';
-import { cropRegion, packOnCanvas, packTensor, resampleRegion, rotateImage, shrinkImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
+import { cropRegion, packOnCanvas, packTensor, rotateImage, resizeImage, unrotatePoint, warpAffine } from '../../src/vision/image-ops.js';
 import { unrotateFace } from '../../src/vision/detector.js';
 import type { RgbImage } from '../../src/vision/types.js';
 
@@ -61,31 +61,6 @@ describe('warpAffine', () => {
   });
 });
 
-describe('resampleRegion', () => {
-  it('copies exactly at scale 1 and pads outside', () => {
-    const img = blank(4, 4);
-    setPixel(img, 1, 2, [10, 20, 30]);
-    const out = resampleRegion(img, { x: -1, y: 0, width: 4, height: 4 }, 4, 4, 127);
-    expect(Array.from(out.data.slice((2 * 4 + 2) * 3, (2 * 4 + 2) * 3 + 3))).toEqual([10, 20, 30]);
-    expect(out.data[0]).toBe(127);
-  });
-
-  it('averages areas when shrinking', () => {
-    const img = blank(4, 2);
-    for (let x = 0; x < 4; x++) for (let y = 0; y < 2; y++) setPixel(img, x, y, [x * 40, 0, 0]);
-    const out = resampleRegion(img, { x: 0, y: 0, width: 4, height: 2 }, 2, 1);
-    expect(Array.from(out.data.filter((_, i) => i % 3 === 0))).toEqual([20, 100]);
-  });
-
-  it('letterboxes: the image occupies its scaled area and the rest is padding', () => {
-    const img = blank(64, 64, 200);
-    // 64x64 into 32x16 centred: scale 0.25, offset x = 8.
-    const out = resampleRegion(img, { x: -32, y: 0, width: 128, height: 64 }, 32, 16, 127);
-    expect(out.data[(5 * 32 + 3) * 3]).toBe(127);
-    expect(out.data[(5 * 32 + 10) * 3]).toBe(200);
-  });
-});
-
 describe('cropRegion', () => {
   const ramp = (w: number, h: number) => ({ data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.floor(i / 3) * 10), width: w, height: h });
 
@@ -107,8 +82,16 @@ describe('cropRegion', () => {
 });
 
 describe('native shrink and letterbox canvas', () => {
+  it('enlarges and returns same-size images untouched', async () => {
+    const img = blank(4, 3, 90);
+    expect(await resizeImage(img, 4, 3)).toBe(img);
+    const out = await resizeImage(img, 8, 6);
+    expect([out.width, out.height, out.data.length]).toEqual([8, 6, 8 * 6 * 3]);
+    expect(Math.min(...out.data)).toBeGreaterThanOrEqual(89);
+  });
+
   it('shrinks a uniform image to the same colour and size', async () => {
-    const out = await shrinkImage(blank(64, 48, 200), 16, 12);
+    const out = await resizeImage(blank(64, 48, 200), 16, 12);
     expect([out.width, out.height, out.data.length]).toEqual([16, 12, 16 * 12 * 3]);
     expect(Math.min(...out.data)).toBeGreaterThanOrEqual(199);
     expect(Math.max(...out.data)).toBeLessThanOrEqual(201);
