@@ -1,5 +1,5 @@
 /**
- * `npm run bench:vision -- [--dataset DIR] [--pack NAME] [--colour] [--limit N] [--passes N] [--modes LIST] [--json FILE]`
+ * `npm run bench:vision -- [--dataset DIR] [--pack NAME] [--colour] [--limit N] [--passes N] [--repeat N] [--modes LIST] [--json FILE]`
  *
  * The in-process limit of the pipeline: decode (<= WORK_IMAGE_MAX_SIDE), detect, landmarks, align,
  * embed, age and gender on every face of every image of a dataset folder (read into memory first).
@@ -8,9 +8,10 @@
  *   overlap  one process, 2 ORT threads, the next image decoding while this one is inferred
  *   single   one process, 1 thread, one image after another
  *   overlap1 one process, 1 ORT thread, the next image decoding (1 libvips thread) meanwhile
- *   procs    two processes of 1 thread each, every second image each
- * Prints a table of images/s and ms per stage; `--colour` keeps only colour images (skips greyscale
- * files such as the Yale GIFs).
+ *   procs    two processes of 1 thread each, taking images from one queue
+ * Each mode runs `--repeat` times (3) and the median run is reported: this shared machine's
+ * throughput varies by 20% from one run to the next. Prints a table of images/s and ms per stage;
+ * `--colour` keeps only colour images (skips greyscale files such as the Yale GIFs).
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,9 +37,12 @@ const MODES: Mode[] = [
 const STAGES = ['decode', 'detect', 'landmarks', 'align', 'embed', 'attributes'] as const;
 type StageMs = Record<(typeof STAGES)[number], number>;
 
-type ChildTask = { files: string[]; pack: PackName; threads: number; overlap: boolean; passes: number };
+type ChildTask = { files: string[]; pack: PackName; threads: number; overlap: boolean };
 type ChildResult = { images: number; faces: number; seconds: number; cpuMs: number; ms: StageMs };
-type ChildMessage = { ready: true } | { done: ChildResult } | { error: string };
+/** Child -> parent. `take` asks for the next image: the processes of a mode share one queue. */
+type ChildMessage = { ready: true } | { take: true } | { done: ChildResult } | { error: string };
+/** Parent -> child after the task: 'go', then one `index` per `take` (-1 when the queue is empty). */
+type ParentMessage = 'go' | { index: number };
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -71,7 +75,7 @@ async function isColour(bytes: Buffer): Promise<boolean> {
   }
 }
 
-/** Child: load models, warm up, wait for 'go', run the loop over its files, report. */
+/** Child: load models, warm up, wait for 'go', infer the images the parent hands out, report. */
 async function child(task: ChildTask): Promise<ChildResult> {
   const config = loadConfig();
   // libvips gets the same thread budget as ORT.
@@ -105,32 +109,46 @@ async function child(task: ChildTask): Promise<ChildResult> {
     await describer.describe(prepared.image, found);
     return found.length;
   };
-  const loop = async (list: Buffer[]): Promise<number> => {
-    let faces = 0;
-    if (task.overlap) {
-      let next = prepare(list[0]);
-      for (let i = 0; i < list.length; i++) {
-        const current = await next;
-        if (i + 1 < list.length) next = prepare(list[i + 1]);
-        faces += await infer(current);
-      }
-    } else {
-      for (const bytes of list) faces += await infer(await prepare(bytes));
-    }
-    return faces;
+  const warmUp = async () => {
+    for (const bytes of images.slice(0, 3)) await infer(await prepare(bytes));
+    Object.assign(detector.timings, { detect: 0, landmarks: 0, calls: 0, rotationProbes: 0 });
+    Object.assign(describer.timings, { align: 0, embed: 0, attributes: 0, faces: 0 });
+    decodeMs = 0;
   };
+  const granted: ((index: number) => void)[] = [];
+  let started: () => void;
+  const go = new Promise<void>((resolve) => (started = resolve));
+  process.on('message', (m: ParentMessage) => (m === 'go' ? started() : granted.shift()!(m.index)));
+  const take = () =>
+    new Promise<Buffer | undefined>((resolve) => {
+      granted.push((index) => resolve(index < 0 ? undefined : images[index % images.length]));
+      process.send!({ take: true } satisfies ChildMessage);
+    });
 
-  await loop(images.slice(0, 3));
-  Object.assign(detector.timings, { detect: 0, landmarks: 0, calls: 0, rotationProbes: 0 });
-  Object.assign(describer.timings, { align: 0, embed: 0, attributes: 0, faces: 0 });
-  decodeMs = 0;
+  await warmUp();
   process.send!({ ready: true } satisfies ChildMessage);
-  await new Promise<void>((resolve) => process.once('message', () => resolve()));
-
+  await go;
   const cpu = process.cpuUsage();
   const start = performance.now();
   let faces = 0;
-  for (let p = 0; p < task.passes; p++) faces += await loop(images);
+  let count = 0;
+  if (task.overlap) {
+    const prepareNext = async () => {
+      const bytes = await take();
+      return bytes ? { prepared: await prepare(bytes) } : undefined;
+    };
+    let next = prepareNext();
+    for (let current = await next; current; current = await next) {
+      next = prepareNext();
+      faces += await infer(current.prepared);
+      count++;
+    }
+  } else {
+    for (let bytes = await take(); bytes; bytes = await take()) {
+      faces += await infer(await prepare(bytes));
+      count++;
+    }
+  }
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   const d = detector.timings;
@@ -138,7 +156,7 @@ async function child(task: ChildTask): Promise<ChildResult> {
   await detector.release();
   await describer.release();
   return {
-    images: images.length * task.passes,
+    images: count,
     faces,
     seconds,
     cpuMs: (used.user + used.system) / 1000,
@@ -154,23 +172,27 @@ type ModeReport = {
   imagesPerSecond: number;
   cpuMsPerImage: number;
   msPerImage: StageMs;
+  /** images/s of every repeat, slowest first. */
+  runs?: number[];
 };
 
-/** Forks the mode's processes, starts them together once all are warm, and sums their results. */
+/**
+ * Forks the mode's processes, starts them together once all are warm, hands out the images one at a
+ * time from one queue (so no process idles while another still has a share left), sums the results.
+ */
 async function runMode(mode: Mode, files: string[], pack: PackName, passes: number): Promise<ModeReport> {
-  const children = Array.from({ length: mode.processes }, (_, i) => {
-    const task: ChildTask = {
-      files: files.filter((_, j) => j % mode.processes === i),
-      pack,
-      threads: mode.threads,
-      overlap: mode.overlap,
-      passes,
-    };
+  let queued = 0;
+  const total = files.length * passes;
+  const task: ChildTask = { files, pack, threads: mode.threads, overlap: mode.overlap };
+  const children = Array.from({ length: mode.processes }, () => {
     const proc = fork(import.meta.filename, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     proc.send(task);
     const messages: ChildMessage[] = [];
     const waiters: ((m: ChildMessage) => void)[] = [];
-    proc.on('message', (m: ChildMessage) => (waiters.shift() ?? ((x) => messages.push(x)))(m));
+    proc.on('message', (m: ChildMessage) => {
+      if ('take' in m) proc.send({ index: queued < total ? queued++ : -1 } satisfies ParentMessage);
+      else (waiters.shift() ?? ((x) => messages.push(x)))(m);
+    });
     proc.on('exit', (code) => {
       if (code !== 0) (waiters.shift() ?? ((x) => messages.push(x)))({ error: `exited with code ${code}` });
     });
@@ -178,6 +200,7 @@ async function runMode(mode: Mode, files: string[], pack: PackName, passes: numb
     return { proc, next };
   });
   const expect = async <K extends 'ready' | 'done'>(c: (typeof children)[number], key: K) => {
+    // 'take' never reaches here: the listener answers it.
     const m = await c.next();
     if ('error' in m) throw new Error(`bench child (${mode.name}): ${m.error}`);
     if (!(key in m)) throw new Error(`bench child (${mode.name}): unexpected message ${JSON.stringify(m)}`);
@@ -185,7 +208,7 @@ async function runMode(mode: Mode, files: string[], pack: PackName, passes: numb
   };
   await Promise.all(children.map((c) => expect(c, 'ready')));
   const start = performance.now();
-  for (const c of children) c.proc.send('go');
+  for (const c of children) c.proc.send('go' satisfies ParentMessage);
   const results = (await Promise.all(children.map((c) => expect(c, 'done')))).map((m) => m.done);
   const seconds = (performance.now() - start) / 1000;
   const images = results.reduce((a, r) => a + r.images, 0);
@@ -208,6 +231,7 @@ async function main(): Promise<void> {
   const dataset = path.resolve(arg('dataset') ?? path.join(shared, 'faces'));
   const pack = (arg('pack') ?? 'default') as PackName;
   const passes = Number(arg('passes') ?? 1);
+  const repeat = Number(arg('repeat') ?? 3);
   const wanted = (arg('modes') ?? MODES.map((m) => m.name).join(',')).split(',');
   const modes = wanted.map((name) => {
     const mode = MODES.find((m) => m.name === name);
@@ -223,12 +247,23 @@ async function main(): Promise<void> {
   if (limit) files = files.slice(0, Number(limit));
 
   const reports: ModeReport[] = [];
-  for (const mode of modes) reports.push(await runMode(mode, files, pack, passes));
+  for (const mode of modes) {
+    const runs: ModeReport[] = [];
+    for (let i = 0; i < repeat; i++) runs.push(await runMode(mode, files, pack, passes));
+    runs.sort((a, b) => a.imagesPerSecond - b.imagesPerSecond);
+    const median = runs[Math.floor(runs.length / 2)];
+    reports.push({ ...median, runs: runs.map((r) => r.imagesPerSecond) });
+  }
   const faces = reports[0].faces / reports[0].images;
-  console.log(`bench:vision pack ${pack}, ${files.length} images x ${passes} pass(es), ${faces.toFixed(2)} faces/image, load average ${os.loadavg()[0].toFixed(1)}`);
+  console.log(
+    `bench:vision pack ${pack}, ${files.length} images x ${passes} pass(es), ${faces.toFixed(2)} faces/image, median of ${repeat} runs, load average ${os.loadavg()[0].toFixed(1)}`,
+  );
   console.table(
     Object.fromEntries(
-      reports.map((r) => [r.label, { 'images/s': r.imagesPerSecond, 'CPU ms/image': r.cpuMsPerImage, ...r.msPerImage }]),
+      reports.map((r) => [
+        r.label,
+        { 'images/s': r.imagesPerSecond, range: `${r.runs![0]}-${r.runs!.at(-1)}`, 'CPU ms/image': r.cpuMsPerImage, ...r.msPerImage },
+      ]),
     ),
   );
   console.log('(stage columns: wall ms per image in each process; with overlap, decode runs beside inference)');
