@@ -22,6 +22,7 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
+import { CHILD_NODE_FLAGS } from '../src/supervisor.js';
 import { createDescriber, createDetector, type PackName } from '../src/vision/index.js';
 
 type Mode = { name: string; processes: number; threads: number; overlap: boolean; label: string };
@@ -185,7 +186,11 @@ async function runMode(mode: Mode, files: string[], pack: PackName, passes: numb
   const total = files.length * passes;
   const task: ChildTask = { files, pack, threads: mode.threads, overlap: mode.overlap };
   const children = Array.from({ length: mode.processes }, () => {
-    const proc = fork(import.meta.filename, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The children run with the worker processes' Node flags.
+    const proc = fork(import.meta.filename, ['--child'], {
+      execArgv: [...process.execArgv, ...CHILD_NODE_FLAGS],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     proc.send(task);
     const messages: ChildMessage[] = [];
     const waiters: ((m: ChildMessage) => void)[] = [];
