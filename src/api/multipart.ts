@@ -1,7 +1,8 @@
 /**
- * Streaming multipart intake. Each image part is streamed to the blob store (content-addressed by
- * sha256) while its first bytes are kept to sniff the real format and read the header (size and
+ * Streaming multipart intake. Each image part is staged in the blob store (hashed for its content
+ * address) while its first bytes are kept to sniff the real format and read the header (size and
  * EXIF time) without decoding pixels. The declared part content type and file name are ignored.
+ * Accepted files stay staged: the caller commits them once it has recorded them, or discards them.
  *
  * Two kinds of failure:
  * - request-level (not multipart, malformed body, too many files or parts, total size, unexpected
@@ -15,7 +16,7 @@ import busboy from 'busboy';
 import { ImageError, type ImageErrorCode } from '../imaging/errors.js';
 import type { ImageHeader } from '../imaging/prepare.js';
 import { sniffImageFormat } from '../imaging/sniff.js';
-import { BlobTooLargeError, type BlobStore, type StoredBlob } from '../storage/blobs.js';
+import { BlobTooLargeError, type BlobStore, type StagedBlob } from '../storage/blobs.js';
 import { ApiError } from './errors.js';
 
 /** Bytes kept in memory per file for the format sniff and the header read. */
@@ -30,7 +31,8 @@ export type ReceivedImage = {
   index: number;
   /** The client's file name (display only: storage is content-addressed), sanitised. */
   filename: string | null;
-  stored?: StoredBlob & { header: ImageHeader };
+  /** Staged, not yet at its key: commit it once recorded, or discard it. */
+  stored?: StagedBlob & { header: ImageHeader };
   rejection?: FileRejection;
 };
 
@@ -150,6 +152,10 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
     const fail = (error: ApiError) => {
       if (failure) return;
       failure = error;
+      // Nothing of a failed request is recorded: drop what was staged.
+      void Promise.allSettled(images).then((settled) =>
+        Promise.allSettled(settled.map((s) => (s.status === 'fulfilled' && s.value.stored ? options.blobs.discard(s.value.stored) : undefined))),
+      );
       req.unpipe(parser);
       // Discard the rest of the body so the answer can be read by the client.
       req.resume();
@@ -159,13 +165,13 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
 
     const storeFile = async (index: number, filename: string | null, file: Readable & { truncated?: boolean }): Promise<ReceivedImage> => {
       const tap = new Tap(budget);
-      // Errors reach putStream through the pipeline; this keeps one raised before it attaches from escaping.
+      // Errors reach stageStream through the pipeline; this keeps one raised before it attaches from escaping.
       tap.on('error', () => undefined);
       file.on('error', (error: Error) => tap.destroy(error));
       file.pipe(tap);
-      let stored: StoredBlob;
+      let stored: StagedBlob;
       try {
-        stored = await options.blobs.putStream(options.prefix, tap, options.maxFileBytes);
+        stored = await options.blobs.stageStream(options.prefix, tap, options.maxFileBytes);
       } catch (error) {
         file.unpipe(tap);
         file.resume();
@@ -180,13 +186,12 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
         return { index, filename, rejection: { status: 422, code: 'aborted', message: 'the request failed' } };
       }
       if (file.truncated) {
-        await options.blobs.delete(stored.key);
+        await options.blobs.discard(stored);
         return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
       }
       const rejection = await inspect(stored, tap.head(), options);
       if (typeof rejection === 'object' && 'status' in rejection) {
-        // A rejected file is never referenced by a capture: drop its blob.
-        await options.blobs.delete(stored.key).catch(() => undefined);
+        await options.blobs.discard(stored).catch(() => undefined);
         return { index, filename, rejection };
       }
       return { index, filename, stored: { ...stored, header: rejection } };
@@ -243,7 +248,7 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
 }
 
 /** Sniffs the real format and reads the header; a rejection when the file is not a usable image. */
-async function inspect(stored: StoredBlob, head: Buffer, options: MultipartOptions): Promise<ImageHeader | FileRejection> {
+async function inspect(stored: StagedBlob, head: Buffer, options: MultipartOptions): Promise<ImageHeader | FileRejection> {
   if (stored.bytes === 0) return { status: 422, code: 'empty', message: 'the file is empty' };
   if (!sniffImageFormat(head.subarray(0, 64))) {
     return { status: 415, code: 'unsupported_format', message: 'not a supported image (jpeg, png, webp, gif, tiff, avif/heif)' };
@@ -256,7 +261,7 @@ async function inspect(stored: StoredBlob, head: Buffer, options: MultipartOptio
     // The header may lie past the first bytes (large EXIF or ICC blocks): retry on the whole file.
     if (error.code === 'truncated' && stored.bytes > head.length) {
       try {
-        return await options.readHeader(await options.blobs.get(stored.key), limits);
+        return await options.readHeader(await options.blobs.readStaged(stored), limits);
       } catch (retryError) {
         if (retryError instanceof ImageError) return rejectionFromImageError(retryError);
         throw retryError;

@@ -11,7 +11,9 @@ type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
 
 /**
  * Deletes the stored images of finished captures. Uploads are content-addressed, so one file may
- * back captures of several devices: it is deleted only when none of them is still in flight.
+ * back captures of several devices: it is deleted only when none of them is still in flight. An
+ * upload of the same bytes may be recorded meanwhile (it commits its file after inserting its
+ * capture): the file is set aside first and put back if such a capture appeared.
  */
 export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blobs'>, limit = 500): Promise<number> {
   const finished: { blob_key: string }[] = await db('captures')
@@ -20,10 +22,16 @@ export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blo
     .distinct('blob_key')
     .limit(limit);
   let deleted = 0;
+  const inFlight = async (key: string) =>
+    (await db('captures').where({ blob_key: key }).whereIn('status', ['queued', 'processing']).first('id')) !== undefined;
   for (const { blob_key: key } of finished) {
-    const inFlight = await db('captures').where({ blob_key: key }).whereIn('status', ['queued', 'processing']).first('id');
-    if (inFlight) continue;
-    await blobs.delete(key);
+    if (await inFlight(key)) continue;
+    const aside = await blobs.setAside(key);
+    if (aside && (await inFlight(key))) {
+      await blobs.restore(aside);
+      continue;
+    }
+    if (aside) await blobs.discard(aside);
     await db('captures').where({ blob_key: key }).whereIn('status', ['done', 'failed']).update({ image_deleted_at: db.fn.now(3) });
     deleted += 1;
   }

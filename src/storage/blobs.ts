@@ -13,9 +13,17 @@ export class BlobTooLargeError extends Error {
 
 export type StoredBlob = { key: string; sha256: string; bytes: number };
 
+/** An upload written to a temporary file: `commit` puts it at its key, `discard` drops it. */
+export type StagedBlob = StoredBlob & { tmpPath: string };
+
 /**
  * Files on local disk (or a shared volume), addressed by key. Uploads are content-addressed:
  * `captures/ab/abcdef…` by sha256, so a re-sent file is stored once.
+ *
+ * A content-addressed file may be deleted (retention) while another upload of the same bytes is
+ * being recorded. The two sides never lose it because uploads are staged and committed only after
+ * their capture row exists, and deletion sets the file aside, re-checks for such rows, and puts it
+ * back if one appeared (services/retention.ts).
  */
 export class BlobStore {
   constructor(readonly root: string) {}
@@ -25,11 +33,9 @@ export class BlobStore {
     return path.join(this.root, key);
   }
 
-  /** Streams `source` to disk while hashing it; aborts past `maxBytes` leaving nothing behind. */
-  async putStream(prefix: string, source: Readable, maxBytes: number): Promise<StoredBlob> {
-    const tmpDir = path.join(this.root, 'tmp');
-    await fs.mkdir(tmpDir, { recursive: true });
-    const tmp = path.join(tmpDir, randomUUID());
+  /** Streams `source` to a temporary file while hashing it; aborts past `maxBytes` leaving nothing behind. */
+  async stageStream(prefix: string, source: Readable, maxBytes: number): Promise<StagedBlob> {
+    const tmp = await this.tmpFile();
     const hash = createHash('sha256');
     let bytes = 0;
     const meter = new Transform({
@@ -47,10 +53,46 @@ export class BlobStore {
       throw error;
     }
     const sha256 = hash.digest('hex');
-    const key = `${prefix}/${sha256.slice(0, 2)}/${sha256}`;
-    await fs.mkdir(path.dirname(this.pathOf(key)), { recursive: true });
-    await fs.rename(tmp, this.pathOf(key));
-    return { key, sha256, bytes };
+    return { key: `${prefix}/${sha256.slice(0, 2)}/${sha256}`, sha256, bytes, tmpPath: tmp };
+  }
+
+  readStaged(staged: StagedBlob): Promise<Buffer> {
+    return fs.readFile(staged.tmpPath);
+  }
+
+  /** Moves a staged upload to its key (replacing an identical file, if any). */
+  async commit(staged: StagedBlob): Promise<void> {
+    const target = this.pathOf(staged.key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.rename(staged.tmpPath, target);
+  }
+
+  async discard(staged: StagedBlob): Promise<void> {
+    await fs.rm(staged.tmpPath, { force: true });
+  }
+
+  /** Moves the file out of its key; undefined when there was none. `restore` or `discard` it next. */
+  async setAside(key: string): Promise<StagedBlob | undefined> {
+    const aside = await this.tmpFile();
+    try {
+      await fs.rename(this.pathOf(key), aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    return { key, sha256: '', bytes: 0, tmpPath: aside };
+  }
+
+  /** Puts a set-aside file back, unless an upload committed the same key meanwhile. */
+  async restore(aside: StagedBlob): Promise<void> {
+    if (await this.exists(aside.key)) await this.discard(aside);
+    else await this.commit(aside);
+  }
+
+  private async tmpFile(): Promise<string> {
+    const tmpDir = path.join(this.root, 'tmp');
+    await fs.mkdir(tmpDir, { recursive: true });
+    return path.join(tmpDir, randomUUID());
   }
 
   /** Atomic write (temp file + rename), so a reader never sees half a blob. */

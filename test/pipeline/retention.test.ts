@@ -36,6 +36,43 @@ describe('retention', () => {
     expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(0);
   });
 
+  it('keeps the image when the same bytes are uploaded again while it is being deleted', async () => {
+    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
+    const image = await makeImage('jpeg', 97);
+    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
+    const idA = first.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
+    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+
+    // The upload lands between the purge's check and its deletion.
+    let second: Awaited<ReturnType<typeof upload>> | undefined;
+    const racing = Object.create(t.blobs) as typeof t.blobs;
+    racing.setAside = async (k: string) => {
+      const aside = await t.blobs.setAside(k);
+      second = await upload(t, b.deviceKey, [{ name: 'images', file: image }]);
+      return aside;
+    };
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: racing })).toBe(0);
+    expect(second!.status).toBe(202);
+    expect(await t.blobs.exists(key)).toBe(true);
+    expect(await t.blobs.get(key)).toEqual(image);
+  });
+
+  it('an upload recorded after its bytes were deleted stores them again', async () => {
+    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
+    const image = await makeImage('png', 98);
+    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
+    const idA = first.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
+    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(1);
+    expect(await t.blobs.exists(key)).toBe(false);
+
+    const second = await upload(t, b.deviceKey, [{ name: 'images', file: image }]);
+    expect(second.status).toBe(202);
+    expect(await t.blobs.get(key)).toEqual(image);
+  });
+
   it('purges visitors unseen for the retention period together with their vectors', async () => {
     const tenant = await seedTenant(t, 'Shop');
     const day = 24 * 3600_000;

@@ -15,7 +15,7 @@ import { actingMerchant, authorize, type Principal } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import { deviceRateLimiter, queueDepthGuard } from '../backpressure.js';
 import { runInteractive, withTimeout } from '../interactive.js';
-import { receiveMultipart, type ReceivedImage } from '../multipart.js';
+import { receiveMultipart, type ReceivedForm, type ReceivedImage } from '../multipart.js';
 import { localTimeToInstant, plausibleCaptureTime } from '../time.js';
 import { idParams, isoInstant, parse, uuid } from '../validation.js';
 import { receiveSingleImage } from './single-image.js';
@@ -133,20 +133,8 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     }
   });
 
-  const intake = async (ctx: Context, device: Extract<Principal, { role: 'device' }>) => {
-    const receivedAt = new Date();
-    const form = await receiveMultipart(ctx.req, {
-      blobs,
-      prefix: 'captures',
-      imageFields: ['images', 'images[]'],
-      textFields: ['capturedAt'],
-      fieldsBeforeImages: true,
-      maxFiles: config.MAX_UPLOAD_FILES,
-      maxFileBytes: config.MAX_UPLOAD_BYTES,
-      maxTotalBytes: config.MAX_UPLOAD_TOTAL_BYTES,
-      maxPixels: config.MAX_IMAGE_PIXELS,
-      readHeader: deps.readHeader,
-    });
+  /** Validates the form's capture times and records its accepted images as captures of one batch. */
+  const recordImages = async (form: ReceivedForm, device: Extract<Principal, { role: 'device' }>, receivedAt: Date) => {
     const images = form.images;
     if (images.length === 0) throw new ApiError(400, 'validation_error', 'send one or more images in multipart fields named "images"');
 
@@ -172,7 +160,6 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
 
     const accepted = images.filter((image) => image.stored);
     const rejected = images.filter((image) => image.rejection).map(rejectionView);
-    deps.metrics.uploadedFiles.inc({ outcome: 'rejected' }, rejected.length);
     if (accepted.length === 0) {
       const first = rejected[0];
       throw new ApiError(first.status, first.error.code, `no image accepted: ${first.error.message}`, { rejected });
@@ -191,10 +178,38 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
         ...resolveCapturedAt(image, deviceTimes, store?.timezone, receivedAt),
       };
     });
-    const recorded = await recordUpload(db, device, files, receivedAt);
+    return recordUpload(db, device, files, receivedAt);
+  };
+
+  const intake = async (ctx: Context, device: Extract<Principal, { role: 'device' }>) => {
+    const receivedAt = new Date();
+    const form = await receiveMultipart(ctx.req, {
+      blobs,
+      prefix: 'captures',
+      imageFields: ['images', 'images[]'],
+      textFields: ['capturedAt'],
+      fieldsBeforeImages: true,
+      maxFiles: config.MAX_UPLOAD_FILES,
+      maxFileBytes: config.MAX_UPLOAD_BYTES,
+      maxTotalBytes: config.MAX_UPLOAD_TOTAL_BYTES,
+      maxPixels: config.MAX_IMAGE_PIXELS,
+      readHeader: deps.readHeader,
+    });
+    const accepted = form.images.filter((image) => image.stored);
+    const rejected = form.images.filter((image) => image.rejection).map(rejectionView);
+    deps.metrics.uploadedFiles.inc({ outcome: 'rejected' }, rejected.length);
+    let recorded: Awaited<ReturnType<typeof recordUpload>>;
+    try {
+      recorded = await recordImages(form, device, receivedAt);
+      // Committed only now that captures reference them: see BlobStore on retention.
+      await Promise.all(accepted.map((image) => blobs.commit(image.stored!)));
+    } catch (error) {
+      await Promise.allSettled(accepted.map((image) => blobs.discard(image.stored!)));
+      throw error;
+    }
     const fresh = recorded.captures.filter((c) => !c.duplicate);
     deps.metrics.uploadedFiles.inc({ outcome: 'new' }, fresh.length);
-    deps.metrics.uploadedBytes.inc(files.reduce((sum, file) => sum + file.bytes, 0));
+    deps.metrics.uploadedBytes.inc(accepted.reduce((sum, image) => sum + image.stored!.bytes, 0));
     deps.metrics.uploadedFiles.inc({ outcome: 'duplicate' }, recorded.captures.length - fresh.length);
 
     if (fresh.length > 0) {

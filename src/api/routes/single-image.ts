@@ -28,5 +28,6 @@ export async function receiveSingleImage(
   if (!image) throw new ApiError(400, 'validation_error', 'send one image in the multipart field "image"');
   if (image.rejection) throw new ApiError(image.rejection.status, image.rejection.code, image.rejection.message);
   const stored = image.stored!;
+  await deps.blobs.commit(stored);
   return { key: stored.key, sha256: stored.sha256, bytes: stored.bytes };
 }
