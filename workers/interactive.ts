@@ -75,16 +75,15 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
       const { merchantId, imageKey, limit } = interactiveSchemas.identify.parse(data);
       const faces = await describeImage(imageKey);
       if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
+      const hits = await gallery.search('member', merchantId, faces.map((face) => face.embedding), limit);
       return {
         ok: true,
-        faces: await Promise.all(
-          faces.map(async (face) => ({
-            ...summary(face),
-            matches: (await gallery.search('member', merchantId, face.embedding, limit))
-              .filter((hit) => hit.similarity >= config.MEMBER_THRESHOLD)
-              .map((hit) => ({ personId: hit.subjectId, similarity: hit.similarity })),
-          })),
-        ),
+        faces: faces.map((face, i) => ({
+          ...summary(face),
+          matches: hits[i]
+            .filter((hit) => hit.similarity >= config.MEMBER_THRESHOLD)
+            .map((hit) => ({ personId: hit.subjectId, similarity: hit.similarity })),
+        })),
       };
     },
   };

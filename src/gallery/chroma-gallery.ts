@@ -48,25 +48,29 @@ export class ChromaGallery implements Gallery {
     await collection.upsert({ ids: [vectorId], embeddings: [Array.from(embedding)], metadatas: [{ subjectId }] });
   }
 
-  async search(kind: SubjectKind, merchantId: string, embedding: Float32Array, limit: number): Promise<GalleryHit[]> {
+  async search(kind: SubjectKind, merchantId: string, embeddings: Float32Array[], limit: number): Promise<GalleryHit[][]> {
+    if (embeddings.length === 0) return [];
     const collection = await this.collection(kind, merchantId);
     const result = await collection.query({
-      queryEmbeddings: [Array.from(embedding)],
+      queryEmbeddings: embeddings.map((embedding) => Array.from(embedding)),
       // Several vectors may belong to one subject: over-fetch, then keep each subject's best.
       nResults: limit * 4,
       include: ['distances', 'metadatas'] as never,
     });
-    const best = new Map<string, number>();
-    for (const row of result.rows()[0] ?? []) {
-      const subjectId = row.metadata?.subjectId;
-      if (typeof subjectId !== 'string' || row.distance == null) continue;
-      const similarity = 1 - row.distance;
-      if (similarity > (best.get(subjectId) ?? -Infinity)) best.set(subjectId, similarity);
-    }
-    return [...best]
-      .map(([subjectId, similarity]) => ({ subjectId, similarity }))
-      .sort((a, b) => b.similarity - a.similarity)
-      .slice(0, limit);
+    const rows = result.rows();
+    return embeddings.map((_, i) => {
+      const best = new Map<string, number>();
+      for (const row of rows[i] ?? []) {
+        const subjectId = row.metadata?.subjectId;
+        if (typeof subjectId !== 'string' || row.distance == null) continue;
+        const similarity = 1 - row.distance;
+        if (similarity > (best.get(subjectId) ?? -Infinity)) best.set(subjectId, similarity);
+      }
+      return [...best]
+        .map(([subjectId, similarity]) => ({ subjectId, similarity }))
+        .sort((a, b) => b.similarity - a.similarity)
+        .slice(0, limit);
+    });
   }
 
   /** Erases the subject from every pack's collection, so vectors of a previous pack go too. */

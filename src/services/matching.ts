@@ -64,8 +64,10 @@ export class MatchService {
       taken.add(hit.subjectId);
     };
     const unmatched = () => embeddings.map((_, faceIndex) => faceIndex).filter((i) => !matches.some((m) => m.faceIndex === i));
-    const searchAll = (kind: SubjectKind, faces: number[]) =>
-      Promise.all(faces.map(async (faceIndex) => ({ faceIndex, hits: await this.gallery.search(kind, merchantId, embeddings[faceIndex], CANDIDATES_PER_FACE) })));
+    const searchAll = async (kind: SubjectKind, faces: number[]): Promise<FaceCandidates[]> => {
+      const hits = await this.gallery.search(kind, merchantId, faces.map((faceIndex) => embeddings[faceIndex]), CANDIDATES_PER_FACE);
+      return faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
+    };
 
     for (const [faceIndex, hit] of assignExclusive(await searchAll('member', unmatched()), this.thresholds.member, taken)) {
       record(faceIndex, 'member', hit, false);

@@ -17,19 +17,22 @@ describe('ChromaGallery (real Chroma server)', () => {
     await gallery.upsert('member', merchant, alice, randomUUID(), unit([1, 1, 0, 0]));
     await gallery.upsert('member', merchant, bob, randomUUID(), unit([0, 0, 1, 0]));
 
-    const hits = await gallery.search('member', merchant, unit([1, 0.1, 0, 0]), 5);
+    const [hits, nearBob] = await gallery.search('member', merchant, [unit([1, 0.1, 0, 0]), unit([0, 0.1, 1, 0])], 5);
 
     expect(hits.map((hit) => hit.subjectId)).toEqual([alice, bob]);
     expect(hits[0].similarity).toBeCloseTo(1 / Math.hypot(1, 0.1), 5);
     expect(hits[1].similarity).toBeCloseTo(0, 5);
+    // Each query embedding of one request gets its own answer.
+    expect(nearBob.map((hit) => hit.subjectId)).toEqual([bob, alice]);
+    expect(await gallery.search('member', merchant, [], 5)).toEqual([]);
   });
 
   it('keeps merchants and subject kinds apart', async () => {
     const [merchantA, merchantB] = [randomUUID(), randomUUID()];
     await gallery.upsert('member', merchantA, randomUUID(), randomUUID(), unit([1, 0, 0, 0]));
 
-    expect(await gallery.search('member', merchantB, unit([1, 0, 0, 0]), 5)).toEqual([]);
-    expect(await gallery.search('visitor', merchantA, unit([1, 0, 0, 0]), 5)).toEqual([]);
+    expect(await gallery.search('member', merchantB, [unit([1, 0, 0, 0])], 5)).toEqual([[]]);
+    expect(await gallery.search('visitor', merchantA, [unit([1, 0, 0, 0])], 5)).toEqual([[]]);
   });
 
   it('upsert of the same vector id is idempotent and deleteSubject erases every vector', async () => {
@@ -44,7 +47,7 @@ describe('ChromaGallery (real Chroma server)', () => {
     await gallery.deleteSubject('visitor', merchant, subject);
 
     expect(await gallery.countSubjectVectors('visitor', merchant, subject)).toBe(0);
-    expect(await gallery.search('visitor', merchant, unit([0, 1, 0, 0]), 5)).toEqual([]);
+    expect(await gallery.search('visitor', merchant, [unit([0, 1, 0, 0])], 5)).toEqual([[]]);
   });
 
   it('erases a subject from the collections of every pack, not only the current one', async () => {
