@@ -85,7 +85,7 @@ export function cropRegion(
   outWidth: number,
   outHeight: number,
   pad: number | [number, number, number] = 0,
-  maxSupersample = 3,
+  maxSupersample = 2,
 ): FloatRgb {
   const sx = region.width / outWidth;
   const sy = region.height / outHeight;
