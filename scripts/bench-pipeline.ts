@@ -13,7 +13,7 @@ import { startLocalChroma } from '../src/gallery/local-server.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { createLogger } from '../src/logger.js';
 import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
-import { Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
+import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 
 const { values: args } = parseArgs({
@@ -142,8 +142,7 @@ async function main(): Promise<void> {
   const logger = createLogger('warn', 'bench');
   const supervisor = new Supervisor(root, env, logger);
   try {
-    supervisor.start({ name: 'api', script: path.join(root, 'src/api/main.ts'), args: [] });
-    for (const group of WORKER_GROUPS) supervisor.start({ name: group.join('+'), script: path.join(root, 'workers/runner.ts'), args: group });
+    for (const spec of serviceSpecs(root)) supervisor.start(spec);
     const api = `http://127.0.0.1:${port}`;
     await waitForReady(api, 60_000);
 

@@ -22,7 +22,7 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
-import { CHILD_NODE_FLAGS } from '../src/supervisor.js';
+import { WORKER_NODE_FLAGS } from '../src/supervisor.js';
 import { createDescriber, createDetector, type PackName } from '../src/vision/index.js';
 
 type Mode = { name: string; processes: number; threads: number; overlap: boolean; label: string };
@@ -154,8 +154,6 @@ async function child(task: ChildTask): Promise<ChildResult> {
   const used = process.cpuUsage(cpu);
   const d = detector.timings;
   const s = describer.timings;
-  await detector.release();
-  await describer.release();
   return {
     images: count,
     faces,
@@ -188,7 +186,7 @@ async function runMode(mode: Mode, files: string[], pack: PackName, passes: numb
   const children = Array.from({ length: mode.processes }, () => {
     // The children run with the worker processes' Node flags.
     const proc = fork(import.meta.filename, ['--child'], {
-      execArgv: [...process.execArgv, ...CHILD_NODE_FLAGS],
+      execArgv: [...process.execArgv, ...WORKER_NODE_FLAGS],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     proc.send(task);
@@ -237,6 +235,7 @@ async function main(): Promise<void> {
   const pack = (arg('pack') ?? 'default') as PackName;
   const passes = Number(arg('passes') ?? 1);
   const repeat = Number(arg('repeat') ?? 3);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number of at least 1, got ${arg('repeat')}`);
   const wanted = (arg('modes') ?? MODES.map((m) => m.name).join(',')).split(',');
   const modes = wanted.map((name) => {
     const mode = MODES.find((m) => m.name === name);

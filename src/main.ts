@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { startLocalChroma, type LocalChroma } from './gallery/local-server.js';
 import { createLogger } from './logger.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from './storage/db.js';
-import { Supervisor, WORKER_GROUPS } from './supervisor.js';
+import { serviceSpecs, Supervisor } from './supervisor.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,10 +32,7 @@ async function main(): Promise<void> {
   }
 
   const supervisor = new Supervisor(root, env, logger);
-  supervisor.start({ name: 'api', script: path.join(root, 'src/api/main.ts'), args: [] });
-  for (const group of WORKER_GROUPS) {
-    supervisor.start({ name: group.join('+'), script: path.join(root, 'workers/runner.ts'), args: group });
-  }
+  for (const spec of serviceSpecs(root)) supervisor.start(spec);
   logger.info({ port: config.PORT }, `FacePerks running: http://127.0.0.1:${config.PORT} (Bull Board at /admin/queues)`);
 
   let stopping = false;

@@ -1,5 +1,6 @@
 /** Keeps child processes alive: restarts a crashed one with exponential backoff, stops all on request. */
 import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { Logger } from 'pino';
 
 /**
@@ -15,14 +16,28 @@ export const WORKER_GROUPS = [['preprocess'], ['detect'], ['embed'], ['match'], 
  */
 export const RESTART_EXIT_CODE = 75;
 
-export type ChildSpec = { name: string; script: string; args: string[] };
+/** A supervised child: a script run through tsx, with extra Node flags. */
+export type ChildSpec = { name: string; script: string; args: string[]; nodeFlags?: string[] };
 
 /**
- * Node flags of every child. A 64 MB young generation: each image allocates megabytes of short-lived
- * pixels and tensors, and with V8's default (16 MB) scavenges cost the vision workers 10-20% of their
- * throughput in `npm run bench:vision`. `npm run worker` passes the same flag.
+ * Node flags of worker processes. A 64 MB young generation: each image allocates megabytes of
+ * short-lived pixels and tensors, and with V8's default (16 MB) scavenges cost the vision workers
+ * 10-20% of their throughput in `npm run bench:vision`. `npm run worker` passes the same flag.
  */
-export const CHILD_NODE_FLAGS = ['--max-semi-space-size=64'];
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=64'];
+
+/** The whole service as `npm start` runs it: the API and one process per worker group. */
+export function serviceSpecs(root: string): ChildSpec[] {
+  return [
+    { name: 'api', script: path.join(root, 'src/api/main.ts'), args: [] },
+    ...WORKER_GROUPS.map((group) => ({
+      name: group.join('+'),
+      script: path.join(root, 'workers/runner.ts'),
+      args: group,
+      nodeFlags: WORKER_NODE_FLAGS,
+    })),
+  ];
+}
 
 const MAX_BACKOFF_MS = 30_000;
 /** A child that stayed up this long is considered healthy again: its backoff resets. */
@@ -41,7 +56,7 @@ export class Supervisor {
 
   start(spec: ChildSpec, crashes = 0): void {
     const startedAt = Date.now();
-    const child = fork(spec.script, spec.args, { cwd: this.cwd, env: this.env, execArgv: ['--import', 'tsx', ...CHILD_NODE_FLAGS], stdio: 'inherit' });
+    const child = fork(spec.script, spec.args, { cwd: this.cwd, env: this.env, execArgv: ['--import', 'tsx', ...(spec.nodeFlags ?? [])], stdio: 'inherit' });
     this.children.set(spec.name, child);
     child.once('exit', (code, signal) => {
       this.children.delete(spec.name);

@@ -5,6 +5,8 @@ import { purgeProcessedImages, purgeStaleVisitors } from '../src/services/retent
 import { sweepStuckCaptures } from '../src/services/sweeper.js';
 import type { WorkerContext } from './context.js';
 
+const STAGED_FILE_MAX_AGE_MS = 24 * 3600_000;
+
 export async function startMaintenanceWorker(context: WorkerContext): Promise<Worker> {
   const { config, queues, logger } = context;
   const queue = queues.queue(MAINTENANCE_QUEUE);
@@ -18,6 +20,8 @@ export async function startMaintenanceWorker(context: WorkerContext): Promise<Wo
     retention: async () => ({
       imagesDeleted: config.KEEP_IMAGES ? 0 : await purgeProcessedImages(context),
       visitorsPurged: await purgeStaleVisitors(context, config.VISITOR_RETENTION_DAYS),
+      // An upload takes seconds to stage and record: a day-old staged file was left by a crash.
+      stagedFilesDeleted: await context.blobs.sweepStaged(STAGED_FILE_MAX_AGE_MS),
     }),
   };
   const worker = new Worker(

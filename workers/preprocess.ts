@@ -14,12 +14,16 @@ export function preprocessStage({ config, blobs, pipeline }: WorkerContext): Sta
   return {
     stage: 'preprocess',
     concurrency: 2,
-    async handle({ captureId, run }) {
+    async handle({ captureId, run }, job) {
       const capture = await pipeline.capture(captureId);
       if (!capture) throw new PermanentStageError('capture_missing', 'the capture no longer exists');
       const bytes = await blobs.get(capture.blob_key).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') throw new PermanentStageError('image_missing', 'the stored image is gone');
-        throw error;
+        if (error.code !== 'ENOENT') throw error;
+        // Retention may hold the file aside for a moment while it re-checks (services/retention.ts):
+        // only the last attempt takes a missing file as gone.
+        const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        if (lastAttempt) throw new PermanentStageError('image_missing', 'the stored image is gone');
+        throw new Error('the stored image is missing; retrying');
       });
       const prepared = await prepareImage(bytes, limits).catch((error) => {
         if (error instanceof ImageError) throw new PermanentStageError(error.code, error.message);

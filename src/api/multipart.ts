@@ -189,7 +189,10 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
         await options.blobs.discard(stored);
         return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
       }
-      const rejection = await inspect(stored, tap.head(), options);
+      const rejection = await inspect(stored, tap.head(), options).catch(async (error: unknown) => {
+        await options.blobs.discard(stored).catch(() => undefined);
+        throw error;
+      });
       if (typeof rejection === 'object' && 'status' in rejection) {
         await options.blobs.discard(stored).catch(() => undefined);
         return { index, filename, rejection };

@@ -1,8 +1,9 @@
 /**
  * Embedded ICC profiles. Converting through a profile costs libvips more than decoding the JPEG
- * (~12 ns per pixel here, a 3x slower decode), and for profiles with the sRGB primaries the result
- * is the pixels as stored anyway; those are skipped. Wider gamuts (Adobe RGB, ProPhoto, Display P3)
- * are still converted: read as sRGB they shift colours enough to cost recognition accuracy.
+ * (~12 ns per pixel here, a 3x slower decode). Profiles with sRGB's colorants are skipped: in
+ * practice they are sRGB itself or a compact copy of it (their tone curves are not compared), and
+ * the transform returns the pixels as stored. Wider gamuts (Adobe RGB, ProPhoto, Display P3) are
+ * still converted: read as sRGB they shift colours enough to cost recognition accuracy.
  */
 
 /** sRGB's red, green and blue colorants adapted to D50, as an ICC profile stores them (rXYZ, gXYZ, bXYZ). */

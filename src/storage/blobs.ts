@@ -21,9 +21,9 @@ export type StagedBlob = StoredBlob & { tmpPath: string };
  * `captures/ab/abcdef…` by sha256, so a re-sent file is stored once.
  *
  * A content-addressed file may be deleted (retention) while another upload of the same bytes is
- * being recorded. The two sides never lose it because uploads are staged and committed only after
- * their capture row exists, and deletion sets the file aside, re-checks for such rows, and puts it
- * back if one appeared (services/retention.ts).
+ * being recorded. It is not lost: uploads are staged and committed only after their capture row
+ * exists, and deletion sets the file aside, re-checks for such rows and puts it back if one
+ * appeared (services/retention.ts); a reader that comes in that moment retries (preprocess).
  */
 export class BlobStore {
   constructor(readonly root: string) {}
@@ -87,6 +87,23 @@ export class BlobStore {
   async restore(aside: StagedBlob): Promise<void> {
     if (await this.exists(aside.key)) await this.discard(aside);
     else await this.commit(aside);
+  }
+
+  /** Deletes staged or set-aside files older than `olderThanMs` (left by a crash); returns how many. */
+  async sweepStaged(olderThanMs: number): Promise<number> {
+    const tmpDir = path.join(this.root, 'tmp');
+    const names = await fs.readdir(tmpDir).catch(() => [] as string[]);
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(tmpDir, name);
+      const stat = await fs.stat(file).catch(() => undefined);
+      if (stat && stat.mtimeMs < cutoff) {
+        await fs.rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   private async tmpFile(): Promise<string> {

@@ -56,7 +56,7 @@ export class PackDetector implements FaceDetector {
     let turns = 0;
     const rot = this.spec.rotation;
     if (rot && (kept[0]?.score ?? 0) < rot.tryBelow) {
-      turns = await this.probeRotation(upright, kept[0]?.score ?? 0);
+      turns = await this.probeRotation(image, upright, kept[0]?.score ?? 0);
     }
     let work = image;
     if (turns !== 0) {
@@ -117,16 +117,19 @@ export class PackDetector implements FaceDetector {
    * Quarter turns (clockwise) that make the faces upright, probed on the upright view's pixels (turned,
    * and refitted for a quarter turn); 0 when upright wins.
    */
-  private async probeRotation(upright: DetectorView, uprightScore: number): Promise<number> {
+  private async probeRotation(image: RgbImage, upright: DetectorView, uprightScore: number): Promise<number> {
     const rot = this.spec.rotation!;
     const { width: W, height: H } = this.spec.input;
     const { content } = upright;
     const side = letterbox(content.height, content.width, W, H, this.spec.align);
-    // Fitted before turning: a quarter turn swaps width and height.
+    // A quarter turn of a portrait view fills the input larger: enlarging the view would blur it, so
+    // those pixels come from the image. Fitted before turning (a quarter turn swaps width and height).
+    const source = side.scale > 1 ? image : content;
+    const f = (side.scale * content.width) / source.width;
     const sideways = await resizeImage(
-      content,
-      Math.max(1, Math.min(H, Math.round(content.width * side.scale))),
-      Math.max(1, Math.min(W, Math.round(content.height * side.scale))),
+      source,
+      Math.max(1, Math.min(H, Math.round(source.width * f))),
+      Math.max(1, Math.min(W, Math.round(source.height * f))),
     );
     this.timings.rotationProbes++;
     const logit = (p: number) => Math.log(Math.max(p, 1e-9) / Math.max(1 - p, 1e-9));
@@ -136,8 +139,14 @@ export class PackDetector implements FaceDetector {
       const turned = rotateImage(turns === 2 ? content : sideways, turns);
       const lb = letterbox(turned.width, turned.height, W, H, this.spec.align, 1);
       const view = { content: turned, x: Math.round(lb.offsetX), y: Math.round(lb.offsetY), letterbox: lb };
+      // Only faces on the picture count, not boxes found in the padding around it.
+      const onPicture = (c: Candidate) => {
+        const cx = (c.x1 + c.x2) / 2;
+        const cy = (c.y1 + c.y2) / 2;
+        return cx >= view.x && cx <= view.x + turned.width && cy >= view.y && cy <= view.y + turned.height;
+      };
       for (const c of await this.run(view, rot.accept)) {
-        if (c.score > bestScore) {
+        if (c.score > bestScore && onPicture(c)) {
           bestScore = c.score;
           best = turns;
         }

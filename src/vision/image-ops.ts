@@ -188,8 +188,8 @@ export function unrotatePoint(x: number, y: number, quarterTurns: number, width:
 }
 
 /**
- * Resizes with sharp (libvips, native, off the event loop): far cheaper than `resampleRegion` over a
- * whole large image. The result is `outWidth x outHeight` 8-bit RGB.
+ * Resizes with sharp (libvips, native, off the event loop): far cheaper than a JS pass over a whole
+ * large image. The result is `outWidth x outHeight` 8-bit RGB.
  */
 export async function resizeImage(image: RgbImage, outWidth: number, outHeight: number): Promise<RgbImage> {
   if (outWidth === image.width && outHeight === image.height) return image;

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { Supervisor, WORKER_GROUPS } from '../../src/supervisor.js';
+import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../../src/supervisor.js';
 import { multipart } from '../api/support.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { freePort } from '../support/global-setup.js';
@@ -70,8 +70,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'error',
   };
   supervisor = new Supervisor(root, childEnv, createLogger('silent', 'test-supervisor'));
-  supervisor.start({ name: 'api', script: path.join(root, 'src/api/main.ts'), args: [] });
-  for (const group of WORKER_GROUPS) supervisor.start({ name: group.join('+'), script: path.join(root, 'workers/runner.ts'), args: group });
+  for (const spec of serviceSpecs(root)) supervisor.start(spec);
   await waitFor(() => fetch(`${api}/readyz`).then((r) => r.ok, () => false), 90_000, 'the API to be ready');
 }, 120_000);
 

@@ -12,6 +12,7 @@ import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import { REEMBED_QUEUE } from '../../src/queue/contract.js';
 import { activePack, setActivePack } from '../../src/storage/settings.js';
 import { RESTART_EXIT_CODE } from '../../src/supervisor.js';
+import { packFiles, resolvePack } from '../../src/vision/packs.js';
 import { startWorkers } from '../../workers/runner.js';
 import { seedTenant, upload } from '../api/support.js';
 import { runCli } from '../cli/support.js';
@@ -34,7 +35,7 @@ beforeAll(async () => {
   // The default pack's files plus RetinaFace: the retinaface pack is installed, insightface is not.
   modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceperks-reembed-models-'));
   const defaultDir = path.resolve(root, process.env.MODELS_DIR ?? 'data/models');
-  for (const file of fs.readdirSync(defaultDir)) fs.symlinkSync(path.join(defaultDir, file), path.join(modelsDir, file));
+  for (const { file } of packFiles(resolvePack('default'))) fs.symlinkSync(path.join(defaultDir, file), path.join(modelsDir, file));
   fs.symlinkSync(RETINAFACE, path.join(modelsDir, path.basename(RETINAFACE)));
   t = await startTestService({ MODELS_DIR: modelsDir });
   tenant = await seedTenant(t, 'Reembed Co');

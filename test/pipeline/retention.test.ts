@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import { purgeProcessedImages, purgeStaleVisitors } from '../../src/services/retention.js';
@@ -36,26 +38,64 @@ describe('retention', () => {
     expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(0);
   });
 
-  it('keeps the image when the same bytes are uploaded again while it is being deleted', async () => {
-    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
-    const image = await makeImage('jpeg', 97);
-    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
-    const idA = first.body.captures[0].id;
-    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
-    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
-
-    // The upload lands between the purge's check and its deletion.
-    let second: Awaited<ReturnType<typeof upload>> | undefined;
+  /** Retention runs with `during` called at one step of its deletion; the file set aside is returned as it was. */
+  const racingBlobs = (during: 'before set-aside' | 'after set-aside', race: () => Promise<unknown>) => {
     const racing = Object.create(t.blobs) as typeof t.blobs;
-    racing.setAside = async (k: string) => {
-      const aside = await t.blobs.setAside(k);
-      second = await upload(t, b.deviceKey, [{ name: 'images', file: image }]);
+    racing.setAside = async (key: string) => {
+      if (during === 'before set-aside') await race();
+      const aside = await t.blobs.setAside(key);
+      if (during === 'after set-aside') await race();
       return aside;
     };
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: racing })).toBe(0);
-    expect(second!.status).toBe(202);
-    expect(await t.blobs.exists(key)).toBe(true);
-    expect(await t.blobs.get(key)).toEqual(image);
+    return racing;
+  };
+  const stagedFiles = async () => (await fs.readdir(path.join(t.blobs.root, 'tmp')).catch(() => [])).length;
+
+  for (const during of ['before set-aside', 'after set-aside'] as const) {
+    it(`keeps the image when the same bytes are recorded again ${during === 'before set-aside' ? 'just before' : 'while'} it is set aside`, async () => {
+      const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
+      const image = await makeImage('jpeg', during === 'before set-aside' ? 97 : 99);
+      const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
+      const idA = first.body.captures[0].id;
+      const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
+      await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+
+      let second: Awaited<ReturnType<typeof upload>> | undefined;
+      const blobs = racingBlobs(during, async () => (second = await upload(t, b.deviceKey, [{ name: 'images', file: image }])));
+      expect(await purgeProcessedImages({ db: t.env.db, blobs })).toBe(0);
+
+      expect(second!.status).toBe(202);
+      expect(await t.blobs.get(key)).toEqual(image);
+      expect(await stagedFiles()).toBe(0);
+    });
+  }
+
+  it('does not store again a re-sent file whose capture is finished', async () => {
+    const tenant = await seedTenant(t, 'A');
+    const image = await makeImage('png', 95);
+    const first = await upload(t, tenant.deviceKey, [{ name: 'images', file: image }]);
+    const id = first.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id }).first('blob_key');
+    await t.env.db('captures').where({ id }).update({ status: 'done' });
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(1);
+
+    const again = await upload(t, tenant.deviceKey, [{ name: 'images', file: image }]);
+    expect(again.body.captures[0]).toMatchObject({ id, duplicate: true, status: 'done' });
+    expect(await t.blobs.exists(key)).toBe(false);
+    expect(await stagedFiles()).toBe(0);
+  });
+
+  it('sweeps staged files left behind by a crash, and only old ones', async () => {
+    const tmp = path.join(t.blobs.root, 'tmp');
+    await fs.mkdir(tmp, { recursive: true });
+    const [old, fresh] = [path.join(tmp, 'left-by-a-crash'), path.join(tmp, 'in-progress')];
+    await fs.writeFile(old, 'x');
+    await fs.writeFile(fresh, 'y');
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    await fs.utimes(old, dayAgo, dayAgo);
+    expect(await t.blobs.sweepStaged(24 * 3600_000)).toBe(1);
+    expect(await fs.readdir(tmp)).toEqual(['in-progress']);
+    await fs.rm(fresh);
   });
 
   it('an upload recorded after its bytes were deleted stores them again', async () => {

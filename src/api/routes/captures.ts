@@ -201,12 +201,20 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     let recorded: Awaited<ReturnType<typeof recordUpload>>;
     try {
       recorded = await recordImages(form, device, receivedAt);
-      // Committed only now that captures reference them: see BlobStore on retention.
-      await Promise.all(accepted.map((image) => blobs.commit(image.stored!)));
     } catch (error) {
       await Promise.allSettled(accepted.map((image) => blobs.discard(image.stored!)));
       throw error;
     }
+    // Committed only now that captures reference them (see BlobStore on retention). A re-sent file
+    // whose capture is finished is not needed again: committing it would bring back an image that
+    // retention already deleted and will not look at again.
+    await Promise.all(
+      accepted.map((image, i) => {
+        const capture = recorded.captures[i];
+        const finished = capture.duplicate && (capture.status === 'done' || capture.status === 'failed');
+        return finished ? blobs.discard(image.stored!) : blobs.commit(image.stored!);
+      }),
+    );
     const fresh = recorded.captures.filter((c) => !c.duplicate);
     deps.metrics.uploadedFiles.inc({ outcome: 'new' }, fresh.length);
     deps.metrics.uploadedBytes.inc(accepted.reduce((sum, image) => sum + image.stored!.bytes, 0));
