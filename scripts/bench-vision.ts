@@ -39,7 +39,7 @@ const STAGES = ['decode', 'detect', 'landmarks', 'align', 'embed', 'attributes']
 type StageMs = Record<(typeof STAGES)[number], number>;
 
 type ChildTask = { files: string[]; pack: PackName; threads: number; overlap: boolean };
-type ChildResult = { images: number; faces: number; seconds: number; cpuMs: number; ms: StageMs };
+type ChildResult = { images: number; faces: number; cpuMs: number; ms: StageMs };
 /** Child -> parent. `take` asks for the next image: the processes of a mode share one queue. */
 type ChildMessage = { ready: true } | { take: true } | { done: ChildResult } | { error: string };
 /** Parent -> child after the task: 'go', then one `index` per `take` (-1 when the queue is empty). */
@@ -130,7 +130,6 @@ async function child(task: ChildTask): Promise<ChildResult> {
   process.send!({ ready: true } satisfies ChildMessage);
   await go;
   const cpu = process.cpuUsage();
-  const start = performance.now();
   let faces = 0;
   let count = 0;
   if (task.overlap) {
@@ -150,14 +149,12 @@ async function child(task: ChildTask): Promise<ChildResult> {
       count++;
     }
   }
-  const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   const d = detector.timings;
   const s = describer.timings;
   return {
     images: count,
     faces,
-    seconds,
     cpuMs: (used.user + used.system) / 1000,
     ms: { decode: decodeMs, detect: d.detect, landmarks: d.landmarks, align: s.align, embed: s.embed, attributes: s.attributes },
   };
