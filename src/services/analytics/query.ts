@@ -35,6 +35,16 @@ async function distinctSubjects(db: Knex, storeIds: string[], lo: number, hi: nu
   return num((row as { n?: unknown } | undefined)?.n);
 }
 
+type VisitCounts = { visits: number; memberVisits: number; visitorVisits: number; newVisitors: number };
+
+/** Adds a bucket's or a store's visit counts into the totals (distinct counts are not additive). */
+function addVisitCounts(totals: VisitCounts, counts: VisitCounts): void {
+  totals.visits += counts.visits;
+  totals.memberVisits += counts.memberVisits;
+  totals.visitorVisits += counts.visitorVisits;
+  totals.newVisitors += counts.newVisitors;
+}
+
 export async function traffic(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors'];
   // The whole-range distinct count runs beside the bucket read (no rows in range: both empty).
@@ -55,10 +65,7 @@ export async function traffic(db: Knex, store: StoreRef, range: Range) {
       newVisitors: num(r?.new_visitors),
       returningVisitors: num(r?.returning_visitors),
     };
-    totals.visits += b.visits;
-    totals.memberVisits += b.memberVisits;
-    totals.visitorVisits += b.visitorVisits;
-    totals.newVisitors += b.newVisitors;
+    addVisitCounts(totals, b);
     return b;
   });
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
@@ -247,10 +254,7 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
       visitorVisits: num(r?.visitor_visits),
       newVisitors: num(r?.new_visitors),
     };
-    totals.visits += row.visits;
-    totals.memberVisits += row.memberVisits;
-    totals.visitorVisits += row.visitorVisits;
-    totals.newVisitors += row.newVisitors;
+    addVisitCounts(totals, row);
     return row;
   });
   totals.uniqueSubjects = num((merchantWide as Record<string, unknown> | undefined)?.n);
