@@ -15,6 +15,7 @@ import { createLogger } from '../src/logger.js';
 import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
 import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
+import { cpuByPart, cpuSpent } from './process-cpu.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -102,6 +103,21 @@ async function upload(base: string, deviceKey: string, images: { name: string; b
   return { latencies, failed };
 }
 
+/** Handler time per stage from the service's own /metrics (every outcome, warm-up included). */
+async function stageDurations(base: string, key: string): Promise<Map<string, { count: number; seconds: number }>> {
+  const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+  const stages = new Map<string, { count: number; seconds: number }>();
+  for (const match of text.matchAll(/^faceperks_stage_duration_seconds_(sum|count)\{([^}]*)\} ([\d.e+-]+)$/gm)) {
+    const stage = /stage="([^"]+)"/.exec(match[2])?.[1];
+    if (!stage) continue;
+    const entry = stages.get(stage) ?? { count: 0, seconds: 0 };
+    if (match[1] === 'sum') entry.seconds += Number(match[3]);
+    else entry.count += Number(match[3]);
+    stages.set(stage, entry);
+  }
+  return stages;
+}
+
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -154,9 +170,14 @@ async function main(): Promise<void> {
     console.log('queued pipeline: warming up the workers…');
     await upload(api, warmDevice.key as string, images.slice(0, 6), 6);
     console.log(`queued pipeline over ${images.length} images (api + ${WORKER_GROUPS.length} worker processes)…`);
+    const cpuBefore = cpuByPart();
+    const benchCpu = process.cpuUsage();
     const started = performance.now();
     const { latencies, failed } = await upload(api, device.key as string, images, Number(args['batch-size']));
     const pipelineSeconds = (performance.now() - started) / 1000;
+    const cpu = cpuSpent(cpuBefore, cpuByPart());
+    const benchUsed = process.cpuUsage(benchCpu);
+    cpu.set('bench client', (benchUsed.user + benchUsed.system) / 1000);
 
     const rows = [
       ['in-process loop', images.length, inProcessSeconds, images.length / inProcessSeconds],
@@ -168,6 +189,16 @@ async function main(): Promise<void> {
       `\nintake POST /v1/captures (${args['batch-size']} images each): p50 ${percentile(latencies, 50).toFixed(0)} ms, p95 ${percentile(latencies, 95).toFixed(0)} ms; failed captures: ${failed}`,
     );
     console.log(`pipeline/in-process ratio: ${(inProcessSeconds / pipelineSeconds).toFixed(2)}`);
+    console.log('\n| stage | jobs | mean ms per job |\n|---|---:|---:|');
+    for (const [stage, { count, seconds }] of await stageDurations(api, adminKey)) {
+      console.log(`| ${stage} | ${count} | ${((seconds / count) * 1000).toFixed(1)} |`);
+    }
+    if (cpu.size > 1) {
+      const total = [...cpu.values()].reduce((a, b) => a + b, 0);
+      console.log('\n| process | CPU ms per image |\n|---|---:|');
+      for (const [part, ms] of [...cpu].sort((a, b) => b[1] - a[1])) console.log(`| ${part} | ${(ms / images.length).toFixed(1)} |`);
+      console.log(`| all | ${(total / images.length).toFixed(1)} |`);
+    }
   } finally {
     await supervisor.stop(10_000);
     await chroma.stop();
