@@ -53,6 +53,21 @@ export function deterministicId(name: string): string {
 
 const OPEN = ['queued', 'processing'] as const;
 
+/**
+ * Isolation of the results transaction. `hooks.lock` serialises every writer of a subject's visits,
+ * so REPEATABLE READ's gap locks protect nothing there: they only made captures of different
+ * subjects deadlock on the gaps between those subjects' visits.
+ */
+export const RESULTS_ISOLATION = 'read committed';
+
+/**
+ * InnoDB still deadlocks now and then: a range read locks the first row past its range, which may
+ * be another subject's visit. The transaction is re-run at once (it holds nothing outside MySQL)
+ * rather than failing the job into a second of queue backoff.
+ */
+const RESULTS_ATTEMPTS = 8;
+const ER_LOCK_DEADLOCK = 1213;
+
 export class PipelineRepository implements CaptureProgress {
   constructor(private readonly db: Knex) {}
 
@@ -122,106 +137,119 @@ export class PipelineRepository implements CaptureProgress {
    * locks the capture row: a redelivered job finds the capture final and writes nothing.
    */
   async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, hooks: ResultsHooks): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction((trx) => this.writeResults(trx, input, hooks), { isolationLevel: RESULTS_ISOLATION });
+      } catch (error) {
+        if (attempt >= RESULTS_ATTEMPTS || (error as { errno?: number }).errno !== ER_LOCK_DEADLOCK) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      }
+    }
+  }
+
+  private async writeResults(
+    trx: Knex.Transaction,
+    input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] },
+    hooks: ResultsHooks,
+  ): Promise<boolean> {
     const { captureId, run, faces, matches } = input;
-    return this.db.transaction(async (trx) => {
-      const capture = await trx<CaptureRow>('captures').where({ id: captureId }).forUpdate().first();
-      if (!capture || capture.run !== run || !OPEN.includes(capture.status as (typeof OPEN)[number])) return false;
+    const capture = await trx<CaptureRow>('captures').where({ id: captureId }).forUpdate().first();
+    if (!capture || capture.run !== run || !OPEN.includes(capture.status as (typeof OPEN)[number])) return false;
 
-      const matchOf = new Map(matches.map((match) => [match.faceIndex, match]));
-      const faceId = (index: number) => deterministicId(`face:${captureId}:${index}`);
-      const sightings: SightingRecord[] = matches.map((match) => ({
-        faceId: faceId(match.faceIndex),
-        faceIndex: match.faceIndex,
-        storeId: capture.store_id,
-        merchantId: capture.merchant_id,
-        subjectKind: match.kind,
-        subjectId: match.subjectId,
-        seenAt: capture.captured_at,
-        age: faces[match.faceIndex]?.age ?? null,
-        gender: faces[match.faceIndex]?.gender ?? null,
-      }));
-      const earlier: SubjectRef[] = (
-        await trx('sightings').where({ capture_id: captureId }).select('merchant_id', 'subject_kind', 'subject_id')
-      ).map((row: { merchant_id: string; subject_kind: 'member' | 'visitor'; subject_id: string }) => ({
-        merchantId: row.merchant_id,
-        subjectKind: row.subject_kind,
-        subjectId: row.subject_id,
-      }));
-      await hooks.lock(trx, [...earlier, ...sightings]);
-      if (earlier.length > 0) await hooks.retract(trx, captureId);
-      // A reprocessed capture replaces the faces of its earlier run.
-      await trx('faces').where({ capture_id: captureId }).delete();
-      if (faces.length > 0) {
-        await trx('faces').insert(
-          faces.map((face, index) => {
-            const match = matchOf.get(index);
-            return {
-              id: faceId(index),
-              capture_id: captureId,
-              face_index: index,
-              box_x: face.box.x,
-              box_y: face.box.y,
-              box_width: face.box.width,
-              box_height: face.box.height,
-              landmarks: JSON.stringify(face.landmarks),
-              score: face.score,
-              age: face.age,
-              gender: face.gender,
-              gender_confidence: face.genderConfidence,
-              quality: JSON.stringify(face.quality),
-              match_kind: match?.kind ?? null,
-              person_id: match?.kind === 'member' ? match.subjectId : null,
-              visitor_id: match?.kind === 'visitor' ? match.subjectId : null,
-              similarity: match?.similarity ?? null,
-            };
-          }),
-        );
+    const matchOf = new Map(matches.map((match) => [match.faceIndex, match]));
+    const faceId = (index: number) => deterministicId(`face:${captureId}:${index}`);
+    const sightings: SightingRecord[] = matches.map((match) => ({
+      faceId: faceId(match.faceIndex),
+      faceIndex: match.faceIndex,
+      storeId: capture.store_id,
+      merchantId: capture.merchant_id,
+      subjectKind: match.kind,
+      subjectId: match.subjectId,
+      seenAt: capture.captured_at,
+      age: faces[match.faceIndex]?.age ?? null,
+      gender: faces[match.faceIndex]?.gender ?? null,
+    }));
+    const earlier: SubjectRef[] = (
+      await trx('sightings').where({ capture_id: captureId }).select('merchant_id', 'subject_kind', 'subject_id')
+    ).map((row: { merchant_id: string; subject_kind: 'member' | 'visitor'; subject_id: string }) => ({
+      merchantId: row.merchant_id,
+      subjectKind: row.subject_kind,
+      subjectId: row.subject_id,
+    }));
+    await hooks.lock(trx, [...earlier, ...sightings]);
+    if (earlier.length > 0) await hooks.retract(trx, captureId);
+    // A reprocessed capture replaces the faces of its earlier run.
+    await trx('faces').where({ capture_id: captureId }).delete();
+    if (faces.length > 0) {
+      await trx('faces').insert(
+        faces.map((face, index) => {
+          const match = matchOf.get(index);
+          return {
+            id: faceId(index),
+            capture_id: captureId,
+            face_index: index,
+            box_x: face.box.x,
+            box_y: face.box.y,
+            box_width: face.box.width,
+            box_height: face.box.height,
+            landmarks: JSON.stringify(face.landmarks),
+            score: face.score,
+            age: face.age,
+            gender: face.gender,
+            gender_confidence: face.genderConfidence,
+            quality: JSON.stringify(face.quality),
+            match_kind: match?.kind ?? null,
+            person_id: match?.kind === 'member' ? match.subjectId : null,
+            visitor_id: match?.kind === 'visitor' ? match.subjectId : null,
+            similarity: match?.similarity ?? null,
+          };
+        }),
+      );
+    }
+
+    if (sightings.length > 0) {
+      await trx('sightings').insert(
+        sightings.map((sighting) => ({
+            face_id: sighting.faceId,
+            capture_id: captureId,
+            store_id: sighting.storeId,
+            merchant_id: sighting.merchantId,
+            subject_kind: sighting.subjectKind,
+            subject_id: sighting.subjectId,
+            person_id: sighting.subjectKind === 'member' ? sighting.subjectId : null,
+            visitor_id: sighting.subjectKind === 'visitor' ? sighting.subjectId : null,
+            seen_at: sighting.seenAt,
+            age: sighting.age,
+            gender: sighting.gender,
+          })),
+      );
+      const seenAt = capture.captured_at;
+      const people = sightings.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId);
+      const visitors = sightings.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId);
+      if (people.length > 0) {
+        await trx('people')
+          .whereIn('id', people)
+          .update({ last_seen_at: trx.raw('GREATEST(COALESCE(last_seen_at, ?), ?)', [seenAt, seenAt]) });
       }
-
-      if (sightings.length > 0) {
-        await trx('sightings').insert(
-          sightings.map((sighting) => ({
-              face_id: sighting.faceId,
-              capture_id: captureId,
-              store_id: sighting.storeId,
-              merchant_id: sighting.merchantId,
-              subject_kind: sighting.subjectKind,
-              subject_id: sighting.subjectId,
-              person_id: sighting.subjectKind === 'member' ? sighting.subjectId : null,
-              visitor_id: sighting.subjectKind === 'visitor' ? sighting.subjectId : null,
-              seen_at: sighting.seenAt,
-              age: sighting.age,
-              gender: sighting.gender,
-            })),
-        );
-        const seenAt = capture.captured_at;
-        const people = sightings.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId);
-        const visitors = sightings.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId);
-        if (people.length > 0) {
-          await trx('people')
-            .whereIn('id', people)
-            .update({ last_seen_at: trx.raw('GREATEST(COALESCE(last_seen_at, ?), ?)', [seenAt, seenAt]) });
-        }
-        if (visitors.length > 0) {
-          await trx('visitors')
-            .whereIn('id', visitors)
-            .update({
-              first_seen_at: trx.raw('LEAST(first_seen_at, ?)', [seenAt]),
-              last_seen_at: trx.raw('GREATEST(last_seen_at, ?)', [seenAt]),
-            });
-        }
-        await hooks.recorded(trx, sightings);
+      if (visitors.length > 0) {
+        await trx('visitors')
+          .whereIn('id', visitors)
+          .update({
+            first_seen_at: trx.raw('LEAST(first_seen_at, ?)', [seenAt]),
+            last_seen_at: trx.raw('GREATEST(last_seen_at, ?)', [seenAt]),
+          });
       }
+      await hooks.recorded(trx, sightings);
+    }
 
-      await trx('captures').where({ id: captureId }).update({
-        status: 'done',
-        stage: 'aggregate',
-        face_count: faces.length,
-        error_code: null,
-        error_message: null,
-        updated_at: trx.raw('CURRENT_TIMESTAMP(3)'),
-      });
-      return true;
+    await trx('captures').where({ id: captureId }).update({
+      status: 'done',
+      stage: 'aggregate',
+      face_count: faces.length,
+      error_code: null,
+      error_message: null,
+      updated_at: trx.raw('CURRENT_TIMESTAMP(3)'),
     });
+    return true;
   }
 }

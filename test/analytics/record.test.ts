@@ -1,8 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
-import { retractCaptureSightings } from '../../src/services/analytics/index.js';
+import { lockSubjects, recordSightings, retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
+import { PipelineRepository, type SightingRecord } from '../../src/storage/pipeline-repository.js';
+import type { Landmarks5 } from '../../src/vision/types.js';
 import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry, seededRandom } from './support.js';
 
 let env: TestEnvironment;
@@ -151,6 +155,45 @@ describe('recordSightings', () => {
       await rebuildAnalytics(env.db, { storeId, from: new Date(base - 86_400_000), to: new Date(base + 3 * 86_400_000), visitGapMinutes: 30 });
     }
     expect(await snapshot(t.storeIds)).toEqual(incremental);
+  });
+
+  it('captures of different subjects saved at once all land: deadlocks re-run the transaction', async () => {
+    const t = await seedTenant(env.db, 'no-deadlock', ['UTC']);
+    const visitors: string[] = [];
+    for (let i = 0; i < 24; i++) visitors.push(await seedVisitor(env.db, t.merchantId));
+    const rnd = seededRandom(7);
+    const base = Date.parse('2026-06-01T10:00:00Z');
+    // One subject per capture; the subjects' visits interleave within two hours.
+    const captures: { id: string; subjectId: string }[] = [];
+    for (let i = 0; i < 240; i++) {
+      const id = randomUUID();
+      await env.db('captures').insert({
+        id, batch_id: t.batchIds[0], device_id: t.deviceIds[0], store_id: t.storeIds[0], merchant_id: t.merchantId,
+        sha256: id.replace(/-/g, '').padEnd(64, '0'), blob_key: `b/${id}`, bytes: 1, status: 'processing', run: 0,
+        captured_at: new Date(base + Math.floor(rnd() * 120) * 60_000), captured_at_source: 'device', received_at: new Date(),
+      });
+      captures.push({ id, subjectId: visitors[i % visitors.length] });
+    }
+    const repository = new PipelineRepository(env.db);
+    const hooks = {
+      lock: lockSubjects,
+      retract: (trx: Knex.Transaction, id: string) => retractCaptureSightings(trx, id, { visitGapMinutes: 30 }),
+      recorded: (trx: Knex.Transaction, sightings: SightingRecord[]) => recordSightings(trx, sightings, { visitGapMinutes: 30 }),
+    };
+    const face = {
+      box: { x: 0, y: 0, width: 10, height: 10 }, score: 0.99, landmarks: [[1, 1], [2, 1], [1.5, 2], [1, 3], [2, 3]] satisfies Landmarks5,
+      age: 30, gender: 'female' as const, genderConfidence: 0.9, quality: { eyeDistance: 1, sharpness: 1, yaw: 0 }, embedding: new Float32Array(4),
+    };
+    let next = 0;
+    await Promise.all(Array.from({ length: 6 }, async () => {
+      while (next < captures.length) {
+        const c = captures[next++];
+        const match = { faceIndex: 0, kind: 'visitor' as const, subjectId: c.subjectId, similarity: 0.9, newVisitor: false };
+        expect(await repository.saveResults({ captureId: c.id, run: 0, faces: [face], matches: [match] }, hooks)).toBe(true);
+      }
+    }));
+    const done = await env.db('captures').where({ store_id: t.storeIds[0], status: 'done' }).count({ n: '*' }).first();
+    expect(Number(done?.n)).toBe(captures.length);
   });
 
   it('retracting a reprocessed capture splits or removes visits and moves the first visit later', async () => {
