@@ -52,7 +52,10 @@ describe('architecture', () => {
 
   it('the vision layer knows nothing of HTTP, queues or SQL', () => {
     const forbidden = ['koa', '@koa/router', 'bullmq', 'ioredis', 'knex', 'objection', 'mysql2', 'chromadb'];
-    const visionFiles = fs.readdirSync(path.join(root, 'src/vision')).map((name) => path.join(root, 'src/vision', name));
+    const visionFiles = fs
+      .readdirSync(path.join(root, 'src/vision'), { recursive: true, encoding: 'utf8' })
+      .filter((name) => name.endsWith('.ts'))
+      .map((name) => path.join(root, 'src/vision', name));
     for (const file of visionFiles) {
       for (const reached of reachable(rel(file))) {
         expect(imports(reached).filter((specifier) => forbidden.includes(specifier)), rel(reached)).toEqual([]);
