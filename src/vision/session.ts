@@ -17,15 +17,26 @@ export { ort };
  * The graph is first rewritten for onnxruntime's fastest layout (onnx/graph-rewrite.ts).
  */
 export async function createSession(file: string, threads = 1): Promise<Session> {
-  const { bytes } = rewriteModel(fs.readFileSync(file));
-  return ort.InferenceSession.create(bytes, {
+  const model = rewrittenOrPath(file);
+  const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: Math.max(1, threads),
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' }, set_denormal_as_zero: '1' } },
-  });
+  };
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+/** The rewritten model, or the file's path when nothing changed or the rewrite could not read it (onnxruntime will say why). */
+function rewrittenOrPath(file: string): Uint8Array | string {
+  try {
+    const { bytes, report } = rewriteModel(fs.readFileSync(file));
+    return report.prelu + report.weightInputs + report.emptyPads > 0 ? bytes : file;
+  } catch {
+    return file;
+  }
 }
 
 export function tensor(data: Float32Array, dims: number[]): ort.Tensor {

@@ -8,22 +8,40 @@ import { type Field, floatField, intField, messageField, parseMessage, serialize
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const MODELS_DIR = process.env.MODELS_DIR ?? path.join(ROOT, 'data/models');
 
-/** A one-node model Y = PRelu(X, slope) for X of shape [1, 3, 2, 2]. */
-function preluModel(slope: number[], slopeDims: number[]): Uint8Array {
-  const valueInfo = (field: number, name: string) =>
+/**
+ * Y = PRelu(X, slope) for X of shape [1, 3, 2, 2], behind an identity 1x1 convolution when `conv`
+ * (the rewrite only takes a PRelu on a 2-D convolution's output). `weightInputs` lists the
+ * initializers as graph inputs too, as exporters before IR 4 had to.
+ */
+function preluModel(slope: number[], slopeDims: number[], options: { conv?: boolean; ir?: number; weightInputs?: boolean } = {}): Uint8Array {
+  const { conv = true, ir = 7, weightInputs = false } = options;
+  const valueInfo = (field: number, name: string, dims: number[]) =>
     messageField(field, [
       stringField(1, name),
-      messageField(2, [messageField(1, [intField(1, 1), messageField(2, [1, 3, 2, 2].map((d) => messageField(1, [intField(1, d)])))])]),
+      messageField(2, [messageField(1, [intField(1, 1), messageField(2, dims.map((d) => messageField(1, [intField(1, d)])))])]),
     ]);
-  const slopeTensor: Field[] = [...slopeDims.map((d) => intField(1, d)), intField(2, 1), ...slope.map((v) => floatField(4, v)), stringField(8, 'slope')];
+  const tensor = (name: string, dims: number[], values: number[]): Field =>
+    messageField(5, [...dims.map((d) => intField(1, d)), intField(2, 1), ...values.map((v) => floatField(4, v)), stringField(8, name)]);
+  const node = (op: string, inputs: string[], output: string) =>
+    messageField(1, [...inputs.map((i) => stringField(1, i)), stringField(2, output), stringField(3, op), stringField(4, op)]);
+  const identity = [1, 0, 0, 0, 1, 0, 0, 0, 1];
   const graph: Field[] = [
-    messageField(1, [stringField(1, 'X'), stringField(1, 'slope'), stringField(2, 'Y'), stringField(3, 'prelu'), stringField(4, 'PRelu')]),
+    ...(conv ? [node('Conv', ['X', 'W'], 'C'), node('PRelu', ['C', 'slope'], 'Y')] : [node('PRelu', ['X', 'slope'], 'Y')]),
     stringField(2, 'g'),
-    messageField(5, slopeTensor),
-    valueInfo(11, 'X'),
-    valueInfo(12, 'Y'),
+    ...(conv ? [tensor('W', [3, 3, 1, 1], identity)] : []),
+    tensor('slope', slopeDims, slope),
+    valueInfo(11, 'X', [1, 3, 2, 2]),
+    ...(weightInputs ? [valueInfo(11, 'slope', slopeDims), ...(conv ? [valueInfo(11, 'W', [3, 3, 1, 1])] : [])] : []),
+    valueInfo(12, 'Y', [1, 3, 2, 2]),
   ];
-  return serializeMessage([intField(1, 7), messageField(8, [stringField(1, ''), intField(2, 13)]), messageField(7, graph)]);
+  return serializeMessage([intField(1, ir), messageField(8, [stringField(1, ''), intField(2, 13)]), messageField(7, graph)]);
+}
+
+function opTypes(model: Uint8Array): string[] {
+  const graph = parseMessage(parseMessage(model).find((f) => f.field === 7)!.value as Uint8Array);
+  return graph
+    .filter((f) => f.field === 1)
+    .map((f) => new TextDecoder().decode(parseMessage(f.value as Uint8Array).find((g) => g.field === 4)!.value as Uint8Array));
 }
 
 async function run(model: Uint8Array, input: Float32Array, dims: number[]): Promise<Float32Array[]> {
@@ -49,10 +67,7 @@ describe('rewriteModel', () => {
     const model = preluModel(slopes, [3, 1, 1]);
     const { bytes, report } = rewriteModel(model);
     expect(report).toEqual({ prelu: 1, weightInputs: 0, emptyPads: 0 });
-    const ops = parseMessage(parseMessage(bytes).find((f) => f.field === 7)!.value as Uint8Array)
-      .filter((f) => f.field === 1)
-      .map((f) => new TextDecoder().decode((parseMessage(f.value as Uint8Array).find((g) => g.field === 4)!.value as Uint8Array)));
-    expect(ops).toEqual(['Relu', 'BatchNormalization', 'Relu', 'BatchNormalization', 'Add']);
+    expect(opTypes(bytes)).toEqual(['Conv', 'Relu', 'BatchNormalization', 'Relu', 'BatchNormalization', 'Add']);
     const expected = Float32Array.from(x, (v, i) => (v > 0 ? v : Math.fround(slopes[Math.floor(i / 4)] * v)));
     const [original] = await run(model, x, [1, 3, 2, 2]);
     const [rewritten] = await run(bytes, x, [1, 3, 2, 2]);
@@ -60,11 +75,21 @@ describe('rewriteModel', () => {
     expect(Array.from(rewritten)).toEqual(Array.from(expected));
   });
 
-  it('leaves a PRelu alone when its slopes do not run along the channels', () => {
-    const model = preluModel([0.1, 0.2], [2]);
-    const { bytes, report } = rewriteModel(model);
-    expect(report.prelu).toBe(0);
-    expect(bytes).toBe(model);
+  it('leaves a PRelu alone when its slopes do not run along the channels or it does not follow a 2-D convolution', () => {
+    for (const model of [preluModel([0.1, 0.2], [2]), preluModel([0.1, 0.2, 0.3], [3, 1, 1], { conv: false })]) {
+      const { bytes, report } = rewriteModel(model);
+      expect(report.prelu).toBe(0);
+      expect(bytes).toBe(model);
+    }
+  });
+
+  it('drops weights listed as graph inputs from IR 4 on, and keeps them before', async () => {
+    const modern = rewriteModel(preluModel([0.1, 0.2, 0.3], [3, 1, 1], { weightInputs: true }));
+    expect(modern.report).toEqual({ prelu: 1, weightInputs: 2, emptyPads: 0 });
+    const [y] = await run(modern.bytes, x, [1, 3, 2, 2]);
+    expect(Array.from(y)).toEqual(Array.from(x, (v, i) => (v > 0 ? v : Math.fround([0.1, 0.2, 0.3][Math.floor(i / 4)] * v))));
+    const old = rewriteModel(preluModel([0.1, 0.2, 0.3], [3, 1, 1], { weightInputs: true, ir: 3 }));
+    expect(old.report.weightInputs).toBe(0);
   });
 
   it('keeps the outputs of the default pack models (fr_feature bit for bit)', async () => {

@@ -1,14 +1,15 @@
 /**
- * Exact rewrites of an ONNX model before onnxruntime loads it, each chosen by profiling (see
- * README, Vision speed). Outputs stay bit-identical except where BatchNormalization folding moves a
- * rounding (fr_age: at most 2e-7).
+ * Rewrites of an ONNX model before onnxruntime loads it, each chosen by profiling (see README,
+ * Benchmarks). Outputs stay identical for finite values (up to the sign of a zero), except where
+ * BatchNormalization folding moves a rounding (fr_age: at most 1e-7).
  *
  * - PRelu with per-channel slopes -> Relu(y) + BN(Relu(BN(y; -1)); -a). onnxruntime's NCHWc layout
  *   (blocked channels, its fastest convolutions) has no PRelu: each PRelu cost a kernel plus a
  *   reorder out of and back into that layout. Relu, BatchNormalization (as a 1x1 depthwise conv)
- *   and Add all stay in it. Exact: -a * -max(-y, 0) = a * min(y, 0), and y + -0 = y.
- * - Graph inputs that merely repeat an initializer are dropped: old exporters list every weight as
- *   an input, which tells onnxruntime the weights may be fed at run time, so it folds nothing.
+ *   and Add all stay in it. For y < 0: (-a) * max(-y, 0) = a * y exactly; for y > 0: y + (+-0) = y.
+ * - Graph inputs that merely repeat an initializer are dropped (IR 4 and later): old exporters
+ *   list every weight as an input, which tells onnxruntime the weights may be fed at run time, so
+ *   it folds nothing.
  * - Pad nodes whose pads are all zero are removed.
  */
 import {
@@ -25,15 +26,18 @@ import {
 } from './protobuf.js';
 
 // Field numbers of onnx.proto.
-const MODEL = { opsetImport: 8, graph: 7 } as const;
+const MODEL = { irVersion: 1, opsetImport: 8, graph: 7 } as const;
 const OPSET = { domain: 1, version: 2 } as const;
 const GRAPH = { node: 1, initializer: 5, input: 11, output: 12 } as const;
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
-const ATTRIBUTE = { name: 1, f: 2, ints: 8, type: 20 } as const;
+const ATTRIBUTE = { name: 1, f: 2, g: 6, ints: 8, graphs: 11, type: 20 } as const;
 const ATTRIBUTE_FLOAT = 1;
-const TENSOR = { dims: 1, dataType: 2, floatData: 4, name: 8, rawData: 9 } as const;
+const TENSOR = { dims: 1, dataType: 2, floatData: 4, name: 8, rawData: 9, dataLocation: 14 } as const;
+const EXTERNAL = 1n;
 const FLOAT = 1;
 const VALUE_INFO_NAME = 1;
+/** Prefix of every name the rewrites add; a model already using it is left alone. */
+const GENERATED = 'faceperks_';
 
 export type RewriteReport = { prelu: number; weightInputs: number; emptyPads: number };
 
@@ -123,27 +127,64 @@ function isEmptyPad(node: Node): boolean {
   return false;
 }
 
-/** The model with the rewrites applied, and what changed (all zeros: the bytes are returned as given). */
+/** True when some node carries a subgraph (If, Loop, Scan): names there are not rewired, so leave the model alone. */
+function hasSubgraphs(nodes: Node[]): boolean {
+  return nodes.some((node) =>
+    node.fields.some((f) => f.field === NODE.attribute && parseMessage(bytesOf(f)).some((x) => x.field === ATTRIBUTE.g || x.field === ATTRIBUTE.graphs)),
+  );
+}
+
+/**
+ * The model with the rewrites applied, and what changed (all zeros: the bytes are returned as given).
+ * Throws on input that is not a readable ONNX model; `createSession` then loads the file as it is.
+ */
 export function rewriteModel(bytes: Uint8Array): { bytes: Uint8Array; report: RewriteReport } {
   const model = parseMessage(bytes);
   const graphIndex = model.findIndex((f) => f.field === MODEL.graph);
   const report: RewriteReport = { prelu: 0, weightInputs: 0, emptyPads: 0 };
   if (graphIndex < 0) return { bytes, report };
   const graph = parseMessage(bytesOf(model[graphIndex]));
+  const nodes = graph.filter((f) => f.field === GRAPH.node).map((f) => readNode(parseMessage(bytesOf(f))));
+  const names = new Set(nodes.flatMap((node) => [...node.inputs, ...node.outputs]));
+  if (hasSubgraphs(nodes) || [...names].some((name) => name.startsWith(GENERATED))) return { bytes, report };
 
   const initializers = new Map<string, Initializer>();
   for (const f of graph) {
     if (f.field !== GRAPH.initializer) continue;
-    const init = readInitializer(parseMessage(bytesOf(f)));
+    const tensor = parseMessage(bytesOf(f));
+    // Weights in files beside the model are found relative to its path: such a model loads as it is.
+    if (tensor.some((x) => x.field === TENSOR.dataLocation && x.value === EXTERNAL)) return { bytes, report };
+    const init = readInitializer(tensor);
     initializers.set(init.name, init);
   }
-  const graphOutputs = new Set(
-    graph.filter((f) => f.field === GRAPH.output).map((f) => stringOf(parseMessage(bytesOf(f)).find((x) => x.field === VALUE_INFO_NAME)!)),
-  );
+  const valueName = (f: Field) => stringOf(parseMessage(bytesOf(f)).find((x) => x.field === VALUE_INFO_NAME)!);
+  const graphOutputs = new Set(graph.filter((f) => f.field === GRAPH.output).map(valueName));
+  const producers = new Map(nodes.flatMap((node) => node.outputs.map((output) => [output, node] as const)));
+  // Before IR 4 initializers had to be listed as inputs and are constants anyway.
+  const irVersion = model.find((f) => f.field === MODEL.irVersion);
+  const dropWeightInputs = irVersion?.wire === 0 && irVersion.value >= 4n;
   // BatchNormalization-9 takes no `spatial` or `is_test`: older graphs keep their PRelu.
   const canUseBatchNorm = defaultOpset(model) >= 9;
 
+  // Empty Pads go first, so every consumer is rewired whatever the node order.
   const renamed = new Map<string, string>();
+  for (const node of nodes) {
+    if (isEmptyPad(node) && !graphOutputs.has(node.outputs[0])) renamed.set(node.outputs[0], node.inputs[0]);
+  }
+  const source = (name: string): string => (renamed.has(name) ? source(renamed.get(name)!) : name);
+  /**
+   * Slopes of a PRelu that can become BatchNormalization: per channel, finite, on the output of a
+   * 2-D convolution (4-D weights), since BatchNormalization scales axis 1 whatever the rank while
+   * PRelu broadcasts its [C,1,1] slopes from the right; the two agree only on 4-D tensors.
+   */
+  const rewritableSlopes = (node: Node): Float32Array | undefined => {
+    if (node.opType !== 'PRelu' || node.domain !== '' || !canUseBatchNorm) return undefined;
+    const producer = producers.get(source(node.inputs[0]));
+    if (producer?.opType !== 'Conv' || producer.domain !== '' || initializers.get(producer.inputs[1])?.dims.length !== 4) return undefined;
+    const slopes = channelSlopes(initializers.get(node.inputs[1]));
+    return slopes?.every(Number.isFinite) ? slopes : undefined;
+  };
+
   const rewritten: Field[] = [];
   const added: Field[] = [];
   const scale = (name: string, input: string, output: string, values: Float32Array): Field => {
@@ -158,41 +199,31 @@ export function rewriteModel(bytes: Uint8Array): { bytes: Uint8Array; report: Re
     return makeNode('BatchNormalization', name, [input, `${name}_scale`, `${name}_bias`, `${name}_mean`, `${name}_var`], [output], [epsilon]);
   };
 
+  let nodeIndex = 0;
   for (const f of graph) {
-    if (f.field === GRAPH.input) {
-      const name = stringOf(parseMessage(bytesOf(f)).find((x) => x.field === VALUE_INFO_NAME)!);
-      if (initializers.has(name)) {
-        report.weightInputs++;
-        continue;
-      }
+    if (f.field === GRAPH.input && dropWeightInputs && initializers.has(valueName(f))) {
+      report.weightInputs++;
+      continue;
     }
     if (f.field !== GRAPH.node) {
       rewritten.push(f);
       continue;
     }
-    const node = readNode(parseMessage(bytesOf(f)));
-    if (isEmptyPad(node) && !graphOutputs.has(node.outputs[0])) {
-      renamed.set(node.outputs[0], renamed.get(node.inputs[0]) ?? node.inputs[0]);
+    const node = nodes[nodeIndex++];
+    if (renamed.has(node.outputs[0]) && isEmptyPad(node)) {
       report.emptyPads++;
       continue;
     }
-    const input = (name: string) => renamed.get(name) ?? name;
-    const slopes = node.opType === 'PRelu' && node.domain === '' && canUseBatchNorm ? channelSlopes(initializers.get(node.inputs[1])) : undefined;
+    const slopes = rewritableSlopes(node);
     if (!slopes) {
-      if (node.inputs.some((i) => renamed.has(i))) {
-        rewritten.push(
-          messageField(
-            GRAPH.node,
-            node.fields.map((x) => (x.field === NODE.input ? stringField(NODE.input, input(stringOf(x))) : x)),
-          ),
-        );
-      } else {
-        rewritten.push(f);
-      }
+      const rewire = node.inputs.some((i) => renamed.has(i));
+      rewritten.push(
+        rewire ? messageField(GRAPH.node, node.fields.map((x) => (x.field === NODE.input ? stringField(NODE.input, source(stringOf(x))) : x))) : f,
+      );
       continue;
     }
-    const y = input(node.inputs[0]);
-    const p = `faceperks_prelu${report.prelu++}`;
+    const y = source(node.inputs[0]);
+    const p = `${GENERATED}prelu${report.prelu++}`;
     rewritten.push(
       makeNode('Relu', `${p}_positive`, [y], [`${p}_positive`]),
       scale(`${p}_negate`, y, `${p}_negated`, new Float32Array(slopes.length).fill(-1)),
