@@ -58,12 +58,12 @@ const OPEN = ['queued', 'processing'] as const;
  * so REPEATABLE READ's gap locks protect nothing there: they only made captures of different
  * subjects deadlock on the gaps between those subjects' visits.
  */
-export const RESULTS_ISOLATION = 'read committed';
+const RESULTS_ISOLATION = 'read committed';
 
 /**
  * InnoDB still deadlocks now and then: a range read locks the first row past its range, which may
- * be another subject's visit. The transaction is re-run at once (it holds nothing outside MySQL)
- * rather than failing the job into a second of queue backoff.
+ * be another subject's visit. The transaction is re-run after a few milliseconds (it holds nothing
+ * outside MySQL) rather than failing the job into a second of queue backoff.
  */
 const RESULTS_ATTEMPTS = 8;
 const ER_LOCK_DEADLOCK = 1213;

@@ -5,6 +5,7 @@ import { createTestEnvironment, type TestEnvironment } from '../support/services
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
+import { awardPerk } from '../../src/services/perks.js';
 import { PipelineRepository, type SightingRecord } from '../../src/storage/pipeline-repository.js';
 import type { Landmarks5 } from '../../src/vision/types.js';
 import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry, seededRandom } from './support.js';
@@ -159,12 +160,13 @@ describe('recordSightings', () => {
 
   it('captures of different subjects saved at once all land: deadlocks re-run the transaction', async () => {
     const t = await seedTenant(env.db, 'no-deadlock', ['UTC']);
-    const visitors: string[] = [];
-    for (let i = 0; i < 24; i++) visitors.push(await seedVisitor(env.db, t.merchantId));
+    const subjects: { kind: 'member' | 'visitor'; id: string }[] = [];
+    for (let i = 0; i < 4; i++) subjects.push({ kind: 'member', id: await seedPerson(env.db, t.merchantId) });
+    for (let i = 0; i < 20; i++) subjects.push({ kind: 'visitor', id: await seedVisitor(env.db, t.merchantId) });
     const rnd = seededRandom(7);
     const base = Date.parse('2026-06-01T10:00:00Z');
     // One subject per capture; the subjects' visits interleave within two hours.
-    const captures: { id: string; subjectId: string }[] = [];
+    const captures: { id: string; subject: (typeof subjects)[number] }[] = [];
     for (let i = 0; i < 240; i++) {
       const id = randomUUID();
       await env.db('captures').insert({
@@ -172,13 +174,22 @@ describe('recordSightings', () => {
         sha256: id.replace(/-/g, '').padEnd(64, '0'), blob_key: `b/${id}`, bytes: 1, status: 'processing', run: 0,
         captured_at: new Date(base + Math.floor(rnd() * 120) * 60_000), captured_at_source: 'device', received_at: new Date(),
       });
-      captures.push({ id, subjectId: visitors[i % visitors.length] });
+      captures.push({ id, subject: subjects[i % subjects.length] });
     }
     const repository = new PipelineRepository(env.db);
+    const perks = { points: 5, cooldownMinutes: 10 };
+    // The aggregate stage's hooks (workers/aggregate.ts): a retried transaction runs all of them again.
     const hooks = {
       lock: lockSubjects,
       retract: (trx: Knex.Transaction, id: string) => retractCaptureSightings(trx, id, { visitGapMinutes: 30 }),
-      recorded: (trx: Knex.Transaction, sightings: SightingRecord[]) => recordSightings(trx, sightings, { visitGapMinutes: 30 }),
+      async recorded(trx: Knex.Transaction, sightings: SightingRecord[]) {
+        await recordSightings(trx, sightings, { visitGapMinutes: 30 });
+        for (const s of sightings) {
+          if (s.subjectKind !== 'member') continue;
+          const captureId = (await trx('sightings').where({ face_id: s.faceId }).first('capture_id')).capture_id as string;
+          await awardPerk(trx, { personId: s.subjectId, storeId: s.storeId, captureId, faceIndex: s.faceIndex, seenAt: s.seenAt }, perks);
+        }
+      },
     };
     const face = {
       box: { x: 0, y: 0, width: 10, height: 10 }, score: 0.99, landmarks: [[1, 1], [2, 1], [1.5, 2], [1, 3], [2, 3]] satisfies Landmarks5,
@@ -187,13 +198,31 @@ describe('recordSightings', () => {
     let next = 0;
     await Promise.all(Array.from({ length: 6 }, async () => {
       while (next < captures.length) {
-        const c = captures[next++];
-        const match = { faceIndex: 0, kind: 'visitor' as const, subjectId: c.subjectId, similarity: 0.9, newVisitor: false };
-        expect(await repository.saveResults({ captureId: c.id, run: 0, faces: [face], matches: [match] }, hooks)).toBe(true);
+        const { id, subject } = captures[next++];
+        const match = { faceIndex: 0, kind: subject.kind, subjectId: subject.id, similarity: 0.9, newVisitor: false };
+        expect(await repository.saveResults({ captureId: id, run: 0, faces: [face], matches: [match] }, hooks)).toBe(true);
       }
     }));
     const done = await env.db('captures').where({ store_id: t.storeIds[0], status: 'done' }).count({ n: '*' }).first();
     expect(Number(done?.n)).toBe(captures.length);
+    // No retry left a trace: visits and rollups equal a rebuild from the sightings, and the perks
+    // hold whatever the order: awards at least 10 minutes apart, every sighting within 10 minutes
+    // of an award, one award per capture at most, and the balance equal to the awards.
+    const incremental = await snapshot(t.storeIds);
+    await rebuildAnalytics(env.db, { storeId: t.storeIds[0], from: new Date(base - 86_400_000), to: new Date(base + 86_400_000), visitGapMinutes: 30 });
+    expect(await snapshot(t.storeIds)).toEqual(incremental);
+    const cooldown = perks.cooldownMinutes * 60_000;
+    for (const member of subjects.filter((s) => s.kind === 'member')) {
+      const awards = await env.db('perk_awards').where({ person_id: member.id }).orderBy('awarded_at').select('awarded_at', 'capture_id');
+      const at = awards.map((a: { awarded_at: Date }) => a.awarded_at.getTime());
+      expect(at.length).toBeGreaterThan(0);
+      for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(cooldown);
+      expect(new Set(awards.map((a: { capture_id: string }) => a.capture_id)).size).toBe(awards.length);
+      const ids = captures.filter((c) => c.subject === member).map((c) => c.id);
+      const seen = (await env.db('captures').whereIn('id', ids).select('captured_at')).map((r: { captured_at: Date }) => r.captured_at.getTime());
+      for (const time of seen) expect(at.some((award) => Math.abs(award - time) < cooldown)).toBe(true);
+      expect((await env.db('people').where({ id: member.id }).first('points')).points).toBe(awards.length * perks.points);
+    }
   });
 
   it('retracting a reprocessed capture splits or removes visits and moves the first visit later', async () => {
