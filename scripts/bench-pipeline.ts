@@ -2,6 +2,8 @@
  * `npm run bench:pipeline [-- --dataset DIR --limit N]`: images per second through the whole queued
  * pipeline (HTTP intake, every stage in its own process, as `npm start` runs them) against a plain
  * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself.
+ * Also prints the mean handler time of each stage and the CPU each service process spent per image
+ * over the timed run (from /proc; MariaDB and Redis are shared with anything else using them).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { startLocalChroma } from '../src/gallery/local-server.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
+import { STAGES } from '../src/queue/contract.js';
 import { createLogger } from '../src/logger.js';
 import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
 import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
@@ -103,19 +106,37 @@ async function upload(base: string, deviceKey: string, images: { name: string; b
   return { latencies, failed };
 }
 
-/** Handler time per stage from the service's own /metrics (every outcome, warm-up included). */
-async function stageDurations(base: string, key: string): Promise<Map<string, { count: number; seconds: number }>> {
+type StageTotals = Map<string, { count: number; seconds: number }>;
+
+/** Successful jobs and their handler seconds per stage, from the service's own /metrics. */
+async function stageTotals(base: string, key: string): Promise<StageTotals> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
-  const stages = new Map<string, { count: number; seconds: number }>();
+  const stages: StageTotals = new Map();
   for (const match of text.matchAll(/^faceperks_stage_duration_seconds_(sum|count)\{([^}]*)\} ([\d.e+-]+)$/gm)) {
     const stage = /stage="([^"]+)"/.exec(match[2])?.[1];
-    if (!stage) continue;
+    if (!stage || !/outcome="ok"/.test(match[2])) continue;
     const entry = stages.get(stage) ?? { count: 0, seconds: 0 };
     if (match[1] === 'sum') entry.seconds += Number(match[3]);
     else entry.count += Number(match[3]);
     stages.set(stage, entry);
   }
   return stages;
+}
+
+/**
+ * The timed run's share of the stage totals. Workers publish their metrics every few seconds, so
+ * this waits (up to 15 s) until every stage has counted every capture that finished.
+ */
+async function stageDurations(base: string, key: string, before: StageTotals, finished: number): Promise<StageTotals> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const after = await stageTotals(base, key);
+    const run: StageTotals = new Map(
+      [...after].map(([stage, t]) => [stage, { count: t.count - (before.get(stage)?.count ?? 0), seconds: t.seconds - (before.get(stage)?.seconds ?? 0) }]),
+    );
+    if (STAGES.every((stage) => (run.get(stage)?.count ?? 0) >= finished) || Date.now() > deadline) return run;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 function percentile(values: number[], p: number): number {
@@ -168,8 +189,11 @@ async function main(): Promise<void> {
     const device = await call(api, adminKey, 'POST', `/v1/stores/${store.id}/devices`, { name: 'bench' });
 
     console.log('queued pipeline: warming up the workers…');
-    await upload(api, warmDevice.key as string, images.slice(0, 6), 6);
+    const warmUp = images.slice(0, 6);
+    const warmUpFailed = (await upload(api, warmDevice.key as string, warmUp, warmUp.length)).failed;
     console.log(`queued pipeline over ${images.length} images (api + ${WORKER_GROUPS.length} worker processes)…`);
+    // Once the warm-up shows in the published metrics, so that none of it counts in the run.
+    const stagesBefore = await stageDurations(api, adminKey, new Map(), warmUp.length - warmUpFailed);
     const cpuBefore = cpuByPart();
     const benchCpu = process.cpuUsage();
     const started = performance.now();
@@ -190,8 +214,10 @@ async function main(): Promise<void> {
     );
     console.log(`pipeline/in-process ratio: ${(inProcessSeconds / pipelineSeconds).toFixed(2)}`);
     console.log('\n| stage | jobs | mean ms per job |\n|---|---:|---:|');
-    for (const [stage, { count, seconds }] of await stageDurations(api, adminKey)) {
-      console.log(`| ${stage} | ${count} | ${((seconds / count) * 1000).toFixed(1)} |`);
+    const stages = await stageDurations(api, adminKey, stagesBefore, images.length - failed);
+    for (const stage of STAGES) {
+      const { count = 0, seconds = 0 } = stages.get(stage) ?? {};
+      console.log(`| ${stage} | ${count} | ${count > 0 ? ((seconds / count) * 1000).toFixed(1) : '–'} |`);
     }
     if (cpu.size > 1) {
       const total = [...cpu.values()].reduce((a, b) => a + b, 0);
