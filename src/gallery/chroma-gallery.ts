@@ -6,8 +6,8 @@ import type { Gallery, GalleryHit, SubjectKind } from './gallery.js';
  * Index parameters of new collections. With Chroma's defaults (16 neighbours, ef 100 to build and
  * to search), probes at cosine 0.75 from one of 100,000 random 512-d vectors found it first only
  * 64-72 % of the time; twice the neighbours and build effort found it 96 % of the time, for about
- * 3 ms more per query (`npm run bench:gallery`; README, Benchmarks). ef_search can be changed on a
- * live collection; the other two are fixed when a collection is created.
+ * 3 ms more per query (`npm run bench:gallery`; README, Benchmarks). They take effect when a
+ * collection is created (Chroma 1.0 ignored a later change of ef_search here).
  */
 const HNSW = { max_neighbors: 32, ef_construction: 200, ef_search: 100 };
 
