@@ -5,6 +5,7 @@ import type { Stage } from '../queue/contract.js';
 import type { CaptureProgress } from '../queue/stage-worker.js';
 import type { FaceMatch } from '../services/matching.js';
 import type { StoredFace } from './work-files.js';
+import { READ_COMMITTED, retryOnLockConflict } from './transactions.js';
 
 export type SightingRecord = {
   faceId: string;
@@ -54,19 +55,12 @@ export function deterministicId(name: string): string {
 const OPEN = ['queued', 'processing'] as const;
 
 /**
- * Isolation of the results transaction. `hooks.lock` serialises every writer of a subject's visits,
- * so REPEATABLE READ's gap locks protect nothing there: they only made captures of different
- * subjects deadlock on the gaps between those subjects' visits.
- */
-const RESULTS_ISOLATION = 'read committed';
-
-/**
- * InnoDB still deadlocks now and then: a range read locks the first row past its range, which may
- * be another subject's visit. The transaction is re-run after a few milliseconds (it holds nothing
- * outside MySQL) rather than failing the job into a second of queue backoff.
+ * The results transaction runs at READ COMMITTED (`hooks.lock` serialises every writer of a
+ * subject's visits) and still deadlocks now and then: a range read locks the first row past its
+ * range, which may be another subject's visit. It is re-run after a few milliseconds rather than
+ * failing the job into a second of queue backoff.
  */
 const RESULTS_ATTEMPTS = 8;
-const ER_LOCK_DEADLOCK = 1213;
 
 export class PipelineRepository implements CaptureProgress {
   constructor(private readonly db: Knex) {}
@@ -137,14 +131,11 @@ export class PipelineRepository implements CaptureProgress {
    * locks the capture row: a redelivered job finds the capture final and writes nothing.
    */
   async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, hooks: ResultsHooks): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction((trx) => this.writeResults(trx, input, hooks), { isolationLevel: RESULTS_ISOLATION });
-      } catch (error) {
-        if (attempt >= RESULTS_ATTEMPTS || (error as { errno?: number }).errno !== ER_LOCK_DEADLOCK) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-      }
-    }
+    return retryOnLockConflict(
+      () => this.db.transaction((trx) => this.writeResults(trx, input, hooks), READ_COMMITTED),
+      RESULTS_ATTEMPTS,
+      (attempt) => Math.random() * 10 * attempt,
+    );
   }
 
   private async writeResults(

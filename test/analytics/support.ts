@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { lockSubjects, recordSightings } from '../../src/services/analytics/index.js';
 import { awardPerk } from '../../src/services/perks.js';
+import { retryOnLockConflict } from '../../src/storage/transactions.js';
 
 export type Tenant = { merchantId: string; storeIds: string[]; deviceIds: string[]; batchIds: string[] };
 
@@ -89,17 +90,9 @@ export async function recordCapture(
   return { captureId, points };
 }
 
-/** Retries a transaction body on InnoDB deadlock / lock wait timeout, as the stage worker does. */
-export async function withRetry<T>(fn: () => Promise<T>, attempts = 100): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (error) {
-      const errno = (error as { errno?: number }).errno;
-      if (i + 1 >= attempts || (errno !== 1213 && errno !== 1205)) throw error;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
-    }
-  }
+/** Re-runs a transaction InnoDB aborted for a deadlock or lock wait timeout, as the workers do. */
+export function withRetry<T>(fn: () => Promise<T>, attempts = 100): Promise<T> {
+  return retryOnLockConflict(fn, attempts, () => 5 + Math.random() * 20);
 }
 
 export async function rollups(db: Knex, storeId: string, granularity: 'hour' | 'day') {

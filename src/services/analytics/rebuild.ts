@@ -16,6 +16,7 @@ import type { Knex } from 'knex';
 import { contribution, addInto, zeroMetrics, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
+import { READ_COMMITTED, retryOnLockConflict } from '../../storage/transactions.js';
 import {
   bumpStoreVersions, earlierFirst, firstFromRow, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow, type StoreInfo,
 } from './store.js';
@@ -23,23 +24,8 @@ import {
 export type RebuildOptions = { storeId: string; from: Date; to: Date; visitGapMinutes: number; chunkSize?: number };
 export type RebuildResult = { subjects: number; visitsDeleted: number; visitsInserted: number; days: number };
 
-/**
- * READ COMMITTED: locking reads and range deletes take no gap locks, so rebuilds of different
- * stores (and live workers) do not deadlock on the boundaries between their key ranges.
- */
-const READ_COMMITTED = { isolationLevel: 'read committed' as const };
-
-async function retrying<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (error) {
-      const errno = (error as { errno?: number }).errno;
-      if (attempt >= 25 || (errno !== 1213 && errno !== 1205)) throw error;
-      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
-    }
-  }
-}
+/** Rebuilds of different stores (and live workers) may still conflict: re-run, up to 25 times. */
+const retrying = <T>(transaction: () => Promise<T>) => retryOnLockConflict(transaction, 25, (attempt) => 20 * attempt + Math.random() * 50);
 
 const sameVisit = (a: VisitAgg, b: VisitAgg) =>
   a.startedAt === b.startedAt && a.endedAt === b.endedAt && a.sightings === b.sightings && a.ageMilliSum === b.ageMilliSum
