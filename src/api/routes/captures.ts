@@ -134,7 +134,12 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
   });
 
   /** Validates the form's capture times and records its accepted images as captures of one batch. */
-  const recordImages = async (form: ReceivedForm, device: Extract<Principal, { role: 'device' }>, receivedAt: Date) => {
+  const recordImages = async (
+    form: ReceivedForm,
+    { accepted, rejected }: { accepted: ReceivedImage[]; rejected: ReturnType<typeof rejectionView>[] },
+    device: Extract<Principal, { role: 'device' }>,
+    receivedAt: Date,
+  ) => {
     const images = form.images;
     if (images.length === 0) throw new ApiError(400, 'validation_error', 'send one or more images in multipart fields named "images"');
 
@@ -158,8 +163,6 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
       );
     }
 
-    const accepted = images.filter((image) => image.stored);
-    const rejected = images.filter((image) => image.rejection).map(rejectionView);
     if (accepted.length === 0) {
       const first = rejected[0];
       throw new ApiError(first.status, first.error.code, `no image accepted: ${first.error.message}`, { rejected });
@@ -200,7 +203,7 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     deps.metrics.uploadedFiles.inc({ outcome: 'rejected' }, rejected.length);
     let recorded: Awaited<ReturnType<typeof recordUpload>>;
     try {
-      recorded = await recordImages(form, device, receivedAt);
+      recorded = await recordImages(form, { accepted, rejected }, device, receivedAt);
     } catch (error) {
       await Promise.allSettled(accepted.map((image) => blobs.discard(image.stored!)));
       throw error;
