@@ -32,8 +32,9 @@ export async function createSession(file: string, threads = 1): Promise<Session>
 /** The rewritten model, or the file's path when nothing changed or the rewrite could not read it (onnxruntime will say why). */
 function rewrittenOrPath(file: string): Uint8Array | string {
   try {
-    const { bytes, report } = rewriteModel(fs.readFileSync(file));
-    return report.prelu + report.weightInputs + report.emptyPads > 0 ? bytes : file;
+    const original = fs.readFileSync(file);
+    const { bytes } = rewriteModel(original);
+    return bytes === original ? file : bytes;
   } catch {
     return file;
   }
