@@ -2,7 +2,7 @@
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
-import { PermanentStageError, type StageDefinition } from '../src/queue/stage-worker.js';
+import { isLastAttempt, PermanentStageError, type StageDefinition } from '../src/queue/stage-worker.js';
 import { workImageKey } from '../src/storage/work-files.js';
 import type { WorkerContext } from './context.js';
 
@@ -21,8 +21,7 @@ export function preprocessStage({ config, blobs, pipeline }: WorkerContext): Sta
         if (error.code !== 'ENOENT') throw error;
         // Retention may hold the file aside for a moment while it re-checks (services/retention.ts):
         // only the last attempt takes a missing file as gone.
-        const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        if (lastAttempt) throw new PermanentStageError('image_missing', 'the stored image is gone');
+        if (isLastAttempt(job)) throw new PermanentStageError('image_missing', 'the stored image is gone');
         throw new Error('the stored image is missing; retrying');
       });
       const prepared = await prepareImage(bytes, limits).catch((error) => {

@@ -27,6 +27,11 @@ type NextPayload<S extends Stage> = (typeof NEXT_STAGE)[S] extends infer N
     : void
   : never;
 
+/** True while running a job's last allowed attempt: a failure now is final. */
+export function isLastAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
 export type StageHandler<S extends Stage> = (payload: StagePayload<S>, job: Job) => Promise<NextPayload<S>>;
 
 /** What the machinery needs to know about a capture, kept behind a small interface. */
@@ -74,7 +79,7 @@ export function startStageWorker<S extends Stage>(
       } catch (error) {
         const err = error as Error;
         const permanent = err instanceof PermanentStageError;
-        const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        const lastAttempt = isLastAttempt(job);
         observe(permanent || lastAttempt ? 'failed' : 'retry');
         if (permanent || lastAttempt) {
           const code = permanent ? err.code : `${stage}_failed`;
