@@ -1,5 +1,6 @@
 import { ChromaClient, ChromaNotFoundError, type Collection } from 'chromadb';
 import { PACK_NAMES } from '../config.js';
+import { ChromaRecords, ChromaRequestError } from './chroma-records.js';
 import type { Gallery, GalleryHit, SubjectKind } from './gallery.js';
 
 /**
@@ -18,6 +19,7 @@ const HNSW = { max_neighbors: 32, ef_construction: 200, ef_search: 100 };
  */
 export class ChromaGallery implements Gallery {
   private readonly client: ChromaClient;
+  private readonly records: ChromaRecords;
   private readonly collections = new Map<string, Promise<Collection>>();
 
   constructor(
@@ -30,6 +32,7 @@ export class ChromaGallery implements Gallery {
       port: Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80)),
       ssl: parsed.protocol === 'https:',
     });
+    this.records = new ChromaRecords(parsed);
   }
 
   collectionName(kind: SubjectKind, merchantId: string, pack = this.pack): string {
@@ -52,27 +55,34 @@ export class ChromaGallery implements Gallery {
     return pending;
   }
 
-  async upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void> {
+  /** A record call on a collection; a collection deleted behind our back is looked up again next time. */
+  private async onCollection<T>(kind: SubjectKind, merchantId: string, call: (id: string) => Promise<T>): Promise<T> {
     const collection = await this.collection(kind, merchantId);
-    await collection.upsert({ ids: [vectorId], embeddings: [Array.from(embedding)], metadatas: [{ subjectId }] });
+    try {
+      return await call(collection.id);
+    } catch (error) {
+      if (error instanceof ChromaRequestError && error.status === 404) this.collections.delete(this.collectionName(kind, merchantId));
+      throw error;
+    }
+  }
+
+  async upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void> {
+    await this.onCollection(kind, merchantId, (id) => this.records.upsert(id, [vectorId], [embedding], [{ subjectId }]));
   }
 
   async search(kind: SubjectKind, merchantId: string, embeddings: Float32Array[], limit: number): Promise<GalleryHit[][]> {
     if (embeddings.length === 0) return [];
-    const collection = await this.collection(kind, merchantId);
-    const result = await collection.query({
-      queryEmbeddings: embeddings.map((embedding) => Array.from(embedding)),
-      // Several vectors may belong to one subject: over-fetch, then keep each subject's best.
-      nResults: limit * 4,
-      include: ['distances', 'metadatas'] as never,
-    });
-    const rows = result.rows();
+    // Several vectors may belong to one subject: over-fetch, then keep each subject's best.
+    const result = await this.onCollection(kind, merchantId, (id) => this.records.query(id, embeddings, limit * 4, ['distances', 'metadatas']));
     return embeddings.map((_, i) => {
       const best = new Map<string, number>();
-      for (const row of rows[i] ?? []) {
-        const subjectId = row.metadata?.subjectId;
-        if (typeof subjectId !== 'string' || row.distance == null) continue;
-        const similarity = 1 - row.distance;
+      const distances = result.distances?.[i] ?? [];
+      const metadatas = result.metadatas?.[i] ?? [];
+      for (let j = 0; j < distances.length; j++) {
+        const subjectId = metadatas[j]?.subjectId;
+        const distance = distances[j];
+        if (typeof subjectId !== 'string' || distance == null) continue;
+        const similarity = 1 - distance;
         if (similarity > (best.get(subjectId) ?? -Infinity)) best.set(subjectId, similarity);
       }
       return [...best]
