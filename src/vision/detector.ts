@@ -55,8 +55,9 @@ export class PackDetector implements FaceDetector {
     let kept = await this.candidates(image, upright);
     let turns = 0;
     const rot = this.spec.rotation;
-    if (rot && (kept[0]?.score ?? 0) < rot.tryBelow) {
-      turns = await this.probeRotation(image, upright, kept[0]?.score ?? 0);
+    const best = kept[0];
+    if (rot && (!best || best.score < rot.tryBelow || best.x2 - best.x1 > rot.wideAbove * (best.y2 - best.y1))) {
+      turns = await this.probeRotation(image, upright, best?.score ?? 0);
     }
     let work = image;
     if (turns !== 0) {

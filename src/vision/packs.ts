@@ -36,12 +36,14 @@ export type DetectorSpec = {
   /** Used when VisionOptions.detectThreshold is not given. */
   defaultThreshold: number;
   /**
-   * Upside-down / sideways fallback: when the best upright score is below `tryBelow` (or nothing is
-   * found), probe the three other quarter turns on a small copy; switch when one scores at least
-   * `accept` and beats upright by `marginLogit` (in logits). Chosen from score distributions: upright
-   * faces never gained more than ~2.5 logits from a turn, truly rotated faces gained 6.8 or more.
+   * Upside-down / sideways fallback: when the best upright face scores below `tryBelow`, is wider
+   * than tall by more than `wideAbove` (width / height), or nothing is found, probe the three other
+   * quarter turns on the detector's view; switch when one scores at least `accept` and beats upright
+   * by `marginLogit` (in logits). fr_detect scores many sideways faces above 0.999 but draws their
+   * boxes wide (width / height 1.0-1.7, against 0.55-1.14 for upright faces), hence the shape test.
+   * Chosen from all four turns of the identity images of ../shared/faces (README, Vision models).
    */
-  rotation?: { tryBelow: number; accept: number; marginLogit: number };
+  rotation?: { tryBelow: number; wideAbove: number; accept: number; marginLogit: number };
 };
 
 export type LandmarkSpec = { id: 'fr_landmark'; model: ModelFile; size: number; norm: Normalisation };
@@ -119,7 +121,7 @@ export const DETECTORS: Record<DetectorKind, DetectorSpec> = {
     landmarks: 'fr_landmark',
     nmsIou: 0.4,
     defaultThreshold: 0.9,
-    rotation: { tryBelow: 0.999, accept: 0.9999, marginLogit: 4.5 },
+    rotation: { tryBelow: 0.999, wideAbove: 1.0, accept: 0.999, marginLogit: 3 },
   },
   retinaface: {
     id: 'retinaface_mnet025',

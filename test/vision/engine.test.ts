@@ -136,6 +136,27 @@ describe.skipIf(!defaultReady)('default pack on real photos', () => {
     }
   });
 
+  it('turns a sideways or upside-down capture upright: each face still matches itself', async () => {
+    // fr_detect scores many of these turned faces above 0.999; their wide boxes are what gives them away.
+    const bytes = fs.readFileSync(path.join(FIXTURES, 'sample6.jpg'));
+    const p = await prepareImage(bytes, LIMITS);
+    const upright = await describer.describe(p.image, await detector.detect(p.image));
+    expect(upright.length).toBeGreaterThanOrEqual(3);
+    for (const [index, face] of upright.entries()) {
+      const side = Math.max(face.box.width, face.box.height) / p.scale;
+      const left = Math.max(0, Math.round((face.box.x + face.box.width / 2) / p.scale - side * 1.5));
+      const top = Math.max(0, Math.round((face.box.y + face.box.height / 2) / p.scale - side * 1.5));
+      const crop = await sharp(bytes)
+        .extract({ left, top, width: Math.min(p.originalWidth - left, Math.round(side * 3)), height: Math.min(p.originalHeight - top, Math.round(side * 3)) })
+        .toBuffer();
+      for (const degrees of [90, 180, 270]) {
+        const found = await describeAll(detector, describer, await sharp(crop).rotate(degrees).jpeg().toBuffer());
+        const best = Math.max(-1, ...found.map((f) => cosineSimilarity(f.embedding, face.embedding)));
+        expect(best, `face ${index} turned ${degrees}°: similarity ${best.toFixed(3)}`).toBeGreaterThan(MEMBER_THRESHOLD);
+      }
+    }
+  });
+
   it('a face-less generated image yields no face', async () => {
     const noise = Buffer.alloc(640 * 480 * 3);
     for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
