@@ -38,6 +38,11 @@ const schema = z.object({
   VISITOR_THRESHOLD: unitInterval.default(0.42),
   /** onnxruntime intra-op threads per session in a worker process. */
   INFERENCE_THREADS: positiveInt.default(1),
+  /**
+   * Scheduling niceness of worker processes that run only batch work (every worker but interactive):
+   * with the cores saturated, the intake API and enrolment/identify keep answering first. 0 = as started.
+   */
+  BATCH_WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
   DETECT_THRESHOLD: z.coerce.number().min(0).max(1).default(0.9),
   VISIT_GAP_MINUTES: positiveInt.default(30),
   PERK_POINTS: z.coerce.number().int().min(0).default(5),

@@ -5,6 +5,8 @@
  * switches it, the process drains the same way and exits with RESTART_EXIT_CODE to come back on the
  * new pack (the supervisor of `npm start` restarts it at once; under Docker use a restart policy).
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import type { Worker } from 'bullmq';
 import { STAGES, type Stage } from '../src/queue/contract.js';
 import { startStageWorker, type StageDefinition } from '../src/queue/stage-worker.js';
@@ -61,6 +63,17 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
   return workers;
 }
 
+/**
+ * Lowers this process's CPU priority when it runs batch work only. On Linux niceness belongs to each
+ * thread (and is inherited by threads created later), and libuv's pool already runs by now, so every
+ * thread listed in /proc/self/task is lowered; elsewhere the call applies to the whole process.
+ */
+export function deprioritiseBatchWork(names: readonly WorkerName[], nice: number): void {
+  if (nice === 0 || names.includes('interactive')) return;
+  const threads = fs.existsSync('/proc/self/task') ? fs.readdirSync('/proc/self/task').map(Number) : [0];
+  for (const thread of threads) os.setPriority(thread, Math.max(os.getPriority(thread), nice));
+}
+
 export function parseWorkerNames(args: string[]): WorkerName[] {
   if (args.length === 0) return [...WORKER_NAMES];
   const unknown = args.filter((arg) => !(WORKER_NAMES as readonly string[]).includes(arg));
@@ -71,6 +84,7 @@ export function parseWorkerNames(args: string[]): WorkerName[] {
 async function main(): Promise<void> {
   const names = parseWorkerNames(process.argv.slice(2));
   const config = loadConfig();
+  deprioritiseBatchWork(names, config.BATCH_WORKER_NICE);
   const context = await openWorkerContext(config, `worker:${names.join('+')}`);
   const workers = await startWorkers(names, context);
   publishRegistry(context.queues.connection, context.config.QUEUE_PREFIX, names.join('+'), context.metrics.registry);
