@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     const rows = [
       ['1 face', single, cpu.single],
       ['2 faces', pairs, cpu.pairs],
-      ["1 face, chromadb's client", viaClient, cpu.viaClient],
+      ["1 face, chromadb's client (its query alone)", viaClient, cpu.viaClient],
     ] as const;
     for (const [label, times, cpuMs] of rows) {
       const sorted = [...times].sort((a, b) => a - b);

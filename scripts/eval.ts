@@ -253,6 +253,9 @@ async function main(): Promise<void> {
     gender = { agreement: round(judged.filter((r) => r.face!.gender === map.get(r.identity)).length / judged.length), faces: judged.length };
   }
 
+  // The timings are those of the evaluation proper, not of the turned copies below.
+  const dt = { ...detector.timings };
+  const ds = { ...describer.timings };
   let turned: Record<'90' | '180' | '270', number> & { images: number } | undefined;
   if (process.argv.includes('--turned')) {
     const matched = { 90: 0, 180: 0, 270: 0 };
@@ -269,8 +272,6 @@ async function main(): Promise<void> {
     turned = { images: described.length, 90: rate(matched[90]), 180: rate(matched[180]), 270: rate(matched[270]) };
   }
 
-  const dt = detector.timings;
-  const ds = describer.timings;
   const report = {
     pack,
     dataset,

@@ -65,13 +65,23 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
 
 /**
  * Lowers this process's CPU priority when it runs batch work only. On Linux niceness belongs to each
- * thread (and is inherited by threads created later), and libuv's pool already runs by now, so every
+ * thread and is inherited by the threads it starts, and libuv's pool already runs by now, so every
  * thread listed in /proc/self/task is lowered; elsewhere the call applies to the whole process.
+ * Returns why it could not, if so: a worker runs at normal priority rather than not at all.
  */
-export function deprioritiseBatchWork(names: readonly WorkerName[], nice: number): void {
-  if (nice === 0 || names.includes('interactive')) return;
+export function deprioritiseBatchWork(names: readonly WorkerName[], nice: number): string | undefined {
+  if (nice === 0 || names.includes('interactive')) return undefined;
   const threads = fs.existsSync('/proc/self/task') ? fs.readdirSync('/proc/self/task').map(Number) : [0];
-  for (const thread of threads) os.setPriority(thread, Math.max(os.getPriority(thread), nice));
+  for (const thread of threads) {
+    try {
+      os.setPriority(thread, Math.max(os.getPriority(thread), nice));
+    } catch (error) {
+      // A short-lived thread may have exited since the listing.
+      if ((error as { info?: { code?: string } }).info?.code === 'ESRCH') continue;
+      return `could not lower the priority of thread ${thread}: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
 }
 
 export function parseWorkerNames(args: string[]): WorkerName[] {
@@ -84,8 +94,9 @@ export function parseWorkerNames(args: string[]): WorkerName[] {
 async function main(): Promise<void> {
   const names = parseWorkerNames(process.argv.slice(2));
   const config = loadConfig();
-  deprioritiseBatchWork(names, config.BATCH_WORKER_NICE);
+  const reniceFailure = deprioritiseBatchWork(names, config.BATCH_WORKER_NICE);
   const context = await openWorkerContext(config, `worker:${names.join('+')}`);
+  if (reniceFailure) context.logger.warn(reniceFailure);
   const workers = await startWorkers(names, context);
   publishRegistry(context.queues.connection, context.config.QUEUE_PREFIX, names.join('+'), context.metrics.registry);
   context.logger.info({ workers: names, pack: context.config.MODEL_PACK }, 'workers started');

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { ChromaClient } from 'chromadb';
 import { describe, expect, it } from 'vitest';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
+import { ChromaRequestError } from '../../src/gallery/chroma-records.js';
 
 function unit(values: number[]): Float32Array {
   const norm = Math.hypot(...values);
@@ -61,5 +63,27 @@ describe('ChromaGallery (real Chroma server)', () => {
 
     expect(await previousPack.countSubjectVectors('member', merchant, subject)).toBe(0);
     expect(await gallery.countSubjectVectors('member', merchant, subject)).toBe(0);
+  });
+
+  it('answers a collection deleted behind its back with an error once, then creates it again', async () => {
+    const merchant = randomUUID();
+    await gallery.upsert('visitor', merchant, randomUUID(), randomUUID(), unit([0, 0, 0, 1]));
+    const url = new URL(process.env.CHROMA_URL!);
+    await new ChromaClient({ host: url.hostname, port: Number(url.port) }).deleteCollection({ name: gallery.collectionName('visitor', merchant) });
+
+    const stale = await gallery.search('visitor', merchant, [unit([0, 0, 0, 1])], 5).catch((error: unknown) => error);
+    expect(stale).toBeInstanceOf(ChromaRequestError);
+    expect((stale as ChromaRequestError).status).toBe(404);
+    expect(await gallery.search('visitor', merchant, [unit([0, 0, 0, 1])], 5)).toEqual([[]]);
+  });
+
+  it('reports what Chroma refuses, with its status and message', async () => {
+    const merchant = randomUUID();
+    await gallery.upsert('member', merchant, randomUUID(), randomUUID(), unit([1, 0, 0, 0]));
+    // A query of another dimension than the collection's.
+    const refused = await gallery.search('member', merchant, [unit([1, 0, 0])], 5).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ChromaRequestError);
+    expect((refused as ChromaRequestError).status).toBeGreaterThanOrEqual(400);
+    expect((refused as ChromaRequestError).message).toMatch(/dimension/i);
   });
 });
