@@ -6,7 +6,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import type { RgbImage } from '../vision/types.js';
 import { ImageError } from './errors.js';
 import { readExifCapture } from './exif.js';
-import { hasSrgbColorants } from './icc.js';
+import { isSrgbInEffect } from './icc.js';
 import { sniffImageFormat, type ImageFormat } from './sniff.js';
 
 export type ImageLimits = {
@@ -95,7 +95,7 @@ async function readMetadata(bytes: Buffer, format: ImageFormat, maxPixels?: numb
     header.exifCapturedAt = exif.date;
     header.exifCapturedAtLocal = exif.local;
   }
-  return { header, hasAlpha: meta.hasAlpha === true, convertProfile: meta.icc !== undefined && !hasSrgbColorants(meta.icc) };
+  return { header, hasAlpha: meta.hasAlpha === true, convertProfile: meta.icc !== undefined && !isSrgbInEffect(meta.icc) };
 }
 
 /** Format, oriented size and EXIF capture time from the header only (no pixel decode). Cheap enough for intake. */

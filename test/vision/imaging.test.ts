@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ImageError } from '../../src/imaging/errors.js';
-import { hasSrgbColorants } from '../../src/imaging/icc.js';
+import { isSrgbInEffect } from '../../src/imaging/icc.js';
 import { prepareImage, readImageHeader } from '../../src/imaging/prepare.js';
 import { sniffImageFormat } from '../../src/imaging/sniff.js';
 
@@ -134,21 +134,46 @@ describe('prepareImage', () => {
   });
 });
 
-/** A minimal ICC header and tag table holding only rXYZ, gXYZ and bXYZ colorants. */
-function iccWithColorants(colorants: [number, number, number][], space = 'RGB '): Buffer {
-  const tags = ['rXYZ', 'gXYZ', 'bXYZ'];
-  const icc = Buffer.alloc(132 + tags.length * 12 + tags.length * 20);
-  icc.write(space, 16, 'latin1');
-  icc.writeUInt32BE(tags.length, 128);
-  tags.forEach((tag, i) => {
-    const offset = 132 + tags.length * 12 + i * 20;
-    icc.write(tag, 132 + i * 12, 'latin1');
-    icc.writeUInt32BE(offset, 132 + i * 12 + 4);
-    icc.writeUInt32BE(20, 132 + i * 12 + 8);
-    icc.write('XYZ ', offset, 'latin1');
-    colorants[i].forEach((v, j) => icc.writeInt32BE(Math.round(v * 65536), offset + 8 + j * 4));
+/** sRGB's tone curve as an ICC parametricCurveType of function 3 (g, a, b, c, d). */
+const SRGB_CURVE = para(3, [2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045]);
+
+function para(kind: number, params: number[]): Buffer {
+  const tag = Buffer.alloc(12 + 4 * params.length);
+  tag.write('para', 0, 'latin1');
+  tag.writeUInt16BE(kind, 8);
+  params.forEach((v, i) => tag.writeInt32BE(Math.round(v * 65536), 12 + 4 * i));
+  return tag;
+}
+
+function curv(entries: number[]): Buffer {
+  const tag = Buffer.alloc(12 + 2 * entries.length);
+  tag.write('curv', 0, 'latin1');
+  tag.writeUInt32BE(entries.length, 8);
+  entries.forEach((v, i) => tag.writeUInt16BE(v, 12 + 2 * i));
+  return tag;
+}
+
+/** A minimal ICC header and tag table: rXYZ, gXYZ and bXYZ colorants and one tone curve shared by rTRC, gTRC and bTRC. */
+function iccWithColorants(colorants: [number, number, number][], space = 'RGB ', toneCurve: Buffer = SRGB_CURVE): Buffer {
+  const xyz = colorants.map((c) => {
+    const tag = Buffer.alloc(20);
+    tag.write('XYZ ', 0, 'latin1');
+    c.forEach((v, j) => tag.writeInt32BE(Math.round(v * 65536), 8 + j * 4));
+    return tag;
   });
-  return icc;
+  const tags: [string, number][] = [['rXYZ', 0], ['gXYZ', 1], ['bXYZ', 2], ['rTRC', 3], ['gTRC', 3], ['bTRC', 3]];
+  const bodies = [...xyz, toneCurve];
+  const tableEnd = 132 + tags.length * 12;
+  const offsets = bodies.map((_, i) => tableEnd + bodies.slice(0, i).reduce((sum, b) => sum + b.length, 0));
+  const header = Buffer.alloc(tableEnd);
+  header.write(space, 16, 'latin1');
+  header.writeUInt32BE(tags.length, 128);
+  tags.forEach(([signature, body], i) => {
+    header.write(signature, 132 + i * 12, 'latin1');
+    header.writeUInt32BE(offsets[body], 132 + i * 12 + 4);
+    header.writeUInt32BE(bodies[body].length, 132 + i * 12 + 8);
+  });
+  return Buffer.concat([header, ...bodies]);
 }
 
 describe('embedded colour profiles', () => {
@@ -164,18 +189,33 @@ describe('embedded colour profiles', () => {
   ];
 
   it('knows sRGB colorants from wider gamuts, other spaces and damaged profiles', () => {
-    expect(hasSrgbColorants(iccWithColorants(SRGB))).toBe(true);
-    expect(hasSrgbColorants(iccWithColorants(ADOBE_RGB))).toBe(false);
-    expect(hasSrgbColorants(iccWithColorants(SRGB, 'CMYK'))).toBe(false);
-    expect(hasSrgbColorants(iccWithColorants(SRGB).subarray(0, 150))).toBe(false);
-    expect(hasSrgbColorants(Buffer.alloc(10))).toBe(false);
+    expect(isSrgbInEffect(iccWithColorants(SRGB))).toBe(true);
+    expect(isSrgbInEffect(iccWithColorants(ADOBE_RGB))).toBe(false);
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'CMYK'))).toBe(false);
+    expect(isSrgbInEffect(iccWithColorants(SRGB).subarray(0, 150))).toBe(false);
+    expect(isSrgbInEffect(Buffer.alloc(10))).toBe(false);
+  });
+
+  it('knows sRGB tone curves, in every encoding, from other ones', () => {
+    const sampled = curv(Array.from({ length: 1024 }, (_, i) => {
+      const v = i / 1023;
+      return Math.round(65535 * (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    }));
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', sampled))).toBe(true);
+    // A plain 2.2 gamma (u8Fixed8: 563 / 256) is sRGB to within a hundredth in linear light.
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', curv([563])))).toBe(true);
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', para(0, [2.2])))).toBe(true);
+    // Linear light (an empty curve), gamma 1.8 and a truncated curve are converted.
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', curv([])))).toBe(false);
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', para(0, [1.8])))).toBe(false);
+    expect(isSrgbInEffect(iccWithColorants(SRGB, 'RGB ', SRGB_CURVE.subarray(0, 20)))).toBe(false);
   });
 
   it('reads the profiles sharp embeds: sRGB as sRGB, Display P3 as wider', async () => {
     const srgb = await sharp(await solid(8, 8).withIccProfile('srgb').jpeg().toBuffer()).metadata();
     const p3 = await sharp(await solid(8, 8).withIccProfile('p3').jpeg().toBuffer()).metadata();
-    expect(hasSrgbColorants(srgb.icc!)).toBe(true);
-    expect(hasSrgbColorants(p3.icc!)).toBe(false);
+    expect(isSrgbInEffect(srgb.icc!)).toBe(true);
+    expect(isSrgbInEffect(p3.icc!)).toBe(false);
   });
 
   it('converts a Display P3 image back to the sRGB colours it was made from', async () => {
