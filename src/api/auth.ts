@@ -21,28 +21,36 @@ export function unauthorized(message = 'a valid API key is required (Authorizati
 }
 
 /**
- * Resolves the caller's key (if any) into `ctx.state.principal`. A presented key that is unknown or
- * revoked is a 401 straight away; a missing key is left to `authorize`, so public routes stay public.
+ * Resolves the caller's key (if any) into `ctx.state.principal`. A malformed header or an unknown or
+ * revoked key is kept as `ctx.state.authFailure` for `authorize` to answer: public routes (health,
+ * readiness, metrics, the OpenAPI document) answer a probe that still sends a stale key.
  */
 export function authenticate(db: Knex) {
   return async (ctx: Context, next: Next) => {
-    const token = bearerToken(ctx.get('authorization') || undefined);
+    let token: string | null;
+    try {
+      token = bearerToken(ctx.get('authorization') || undefined);
+    } catch (error) {
+      ctx.state.authFailure = error;
+      return next();
+    }
     if (token !== null) {
       const principal = await findPrincipalByKey(db, token);
-      if (!principal) throw unauthorized('unknown or revoked API key');
-      ctx.state.principal = principal;
-      ctx.state.log = ctx.state.log?.child({ keyId: principal.keyId, role: principal.role });
+      if (principal) {
+        ctx.state.principal = principal;
+        ctx.state.log = ctx.state.log?.child({ keyId: principal.keyId, role: principal.role });
+      } else ctx.state.authFailure = unauthorized('unknown or revoked API key');
     }
     return next();
   };
 }
 
-/** The caller, if it holds one of `roles`: no key → 401, another role → 403. */
+/** The caller, if it holds one of `roles`: no key, or a bad one → 401, another role → 403. */
 export function authorize<R extends Role>(ctx: Context, ...roles: R[]): Extract<Principal, { role: R }> {
   const principal = ctx.state.principal as Principal | undefined;
-  if (!principal) throw unauthorized();
+  if (!principal) throw (ctx.state.authFailure as ApiError | undefined) ?? unauthorized();
   if (!(roles as Role[]).includes(principal.role)) {
-    throw new ApiError(403, 'forbidden', `this endpoint needs a ${roles.join(' or ')} key; this is a ${principal.role} key`);
+    throw new ApiError(403, 'forbidden', `this endpoint needs ${roles.map((role) => `${role === 'admin' ? 'an' : 'a'} ${role}`).join(' or ')} key; this is ${principal.role === 'admin' ? 'an' : 'a'} ${principal.role} key`);
   }
   return principal as Extract<Principal, { role: R }>;
 }

@@ -27,6 +27,18 @@ describe('auth', () => {
     expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
+  it('public routes answer whatever key comes along: a probe or scraper holding a stale key still works', async () => {
+    for (const route of ['/healthz', '/metrics', '/v1/openapi.json']) {
+      for (const headers of [{ authorization: 'Bearer fpk_revoked_long_ago' }, { authorization: 'Token abc' }]) {
+        const r = await t.call('GET', route, { headers });
+        expect(r.status, `${route} with ${headers.authorization}`).toBe(200);
+      }
+    }
+    const r = await t.call('GET', `/v1/captures/${randomUUID()}`, { key: 'fpk_nope' });
+    expectError(r, 401, 'unauthorized');
+    expect(r.body.error.message).toMatch(/unknown or revoked/);
+  });
+
   it('stores only the hash of keys, and the generated admin key works', async () => {
     const rows = await t.env.db('api_keys').select('key_hash', 'role');
     expect(rows).toContainEqual({ key_hash: hashApiKey(t.adminKey), role: 'admin' });
