@@ -117,6 +117,13 @@ export function createApp(deps: AppDeps): Koa {
       },
     }),
   );
+  // Bodies are JSON or (uploads) multipart: anything else would reach validation as an empty body.
+  app.use(async (ctx, next) => {
+    if (ctx.request.length && !ctx.is('application/json', 'multipart/form-data')) {
+      throw new ApiError(415, 'unsupported_media_type', `send the body as application/json (or multipart/form-data for uploads), not ${ctx.get('content-type') || 'without a content type'}`);
+    }
+    return next();
+  });
   // The merchant dashboard is a static page; it calls the API with the key the user signs in with.
   app.use(merchantDashboard().routes());
   app.use(authenticate(deps.db));

@@ -25,12 +25,19 @@ const text = (max: number) =>
 export const nameField = text(200);
 export const externalIdField = text(200);
 
-
+/**
+ * An IANA zone, stored with its canonical spelling ("europe/paris" -> "Europe/Paris"). Only the
+ * letter case is taken from Intl: it would also rename zones (Asia/Kolkata -> Asia/Calcutta).
+ */
 export const timezoneField = z
   .string()
   .min(1)
   .max(64)
-  .refine(isValidTimeZone, { message: 'must be an IANA time zone such as Europe/Paris' });
+  .refine(isValidTimeZone, { message: 'must be an IANA time zone such as Europe/Paris' })
+  .transform((name) => {
+    const resolved = new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+    return resolved.toLowerCase() === name.toLowerCase() ? resolved : name;
+  });
 
 /** ISO-8601 instant with a zone (Z or ±hh:mm): device clocks without a zone are ambiguous. */
 export const isoInstant = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a zone, e.g. 2026-11-27T10:15:00Z' });

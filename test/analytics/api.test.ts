@@ -155,7 +155,7 @@ describe('analytics API', () => {
     const s = `/v1/stores/${a.storeIds[0]}/analytics/traffic`;
     const cases = [
       '?interval=week', '?from=2026-03-09&to=2026-03-08', '?from=2026-03-08&to=2026-03-08', '?from=2025-01-01&to=2026-03-01',
-      '?from=yesterday', '?from=2026-02-30', '?to=2026-03-01T10:00:00', '?format=xml',
+      '?from=yesterday', '?from=2026-02-30', '?from=2026-02-30T00:00:00Z', '?to=2026-03-01T24:00:00Z', '?to=2026-03-01T10:00:00', '?format=xml',
     ];
     for (const c of cases) {
       const res = await get(s + c, 'a');

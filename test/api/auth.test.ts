@@ -122,6 +122,16 @@ describe('validation', () => {
     expectError(r, 400);
     expect(r.body.error.message).toContain('timezone');
     expectError(await t.call('POST', '/v1/stores', { key: t.adminKey, json: { name: 'S', timezone: 'UTC' } }), 400);
+    // A zone spelt in another case is stored as it is spelt in IANA's list; a zone name is never replaced by an alias.
+    r = await t.call('POST', '/v1/stores', { key: a.merchantKey, json: { name: 'Lower', timezone: 'europe/paris' } });
+    expect([r.status, r.body.timezone]).toEqual([201, 'Europe/Paris']);
+    r = await t.call('POST', '/v1/stores', { key: a.merchantKey, json: { name: 'Kolkata', timezone: 'Asia/Kolkata' } });
+    expect([r.status, r.body.timezone]).toEqual([201, 'Asia/Kolkata']);
+    // JSON sent under another content type is refused as such, not read as an empty body.
+    r = await t.call('POST', '/v1/merchants', { key: t.adminKey, body: '{"name":"x"}', headers: { 'content-type': 'text/plain' } });
+    expectError(r, 415, 'unsupported_media_type');
+    r = await t.call('POST', '/v1/merchants', { key: t.adminKey, body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expectError(r, 415, 'unsupported_media_type');
     r = await t.call('GET', '/v1/captures/not-a-uuid', { key: a.merchantKey });
     expectError(r, 400);
     expect(r.body.error.message).toContain('id');

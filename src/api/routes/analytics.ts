@@ -39,11 +39,17 @@ function parseInstant(value: string, name: string, timezone: string): number {
     const z = zone(timezone);
     return z.dayStart(utcNoon - z.offset(utcNoon));
   }
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+  const fields = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.exec(value);
+  if (!fields) {
     throw badRequest(`invalid query: ${name}: must be an ISO-8601 instant with an offset, e.g. 2026-03-01T00:00:00Z, or a date YYYY-MM-DD`);
   }
+  const [year, month, day, hour, minute, second = 0] = [1, 2, 3, 4, 5, 7].map((i) => Number(fields[i] ?? 0));
+  // Date.parse rolls an impossible date over (February 30th becomes March 2nd): refuse it instead.
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw badRequest(`invalid query: ${name}: not a valid instant`);
+  if (Number.isNaN(t) || month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) {
+    throw badRequest(`invalid query: ${name}: ${value} is not a valid instant`);
+  }
   return t;
 }
 
