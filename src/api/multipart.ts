@@ -229,9 +229,13 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
       fields.set(name, list);
     });
 
-    parser.on('filesLimit', () => fail(new ApiError(413, 'too_many_files', `at most ${options.maxFiles} files per request`)));
+    // A second image where one is expected is a malformed request; past a batch's limit, a request too large.
+    parser.on('filesLimit', () => fail(new ApiError(options.maxFiles === 1 ? 400 : 413, 'too_many_files', `at most ${options.maxFiles} file${options.maxFiles === 1 ? '' : 's'} per request`)));
     parser.on('partsLimit', () => fail(new ApiError(413, 'too_many_parts', 'too many parts in the request')));
-    parser.on('fieldsLimit', () => fail(new ApiError(413, 'too_many_parts', 'too many fields in the request')));
+    // With no text field allowed, busboy reports the first one as over its limit of 0.
+    parser.on('fieldsLimit', () =>
+      fail(options.textFields.length === 0 ? new ApiError(400, 'unexpected_field', 'this endpoint takes no text fields, only the image') : new ApiError(413, 'too_many_parts', 'too many fields in the request')),
+    );
     parser.on('error', (error: Error) => fail(new ApiError(400, 'invalid_multipart', `malformed multipart request: ${error.message}`)));
     req.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${error.message}`)));
     req.on('close', () => {

@@ -214,7 +214,9 @@ describe('enrol and identify (through a stand-in worker)', () => {
     r = await upload(t, tenant.merchantKey, [{ name: 'images', file: await makeImage() }], path);
     expect(r.status).toBe(400);
     r = await upload(t, tenant.merchantKey, [{ name: 'image', file: await makeImage() }, { name: 'image', file: await makeImage() }], path);
-    expect(r.status).toBe(413);
+    expect(r).toMatchObject({ status: 400, body: { error: { code: 'too_many_files' } } });
+    r = await upload(t, tenant.merchantKey, [{ name: 'note', value: 'hello' }, { name: 'image', file: await makeImage() }], path);
+    expect(r).toMatchObject({ status: 400, body: { error: { code: 'unexpected_field' } } });
     r = await upload(t, tenant.deviceKey, [{ name: 'image', file: await makeImage() }], path);
     expect(r.status).toBe(403);
     r = await upload(t, tenant.merchantKey, [{ name: 'image', file: await makeImage() }], `/v1/people/${randomUUID()}/faces`);
