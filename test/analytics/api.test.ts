@@ -72,6 +72,25 @@ describe('analytics API', () => {
     expect(body.buckets.reduce((s: number, x: { visits: number }) => s + x.visits, 0)).toBe(3);
   });
 
+  it('"to" is exclusive even inside a bucket: a cut bucket and the totals count only visits before it', async () => {
+    const store = `/v1/stores/${a.storeIds[0]}/analytics`;
+    // 09:05 EDT: v1's visit (09:00) is in, the member's (09:10) is not.
+    let body = await (await get(`${store}/traffic?from=2026-03-08&to=2026-03-08T13:05:00Z&interval=hour`, 'a')).json();
+    expect(body.buckets.at(-1)).toEqual({ start: '2026-03-08T09:00:00.000-04:00', visits: 1, uniqueSubjects: 1, memberVisits: 0, visitorVisits: 1, newVisitors: 1, returningVisitors: 0 });
+    expect(body.totals).toEqual({ visits: 1, uniqueSubjects: 1, memberVisits: 0, visitorVisits: 1, newVisitors: 1 });
+    // Noon EDT cuts the day: the morning's two visits, not v2's return at 15:00.
+    body = await (await get(`${store}/traffic?from=2026-03-08&to=2026-03-08T16:00:00Z&interval=day`, 'a')).json();
+    expect(body.buckets).toEqual([{ start: '2026-03-08T00:00:00.000-05:00', visits: 2, uniqueSubjects: 2, memberVisits: 1, visitorVisits: 1, newVisitors: 1, returningVisitors: 0 }]);
+    expect(body.totals).toEqual({ visits: 2, uniqueSubjects: 2, memberVisits: 1, visitorVisits: 1, newVisitors: 1 });
+    body = await (await get(`${store}/visitors?from=2026-03-08&to=2026-03-08T16:00:00Z&interval=day`, 'a')).json();
+    expect(body.totals).toMatchObject({ uniqueVisitors: 1, newVisitors: 1, returningVisitors: 0 });
+    body = await (await get(`${store}/demographics?from=2026-03-08&to=2026-03-08T16:00:00Z&interval=day`, 'a')).json();
+    expect(body.totals).toMatchObject({ visits: 2, gender: { male: 1, female: 1, unknown: 0 } });
+    const sum = await (await get(`/v1/merchants/${a.merchantId}/analytics/summary?from=2026-03-08T05:00:00Z&to=2026-03-08T16:00:00Z`, 'a')).json();
+    expect(sum.stores[0]).toMatchObject({ visits: 2, uniqueSubjects: 2, memberVisits: 1, visitorVisits: 1, newVisitors: 1 });
+    expect(sum.totals).toMatchObject({ visits: 2, uniqueSubjects: 2, memberVisits: 1, visitorVisits: 1, newVisitors: 1, membersSeen: 1 });
+  });
+
   it('demographics, visitors and peak hours', async () => {
     const q = 'from=2026-03-07&to=2026-03-09&interval=day';
     const demo = await (await get(`/v1/stores/${a.storeIds[0]}/analytics/demographics?${q}`, 'a')).json();

@@ -4,8 +4,9 @@
  * frequency, median visit length). All ranges are [from floored to its bucket, to).
  */
 import type { Knex } from 'knex';
-import { AGE_BUCKETS } from './sessionise.js';
-import { AGE_COLUMNS, type Metric } from './rollup.js';
+import { AGE_BUCKETS, type VisitAgg } from './sessionise.js';
+import { addInto, AGE_COLUMNS, contribution, zeroMetrics, type FirstVisit, type Metric, type Metrics, type SubjectKind } from './rollup.js';
+import { firstFromRow, VISIT_COLUMNS, visitFromRow } from './store.js';
 import { zone, type Interval, type Zone } from './time.js';
 
 export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
@@ -13,17 +14,49 @@ export type Range = { from: number; to: number; interval: Interval };
 
 type RollupRow = Record<Metric, number> & { bucket_start: Date };
 
+/**
+ * The rollup rows of the range's buckets. `to` is exclusive: a last bucket that `to` cuts short is
+ * summed afresh from the visits that start in [its start, to), as a rebuild would sum it.
+ */
 async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Metric[]) {
   const z = zone(store.timezone);
   const { starts, labels } = z.series(range.from, range.to, range.interval);
   const lo = starts[0] ?? range.from;
-  const rows: RollupRow[] = await db('analytics_rollups')
-    .where({ store_id: store.id, granularity: range.interval })
-    .where('bucket_start', '>=', new Date(lo))
-    .where('bucket_start', '<', new Date(range.to))
-    .select('bucket_start', ...columns);
+  const last = starts[starts.length - 1];
+  const cut = last !== undefined && z.nextBucket(last, range.interval) > range.to ? last : undefined;
+  const [rows, partial] = await Promise.all([
+    db('analytics_rollups')
+      .where({ store_id: store.id, granularity: range.interval })
+      .where('bucket_start', '>=', new Date(lo))
+      .where('bucket_start', '<', new Date(cut ?? range.to))
+      .select('bucket_start', ...columns) as Promise<RollupRow[]>,
+    cut === undefined ? undefined : partialBucket(db, store.id, cut, range.to),
+  ]);
   const byStart = new Map<number, RollupRow>(rows.map((r) => [r.bucket_start.getTime(), r]));
+  if (cut !== undefined && partial) byStart.set(cut, { ...partial, bucket_start: new Date(cut) });
   return { z, starts, labels, lo, byStart };
+}
+
+/** A store's rollup metrics over the visits starting in [from, to): every subject's contribution, summed. */
+async function partialBucket(db: Knex, storeId: string, from: number, to: number): Promise<Metrics> {
+  const rows: Record<string, unknown>[] = await db('visits as v')
+    .leftJoin('analytics_subjects as a', function join() {
+      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
+    })
+    .where('v.store_id', storeId)
+    .where('v.started_at', '>=', new Date(from))
+    .where('v.started_at', '<', new Date(to))
+    .select(...VISIT_COLUMNS.map((c) => `v.${c}`), 'a.first_visit_at', 'a.first_visit_store_id');
+  const subjects = new Map<string, { kind: SubjectKind; first: FirstVisit; visits: VisitAgg[] }>();
+  for (const row of rows) {
+    const visit = visitFromRow(row);
+    const subject = subjects.get(visit.subjectId) ?? { kind: visit.subjectKind, first: firstFromRow(row as never), visits: [] };
+    subject.visits.push(visit);
+    subjects.set(visit.subjectId, subject);
+  }
+  const total = zeroMetrics();
+  for (const { kind, first, visits } of subjects.values()) addInto(total, contribution(visits, kind, first, storeId, from, to));
+  return total;
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
@@ -76,13 +109,11 @@ const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
   // The median runs beside the bucket read, over the same visits as the buckets' totals: those
-  // starting in [first bucket, end of the last bucket).
-  const zn = zone(store.timezone);
-  const { starts: all } = zn.series(range.from, range.to, range.interval);
-  const end = zn.nextBucket(all[all.length - 1], range.interval);
+  // starting in [first bucket, to).
+  const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const [{ z, starts, labels, lo, byStart }, median] = await Promise.all([
     rollupSeries(db, store, range, cols),
-    medianDuration(db, store.id, all[0], end),
+    medianDuration(db, store.id, lo0, range.to),
   ]);
   const ageOf = (r: RollupRow | undefined) =>
     Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
@@ -208,7 +239,8 @@ export async function peakHours(db: Knex, store: StoreRef, range: Omit<Range, 'i
 }
 
 /**
- * All of a merchant's stores over [from, to), each floored to its local day. Four queries in all.
+ * All of a merchant's stores over [from, to), each floored to its local day. Four queries in all,
+ * and one more per store whose local day `to` cuts short.
  * Visits are read per store on (store_id, started_at, subject_id, …) — one index range per store,
  * UNION ALL — never through the merchant index, which lacks store_id and cost a row lookup per visit.
  */
@@ -220,18 +252,21 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
   const to = new Date(range.to);
   const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0, membersSeen: 0, pointsAwarded: 0 };
   if (stores.length === 0) return { merchantId: merchant.id, name: merchant.name, from: new Date(range.from).toISOString(), to: to.toISOString(), totals, stores: [] };
+  // `to` is exclusive: a local day it cuts short is summed from its visits, not from its day rollup.
+  const cuts = new Map(stores.map((s) => [s.id, Math.max(starts.get(s.id)!, zone(s.timezone).dayStart(range.to))]));
   // Each store's own local-day range: one index range per store.
-  const perStore = (select: string, table: string, timeColumn: string, extra = '', suffix = '') => ({
+  const perStore = (select: string, table: string, timeColumn: string, extra = '', suffix = '', until = (_: StoreRef) => to) => ({
     sql: stores.map(() => `SELECT ${select} FROM ${table} WHERE store_id = ?${extra} AND ${timeColumn} >= ? AND ${timeColumn} < ?${suffix}`).join(' UNION ALL '),
-    bindings: stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), to]),
+    bindings: stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), until(s)]),
   });
   const sumsQ = perStore(
     'store_id, SUM(visits) AS visits, SUM(member_visits) AS member_visits, SUM(visitor_visits) AS visitor_visits, SUM(new_visitors) AS new_visitors',
-    'analytics_rollups', 'bucket_start', " AND granularity = 'day'", ' GROUP BY store_id',
+    'analytics_rollups', 'bucket_start', " AND granularity = 'day'", ' GROUP BY store_id', (s) => new Date(cuts.get(s.id)!),
   );
+  const partials = Promise.all(stores.map((s) => (cuts.get(s.id)! < range.to ? partialBucket(db, s.id, cuts.get(s.id)!, range.to) : undefined)));
   const uniquesQ = perStore('store_id, COUNT(DISTINCT subject_id) AS n', 'visits', 'started_at', '', ' GROUP BY store_id');
   const subjectsQ = perStore('subject_id, subject_kind', 'visits', 'started_at');
-  const [[sums], [uniques], [[merchantWide]], points] = await Promise.all([
+  const [[sums], [uniques], [[merchantWide]], points, partial] = await Promise.all([
     db.raw(sumsQ.sql, sumsQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
     db.raw(uniquesQ.sql, uniquesQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
     db.raw(
@@ -239,20 +274,22 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
       subjectsQ.bindings,
     ) as unknown as Promise<[Record<string, unknown>[]]>,
     merchantPoints(db, merchant.id, lo, range.to),
+    partials,
   ]);
   const sumBy = new Map(sums.map((r: Record<string, unknown>) => [r.store_id as string, r]));
   const uniqueBy = new Map(uniques.map((r: Record<string, unknown>) => [r.store_id as string, num(r.n)]));
-  const out = stores.map((store) => {
+  const out = stores.map((store, i) => {
     const r = sumBy.get(store.id) as Record<string, unknown> | undefined;
+    const p = partial[i];
     const row = {
       storeId: store.id,
       name: store.name,
       timezone: store.timezone,
-      visits: num(r?.visits),
+      visits: num(r?.visits) + (p?.visits ?? 0),
       uniqueSubjects: uniqueBy.get(store.id) ?? 0,
-      memberVisits: num(r?.member_visits),
-      visitorVisits: num(r?.visitor_visits),
-      newVisitors: num(r?.new_visitors),
+      memberVisits: num(r?.member_visits) + (p?.member_visits ?? 0),
+      visitorVisits: num(r?.visitor_visits) + (p?.visitor_visits ?? 0),
+      newVisitors: num(r?.new_visitors) + (p?.new_visitors ?? 0),
     };
     addVisitCounts(totals, row);
     return row;
