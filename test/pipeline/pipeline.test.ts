@@ -127,6 +127,9 @@ describe('the queued pipeline', () => {
       expect(same?.match.kind).toBe(face.match.kind);
       expect(same?.match.personId ?? same?.match.visitorId).toBe(face.match.personId ?? face.match.visitorId);
     }
+    // Scores and similarities come back as computed, not rounded to two decimals.
+    const values = view.faces.flatMap((f) => [f.score, f.match.similarity]);
+    expect(values.filter((v) => Math.abs(v * 100 - Math.round(v * 100)) > 1e-9).length).toBeGreaterThan(values.length / 2);
     const sightings = await t.env.db('sightings').where({ capture_id: firstVisit.id }).count({ n: '*' });
     expect(Number(sightings[0].n)).toBe(firstVisit.faces.length);
   });
