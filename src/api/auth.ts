@@ -45,12 +45,14 @@ export function authenticate(db: Knex) {
   };
 }
 
+const withArticle = (role: Role) => `${role === 'admin' ? 'an' : 'a'} ${role}`;
+
 /** The caller, if it holds one of `roles`: no key, or a bad one → 401, another role → 403. */
 export function authorize<R extends Role>(ctx: Context, ...roles: R[]): Extract<Principal, { role: R }> {
   const principal = ctx.state.principal as Principal | undefined;
   if (!principal) throw (ctx.state.authFailure as ApiError | undefined) ?? unauthorized();
   if (!(roles as Role[]).includes(principal.role)) {
-    throw new ApiError(403, 'forbidden', `this endpoint needs ${roles.map((role) => `${role === 'admin' ? 'an' : 'a'} ${role}`).join(' or ')} key; this is ${principal.role === 'admin' ? 'an' : 'a'} ${principal.role} key`);
+    throw new ApiError(403, 'forbidden', `this endpoint needs ${roles.map(withArticle).join(' or ')} key; this is ${withArticle(principal.role)} key`);
   }
   return principal as Extract<Principal, { role: R }>;
 }
