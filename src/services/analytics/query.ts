@@ -4,9 +4,9 @@
  * frequency, median visit length). All ranges are [from floored to its bucket, to).
  */
 import type { Knex } from 'knex';
-import { AGE_BUCKETS, type VisitAgg } from './sessionise.js';
-import { addInto, AGE_COLUMNS, contribution, zeroMetrics, type FirstVisit, type Metric, type Metrics, type SubjectKind } from './rollup.js';
-import { firstFromRow, VISIT_COLUMNS, visitFromRow } from './store.js';
+import { AGE_BUCKETS } from './sessionise.js';
+import { AGE_COLUMNS, type Metric, type Metrics } from './rollup.js';
+import { bucketMetrics, groupBySubject, visitsWithFirstVisit, type SubjectVisits } from './store.js';
 import { zone, type Interval, type Zone } from './time.js';
 
 export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
@@ -37,26 +37,11 @@ async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Me
   return { z, starts, labels, lo, byStart };
 }
 
-/** A store's rollup metrics over the visits starting in [from, to): every subject's contribution, summed. */
+/** A store's rollup metrics over the visits starting in [from, to), as a rebuild sums a bucket. */
 async function partialBucket(db: Knex, storeId: string, from: number, to: number): Promise<Metrics> {
-  const rows: Record<string, unknown>[] = await db('visits as v')
-    .leftJoin('analytics_subjects as a', function join() {
-      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
-    })
-    .where('v.store_id', storeId)
-    .where('v.started_at', '>=', new Date(from))
-    .where('v.started_at', '<', new Date(to))
-    .select(...VISIT_COLUMNS.map((c) => `v.${c}`), 'a.first_visit_at', 'a.first_visit_store_id');
-  const subjects = new Map<string, { kind: SubjectKind; first: FirstVisit; visits: VisitAgg[] }>();
-  for (const row of rows) {
-    const visit = visitFromRow(row);
-    const subject = subjects.get(visit.subjectId) ?? { kind: visit.subjectKind, first: firstFromRow(row as never), visits: [] };
-    subject.visits.push(visit);
-    subjects.set(visit.subjectId, subject);
-  }
-  const total = zeroMetrics();
-  for (const { kind, first, visits } of subjects.values()) addInto(total, contribution(visits, kind, first, storeId, from, to));
-  return total;
+  const subjects = new Map<string, SubjectVisits>();
+  for (const row of (await visitsWithFirstVisit(db, storeId, from, to)) as Record<string, unknown>[]) groupBySubject(subjects, row);
+  return bucketMetrics(subjects.values(), storeId, from, to);
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));

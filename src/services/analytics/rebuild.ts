@@ -13,12 +13,13 @@
  * ranges are replaced in one transaction with locking reads, and deadlocks are retried.
  */
 import type { Knex } from 'knex';
-import { contribution, addInto, zeroMetrics, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
+import type { FirstVisit, SubjectKind } from './rollup.js';
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../../storage/transactions.js';
 import {
-  bumpStoreVersions, earlierFirst, firstFromRow, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow, type StoreInfo,
+  bucketMetrics, bumpStoreVersions, earlierFirst, groupBySubject, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow,
+  visitsWithFirstVisit, visitToRow, type StoreInfo, type SubjectVisits,
 } from './store.js';
 
 export type RebuildOptions = { storeId: string; from: Date; to: Date; visitGapMinutes: number; chunkSize?: number };
@@ -168,18 +169,8 @@ export async function recomputeDays(trx: Knex.Transaction, store: StoreInfo, sta
   await bumpStoreVersions(trx, [store.id]);
   await trx('analytics_rollups').where('store_id', store.id)
     .where('bucket_start', '>=', new Date(start)).where('bucket_start', '<', new Date(end)).delete();
-  const rows = await trx('visits as v')
-    .leftJoin('analytics_subjects as a', function join() {
-      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
-    })
-    .where('v.store_id', store.id)
-    .where('v.started_at', '>=', new Date(start))
-    .where('v.started_at', '<', new Date(end))
-    .orderBy('v.started_at')
-    .forShare()
-    .select(...VISIT_COLUMNS.map((c) => `v.${c}`), 'a.first_visit_at', 'a.first_visit_store_id');
-  type Group = { kind: SubjectKind; first: FirstVisit; visits: VisitAgg[] };
-  const byBucket = new Map<string, { granularity: 'hour' | 'day'; b: number; subjects: Map<string, Group> }>();
+  const rows = await visitsWithFirstVisit(trx, store.id, start, end).orderBy('v.started_at').forShare();
+  const byBucket = new Map<string, { granularity: 'hour' | 'day'; b: number; subjects: Map<string, SubjectVisits> }>();
   let day = start;
   let dayEnd = store.zone.nextDay(start);
   let hour = -1;
@@ -196,19 +187,15 @@ export async function recomputeDays(trx: Knex.Transaction, store: StoreInfo, sta
     }
     for (const [granularity, b] of [['day', day], ['hour', hour]] as const) {
       const k = `${granularity}|${b}`;
-      const bucket = byBucket.get(k) ?? { granularity, b, subjects: new Map<string, Group>() };
+      const bucket = byBucket.get(k) ?? { granularity, b, subjects: new Map<string, SubjectVisits>() };
       byBucket.set(k, bucket);
-      const g = bucket.subjects.get(v.subjectId) ?? { kind: v.subjectKind, first: firstFromRow(r), visits: [] };
-      g.visits.push(v);
-      bucket.subjects.set(v.subjectId, g);
+      groupBySubject(bucket.subjects, r, v);
     }
   }
   const out: ReturnType<typeof rollupRow>[] = [];
   for (const { granularity, b, subjects } of byBucket.values()) {
     const e = granularity === 'day' ? store.zone.nextDay(b) : store.zone.nextHour(b);
-    const total: Metrics = zeroMetrics();
-    for (const g of subjects.values()) addInto(total, contribution(g.visits, g.kind, g.first, store.id, b, e));
-    out.push(rollupRow({ storeId: store.id, granularity, bucketStart: b }, total, store.zone));
+    out.push(rollupRow({ storeId: store.id, granularity, bucketStart: b }, bucketMetrics(subjects.values(), store.id, b, e), store.zone));
   }
   for (let j = 0; j < out.length; j += 500) await trx('analytics_rollups').insert(out.slice(j, j + 500));
   return Math.round((end - start) / 86_400_000);

@@ -1,6 +1,6 @@
 /** Row mapping and small SQL helpers shared by the incremental path and the rebuild. */
 import type { Knex } from 'knex';
-import { METRICS, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
+import { addInto, contribution, METRICS, zeroMetrics, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
 import type { VisitAgg } from './sessionise.js';
 import { zone, type Zone } from './time.js';
 
@@ -55,6 +55,35 @@ export function visitToRow(v: VisitAgg, ctx: { storeId: string; merchantId: stri
 export function firstFromRow(row: { first_visit_at: unknown; first_visit_store_id: unknown } | undefined): FirstVisit {
   if (!row || row.first_visit_at === null || row.first_visit_at === undefined) return null;
   return { at: ms(row.first_visit_at), storeId: String(row.first_visit_store_id) };
+}
+
+/** A store's visits starting in [from, to), each row with its subject's first visit at the merchant (first_visit_at, first_visit_store_id). */
+export function visitsWithFirstVisit(db: Knex | Knex.Transaction, storeId: string, from: number, to: number): Knex.QueryBuilder {
+  return db('visits as v')
+    .leftJoin('analytics_subjects as a', function join() {
+      this.on('a.merchant_id', '=', 'v.merchant_id').andOn('a.subject_id', '=', 'v.subject_id');
+    })
+    .where('v.store_id', storeId)
+    .where('v.started_at', '>=', new Date(from))
+    .where('v.started_at', '<', new Date(to))
+    .select(...VISIT_COLUMNS.map((c) => `v.${c}`), 'a.first_visit_at', 'a.first_visit_store_id');
+}
+
+/** One subject's visits in a bucket, with what decides new vs returning. */
+export type SubjectVisits = { kind: SubjectKind; first: FirstVisit; visits: VisitAgg[] };
+
+/** Adds a visitsWithFirstVisit row to its subject's group. */
+export function groupBySubject(subjects: Map<string, SubjectVisits>, row: Record<string, unknown>, visit: VisitRow = visitFromRow(row)): void {
+  const group = subjects.get(visit.subjectId) ?? { kind: visit.subjectKind, first: firstFromRow(row as never), visits: [] };
+  group.visits.push(visit);
+  subjects.set(visit.subjectId, group);
+}
+
+/** A bucket's rollup metrics at a store: every subject's contribution, summed. */
+export function bucketMetrics(subjects: Iterable<SubjectVisits>, storeId: string, bucketStart: number, bucketEnd: number): Metrics {
+  const total = zeroMetrics();
+  for (const { kind, first, visits } of subjects) addInto(total, contribution(visits, kind, first, storeId, bucketStart, bucketEnd));
+  return total;
 }
 
 /** Earlier first visit wins; equal instants are ordered by store id so the choice is deterministic. */
