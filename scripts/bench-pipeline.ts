@@ -5,30 +5,26 @@
  * Also prints the mean handler time of each stage and the CPU each service process spent per image
  * over the timed run (from /proc; MariaDB and Redis are shared with anything else using them).
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
-import { startLocalChroma } from '../src/gallery/local-server.js';
+import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { STAGES } from '../src/queue/contract.js';
-import { createLogger } from '../src/logger.js';
-import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
-import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../src/supervisor.js';
+import { WORKER_GROUPS } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { cpuByPart, cpuSpent } from './process-cpu.js';
+import { defaultDataset } from './dataset.js';
+import { createTenant, percentile, prepareService, startService, uploadAndWait } from './service-harness.js';
 
 const { values: args } = parseArgs({
   options: {
-    dataset: { type: 'string', default: process.env.FACEPERKS_DATASET ?? path.resolve('../shared/faces') },
+    dataset: { type: 'string', default: process.env.FACEPERKS_DATASET ?? defaultDataset() },
     limit: { type: 'string', default: '0' },
     'batch-size': { type: 'string', default: '20' },
   },
 });
 
-const root = path.resolve(import.meta.dirname, '..');
 const IMAGE = /\.(jpe?g|png|webp)$/i;
 
 async function listImages(dir: string): Promise<string[]> {
@@ -39,7 +35,7 @@ async function listImages(dir: string): Promise<string[]> {
     .sort();
 }
 
-async function inProcessLoop(images: Buffer[], config: ReturnType<typeof loadConfig>): Promise<number> {
+async function inProcessLoop(images: Buffer[], config: Config): Promise<number> {
   const options = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: 2 };
   const detector = await createDetector({ ...options, detectThreshold: config.DETECT_THRESHOLD });
   const describer = await createDescriber(options);
@@ -55,55 +51,6 @@ async function inProcessLoop(images: Buffer[], config: ReturnType<typeof loadCon
   await detector.release();
   await describer.release();
   return seconds;
-}
-
-type Json = Record<string, unknown>;
-
-async function call(base: string, key: string, method: string, route: string, body?: Json | FormData): Promise<Json> {
-  const response = await fetch(`${base}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body instanceof FormData || !body ? {} : { 'content-type': 'application/json' }) },
-    body: body instanceof FormData ? body : body ? JSON.stringify(body) : undefined,
-  });
-  const json = (await response.json()) as Json;
-  if (!response.ok) throw new Error(`${method} ${route} -> ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function waitForReady(base: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-  throw new Error('the API did not become ready');
-}
-
-/** Uploads every image in batches and waits until each capture is done or failed. */
-async function upload(base: string, deviceKey: string, images: { name: string; bytes: Buffer }[], batchSize: number) {
-  const latencies: number[] = [];
-  const batchIds: string[] = [];
-  for (let i = 0; i < images.length; i += batchSize) {
-    const form = new FormData();
-    for (const image of images.slice(i, i + batchSize)) form.append("images", new Blob([new Uint8Array(image.bytes)]), image.name);
-    const started = performance.now();
-    const response = await call(base, deviceKey, 'POST', '/v1/captures', form);
-    latencies.push(performance.now() - started);
-    batchIds.push(response.batchId as string);
-  }
-  let failed = 0;
-  for (const batchId of batchIds) {
-    for (;;) {
-      const batch = await call(base, deviceKey, 'GET', `/v1/batches/${batchId}`);
-      if (batch.status === 'done') {
-        failed += batch.failed as number;
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return { latencies, failed };
 }
 
 type StageTotals = Map<string, { count: number; seconds: number }>;
@@ -139,11 +86,6 @@ async function stageDurations(base: string, key: string, before: StageTotals, fi
   }
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 async function main(): Promise<void> {
   const files = await listImages(args.dataset);
   const limit = Number(args.limit);
@@ -151,53 +93,28 @@ async function main(): Promise<void> {
   if (chosen.length === 0) throw new Error(`no images under ${args.dataset}`);
   const images = await Promise.all(chosen.map(async (file) => ({ name: path.basename(file), bytes: await fs.readFile(file) })));
 
-  const suffix = randomBytes(4).toString('hex');
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `faceperks-bench-${suffix}-`));
-  const base = loadConfig();
-  const databaseUrl = new URL(base.DATABASE_URL);
-  databaseUrl.pathname = `/fp_bench_${suffix}`;
-  const port = 3900 + Math.floor(Math.random() * 90);
-  const adminKey = randomBytes(24).toString('hex');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: databaseUrl.toString(),
-    DATA_DIR: dataDir,
-    MODELS_DIR: base.modelsDir,
-    PORT: String(port),
-    QUEUE_PREFIX: `bench${suffix}`,
-    FACEPERKS_ADMIN_KEY: adminKey,
-    LOG_LEVEL: 'warn',
-  };
-  const config = loadConfig(env);
+  const setup = await prepareService('bench');
+  const { config } = setup;
 
   console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process, 2 threads)…`);
   const inProcessSeconds = await inProcessLoop(images.map((image) => image.bytes), config);
 
-  const chroma = await startLocalChroma(path.join(dataDir, 'chroma'), 8790 + Math.floor(Math.random() * 9));
-  env.CHROMA_URL = chroma.url;
-  await ensureDatabase(config);
-  const logger = createLogger('warn', 'bench');
-  const supervisor = new Supervisor(root, env, logger);
+  const service = await startService(setup);
+  const { api, adminKey } = service;
   try {
-    for (const spec of serviceSpecs(root)) supervisor.start(spec);
-    const api = `http://127.0.0.1:${port}`;
-    await waitForReady(api, 60_000);
-
-    const merchant = await call(api, adminKey, 'POST', '/v1/merchants', { name: 'Bench' });
-    const store = await call(api, adminKey, 'POST', '/v1/stores', { merchantId: merchant.id, name: 'Bench store', timezone: 'UTC' });
-    const warmDevice = await call(api, adminKey, 'POST', `/v1/stores/${store.id}/devices`, { name: 'warm-up' });
-    const device = await call(api, adminKey, 'POST', `/v1/stores/${store.id}/devices`, { name: 'bench' });
+    const warmDevice = await createTenant(service, 'Warm-up');
+    const { deviceKey } = await createTenant(service, 'Bench');
 
     console.log('queued pipeline: warming up the workers…');
     const warmUp = images.slice(0, 6);
-    const warmUpFailed = (await upload(api, warmDevice.key as string, warmUp, warmUp.length)).failed;
+    const warmUpFailed = (await uploadAndWait(api, warmDevice.deviceKey, warmUp, warmUp.length)).failed;
     console.log(`queued pipeline over ${images.length} images (api + ${WORKER_GROUPS.length} worker processes)…`);
     // Once the warm-up shows in the published metrics, so that none of it counts in the run.
     const stagesBefore = await stageDurations(api, adminKey, new Map(), warmUp.length - warmUpFailed);
     const cpuBefore = cpuByPart();
     const benchCpu = process.cpuUsage();
     const started = performance.now();
-    const { latencies, failed } = await upload(api, device.key as string, images, Number(args['batch-size']));
+    const { latencies, failed } = await uploadAndWait(api, deviceKey, images, Number(args['batch-size']));
     const pipelineSeconds = (performance.now() - started) / 1000;
     const cpu = cpuSpent(cpuBefore, cpuByPart());
     const benchUsed = process.cpuUsage(benchCpu);
@@ -226,12 +143,7 @@ async function main(): Promise<void> {
       console.log(`| all | ${(total / images.length).toFixed(1)} |`);
     }
   } finally {
-    await supervisor.stop(10_000);
-    await chroma.stop();
-    const db = connectDatabase(config, { min: 0, max: 1 });
-    await db.raw('DROP DATABASE IF EXISTS ??', [config.databaseName]);
-    await db.destroy();
-    await fs.rm(dataDir, { recursive: true, force: true });
+    await service.stop();
   }
 }
 

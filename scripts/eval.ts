@@ -21,8 +21,9 @@ import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { cosineSimilarity, createDescriber, createDetector, type DescribedFace, type PackName } from '../src/vision/index.js';
 import { acceptRate, bestMatch, rocAuc, thresholdAtFar } from '../src/vision/metrics.js';
+import { defaultDataset, isLabelled, readManifest, type ManifestRow } from './dataset.js';
 
-type Row = { path: string; identity: string; folder: string };
+type Row = ManifestRow;
 type Result = Row & { faces: number; error?: string; face?: DescribedFace };
 
 function arg(name: string): string | undefined {
@@ -30,28 +31,6 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-export function defaultDataset(): string {
-  const shared = process.env.FACEPERKS_SHARED_DIR ?? path.resolve(import.meta.dirname, '../../shared');
-  return path.join(shared, 'faces');
-}
-
-export function readManifest(dataset: string): Row[] {
-  const manifest = path.join(dataset, 'MANIFEST.tsv');
-  if (!fs.existsSync(manifest)) throw new Error(`no MANIFEST.tsv in ${dataset}`);
-  const lines = fs.readFileSync(manifest, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines[0].split('\t');
-  const pi = header.indexOf('path');
-  const ii = header.indexOf('identity');
-  if (pi < 0 || ii < 0) throw new Error(`${manifest} needs columns path and identity`);
-  return lines
-    .slice(1)
-    .map((l) => l.split('\t'))
-    .map((c) => ({ path: c[pi], identity: c[ii], folder: c[pi].split('/')[0] }))
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
-const SPECIAL = new Set(['none', 'group', 'unlabelled']);
-const isLabelled = (r: Row) => !SPECIAL.has(r.identity);
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const round = (x: number, d = 4) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 

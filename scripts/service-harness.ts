@@ -1,0 +1,155 @@
+/**
+ * The whole service as `npm start` runs it (API, every worker process, a local Chroma), started for
+ * a benchmark or an evaluation on a throwaway database, data folder and queue prefix, and driven
+ * through its public HTTP API only. Needs MariaDB and Redis.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type Config } from '../src/config.js';
+import { startLocalChroma } from '../src/gallery/local-server.js';
+import { createLogger } from '../src/logger.js';
+import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
+import { serviceSpecs, Supervisor } from '../src/supervisor.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+export type Json = Record<string, unknown>;
+
+/** Where a throwaway service lives; `config` is what its processes will read. */
+export type ServiceSetup = { env: NodeJS.ProcessEnv; config: Config; adminKey: string; dataDir: string };
+
+export type RunningService = ServiceSetup & { api: string; stop(): Promise<void> };
+
+export type Tenant = { merchantId: string; storeId: string; merchantKey: string; deviceKey: string };
+
+export async function prepareService(label: string, overrides: NodeJS.ProcessEnv = {}): Promise<ServiceSetup> {
+  const suffix = randomBytes(4).toString('hex');
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `faceperks-${label}-${suffix}-`));
+  const base = loadConfig();
+  const databaseUrl = new URL(base.DATABASE_URL);
+  databaseUrl.pathname = `/fp_${label}_${suffix}`;
+  const adminKey = randomBytes(24).toString('hex');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl.toString(),
+    DATA_DIR: dataDir,
+    MODELS_DIR: base.modelsDir,
+    PORT: String(3900 + Math.floor(Math.random() * 90)),
+    QUEUE_PREFIX: `${label}${suffix}`,
+    FACEPERKS_ADMIN_KEY: adminKey,
+    LOG_LEVEL: 'warn',
+    ...overrides,
+  };
+  return { env, config: loadConfig(env), adminKey, dataDir };
+}
+
+/** Starts Chroma and every process of the service; resolves once /readyz answers. */
+export async function startService(setup: ServiceSetup): Promise<RunningService> {
+  const { env, config, dataDir } = setup;
+  const chroma = await startLocalChroma(path.join(dataDir, 'chroma'), 8790 + Math.floor(Math.random() * 9));
+  env.CHROMA_URL = chroma.url;
+  await ensureDatabase(config);
+  const supervisor = new Supervisor(root, env, createLogger('warn', 'harness'));
+  const stop = async () => {
+    await supervisor.stop(10_000);
+    await chroma.stop();
+    const db = connectDatabase(config, { min: 0, max: 1 });
+    await db.raw('DROP DATABASE IF EXISTS ??', [config.databaseName]);
+    await db.destroy();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  };
+  const api = `http://127.0.0.1:${env.PORT}`;
+  try {
+    for (const spec of serviceSpecs(root)) supervisor.start(spec);
+    await waitForReady(api, 60_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { ...setup, api, stop };
+}
+
+export class ApiCallError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Json,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function call(base: string, key: string, method: string, route: string, body?: Json | FormData): Promise<Json> {
+  const response = await fetch(`${base}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body instanceof FormData || !body ? {} : { 'content-type': 'application/json' }) },
+    body: body instanceof FormData ? body : body ? JSON.stringify(body) : undefined,
+  });
+  const json = (await response.json()) as Json;
+  if (!response.ok) throw new ApiCallError(response.status, json, `${method} ${route} -> ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function waitForReady(base: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  throw new Error('the API did not become ready');
+}
+
+/** A merchant with its key, one store and one device of it. */
+export async function createTenant(service: RunningService, name: string, timezone = 'UTC'): Promise<Tenant> {
+  const { api, adminKey } = service;
+  const merchant = await call(api, adminKey, 'POST', '/v1/merchants', { name });
+  const { key: merchantKey } = await call(api, adminKey, 'POST', `/v1/merchants/${merchant.id}/keys`);
+  const store = await call(api, adminKey, 'POST', '/v1/stores', { merchantId: merchant.id, name: `${name} store`, timezone });
+  const device = await call(api, adminKey, 'POST', `/v1/stores/${store.id}/devices`, { name: `${name} robot` });
+  return { merchantId: merchant.id as string, storeId: store.id as string, merchantKey: merchantKey as string, deviceKey: device.key as string };
+}
+
+export type Upload = { name: string; bytes: Buffer; capturedAt?: string };
+
+/**
+ * Uploads the images in requests of `batchSize` and waits until every capture is done or failed.
+ * Returns each request's latency, and per image (in the order given) its capture id, or the code it
+ * was refused with at intake.
+ */
+export async function uploadAndWait(base: string, deviceKey: string, images: Upload[], batchSize: number) {
+  const latencies: number[] = [];
+  const batchIds: string[] = [];
+  const outcomes: ({ captureId: string } | { rejected: string })[] = [];
+  for (let i = 0; i < images.length; i += batchSize) {
+    const form = new FormData();
+    const chunk = images.slice(i, i + batchSize);
+    if (chunk.every((image) => image.capturedAt)) for (const image of chunk) form.append('capturedAt', image.capturedAt!);
+    for (const image of chunk) form.append('images', new Blob([new Uint8Array(image.bytes)]), image.name);
+    const started = performance.now();
+    const response = await call(base, deviceKey, 'POST', '/v1/captures', form);
+    latencies.push(performance.now() - started);
+    batchIds.push(response.batchId as string);
+    for (const capture of response.captures as { id: string; index: number }[]) outcomes[i + capture.index] = { captureId: capture.id };
+    for (const refusal of response.rejected as { index: number; error: { code: string } }[]) outcomes[i + refusal.index] = { rejected: refusal.error.code };
+  }
+  let failed = 0;
+  for (const batchId of batchIds) {
+    for (;;) {
+      const batch = await call(base, deviceKey, 'GET', `/v1/batches/${batchId}`);
+      if (batch.status === 'done') {
+        failed += batch.failed as number;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return { latencies, failed, outcomes };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
