@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPipelineMetrics, timingsObserver } from '../../src/metrics/pipeline-metrics.js';
-import { publishRegistry, readPublishedMetrics } from '../../src/metrics/published-registry.js';
+import { metricsHashKey, publishRegistry, readPublishedMetrics } from '../../src/metrics/published-registry.js';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 afterAll(() => redis.disconnect());
@@ -27,6 +27,27 @@ describe('worker metrics published through Redis', () => {
     expect(text).toContain('faceperks_stage_duration_seconds_count{stage="detect",outcome="ok"} 2');
     expect(text).toContain('faceperks_stage_duration_seconds_bucket{le="0.025",stage="detect",outcome="ok"} 1');
     expect(await readPublishedMetrics(redis, `${prefix}none`)).toBe('');
+    await redis.del(metricsHashKey(prefix));
+  });
+
+  it('leaves out, and drops, the metrics of a process that stopped publishing 30 s ago', async () => {
+    const prefix = `fpmetrics${randomBytes(3).toString('hex')}`;
+    const live = createPipelineMetrics();
+    live.matchOutcomes.inc({ outcome: 'member' }, 2);
+    const gone = createPipelineMetrics();
+    gone.matchOutcomes.inc({ outcome: 'member' }, 7);
+    const stale = { publishedAt: Date.now() - 31_000, metrics: await gone.registry.getMetricsAsJSON() };
+    await redis.hset(metricsHashKey(prefix), 'old-host:1:match', JSON.stringify(stale));
+    const stop = publishRegistry(redis, prefix, 'match', live.registry);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const text = await readPublishedMetrics(redis, prefix);
+    stop();
+
+    expect(text).toContain('faceperks_match_outcomes_total{outcome="member"} 2');
+    expect(await redis.hexists(metricsHashKey(prefix), 'old-host:1:match')).toBe(0);
+    expect(await redis.hlen(metricsHashKey(prefix))).toBe(1);
+    await redis.del(metricsHashKey(prefix));
   });
 
   it('observes per-call deltas of cumulative model timings', async () => {
