@@ -15,7 +15,7 @@ import { WORKER_GROUPS } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { cpuByPart, cpuSpent } from './process-cpu.js';
 import { defaultDataset } from './dataset.js';
-import { createTenant, percentile, prepareService, startService, uploadAndWait } from './service-harness.js';
+import { addDevice, createTenant, percentile, prepareService, startService, uploadAndWait } from './service-harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   if (chosen.length === 0) throw new Error(`no images under ${args.dataset}`);
   const images = await Promise.all(chosen.map(async (file) => ({ name: path.basename(file), bytes: await fs.readFile(file) })));
 
-  const setup = await prepareService('bench');
+  const setup = prepareService('bench');
   const { config } = setup;
 
   console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process, 2 threads)…`);
@@ -102,19 +102,20 @@ async function main(): Promise<void> {
   const service = await startService(setup);
   const { api, adminKey } = service;
   try {
-    const warmDevice = await createTenant(service, 'Warm-up');
-    const { deviceKey } = await createTenant(service, 'Bench');
+    // The warm-up's robot is in the same store: the timed run starts with the store's collections made.
+    const tenant = await createTenant(service, 'Bench');
+    const warmUpDeviceKey = await addDevice(service, tenant.storeId, 'warm-up');
 
     console.log('queued pipeline: warming up the workers…');
     const warmUp = images.slice(0, 6);
-    const warmUpFailed = (await uploadAndWait(api, warmDevice.deviceKey, warmUp, warmUp.length)).failed;
+    const warmUpFailed = (await uploadAndWait(api, warmUpDeviceKey, warmUp, warmUp.length)).failed;
     console.log(`queued pipeline over ${images.length} images (api + ${WORKER_GROUPS.length} worker processes)…`);
     // Once the warm-up shows in the published metrics, so that none of it counts in the run.
     const stagesBefore = await stageDurations(api, adminKey, new Map(), warmUp.length - warmUpFailed);
     const cpuBefore = cpuByPart();
     const benchCpu = process.cpuUsage();
     const started = performance.now();
-    const { latencies, failed } = await uploadAndWait(api, deviceKey, images, Number(args['batch-size']));
+    const { latencies, failed } = await uploadAndWait(api, tenant.deviceKey, images, Number(args['batch-size']));
     const pipelineSeconds = (performance.now() - started) / 1000;
     const cpu = cpuSpent(cpuBefore, cpuByPart());
     const benchUsed = process.cpuUsage(benchCpu);

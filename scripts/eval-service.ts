@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   const repeated = [...byIdentity.keys()].filter((identity) => byIdentity.get(identity)!.length >= 2).sort();
   const memberIdentities = new Set(repeated.filter((_, i) => i % 2 === 0));
 
-  const service = await startService(await prepareService('evalsvc'));
+  const service = await startService(prepareService('evalsvc'));
   try {
     const tenant = await createTenant(service, 'Eval');
     console.log(`eval:service over ${rows.length} photos of ${dataset}: enrolling ${memberIdentities.size} members…`);

@@ -24,9 +24,10 @@ export type RunningService = ServiceSetup & { api: string; stop(): Promise<void>
 
 export type Tenant = { merchantId: string; storeId: string; merchantKey: string; deviceKey: string };
 
-export async function prepareService(label: string, overrides: NodeJS.ProcessEnv = {}): Promise<ServiceSetup> {
+/** Names the service's database, folder (created when it starts), port and queue prefix. */
+export function prepareService(label: string, overrides: NodeJS.ProcessEnv = {}): ServiceSetup {
   const suffix = randomBytes(4).toString('hex');
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `faceperks-${label}-${suffix}-`));
+  const dataDir = path.join(os.tmpdir(), `faceperks-${label}-${suffix}`);
   const base = loadConfig();
   const databaseUrl = new URL(base.DATABASE_URL);
   databaseUrl.pathname = `/fp_${label}_${suffix}`;
@@ -48,6 +49,7 @@ export async function prepareService(label: string, overrides: NodeJS.ProcessEnv
 /** Starts Chroma and every process of the service; resolves once /readyz answers. */
 export async function startService(setup: ServiceSetup): Promise<RunningService> {
   const { env, config, dataDir } = setup;
+  await fs.mkdir(dataDir, { recursive: true });
   const chroma = await startLocalChroma(path.join(dataDir, 'chroma'), 8790 + Math.floor(Math.random() * 9));
   env.CHROMA_URL = chroma.url;
   await ensureDatabase(config);
@@ -102,14 +104,19 @@ async function waitForReady(base: string, timeoutMs: number): Promise<void> {
   throw new Error('the API did not become ready');
 }
 
+export async function addDevice(service: RunningService, storeId: string, name: string): Promise<string> {
+  const device = await call(service.api, service.adminKey, 'POST', `/v1/stores/${storeId}/devices`, { name });
+  return device.key as string;
+}
+
 /** A merchant with its key, one store and one device of it. */
 export async function createTenant(service: RunningService, name: string, timezone = 'UTC'): Promise<Tenant> {
   const { api, adminKey } = service;
   const merchant = await call(api, adminKey, 'POST', '/v1/merchants', { name });
   const { key: merchantKey } = await call(api, adminKey, 'POST', `/v1/merchants/${merchant.id}/keys`);
   const store = await call(api, adminKey, 'POST', '/v1/stores', { merchantId: merchant.id, name: `${name} store`, timezone });
-  const device = await call(api, adminKey, 'POST', `/v1/stores/${store.id}/devices`, { name: `${name} robot` });
-  return { merchantId: merchant.id as string, storeId: store.id as string, merchantKey: merchantKey as string, deviceKey: device.key as string };
+  const deviceKey = await addDevice(service, store.id as string, `${name} robot`);
+  return { merchantId: merchant.id as string, storeId: store.id as string, merchantKey: merchantKey as string, deviceKey };
 }
 
 export type Upload = { name: string; bytes: Buffer; capturedAt?: string };
