@@ -28,6 +28,18 @@ export class ChromaRequestError extends Error {
   }
 }
 
+/**
+ * Chroma 1.0's local server answers a query on a merchant's collection 500 "Error creating hnsw
+ * segment reader: Nothing found on disk" for a moment after the collection's first writes (1-3
+ * times per new merchant in `npm run eval:service`). Retried here after 50, 100 and 150 ms rather
+ * than failing the job into a second of queue backoff.
+ */
+const INDEX_RETRIES = 3;
+const INDEX_RETRY_MS = 50;
+
+const isIndexNotYetOnDisk = (error: unknown) =>
+  error instanceof ChromaRequestError && error.status === 500 && /hnsw segment reader: Nothing found on disk/.test(error.message);
+
 const TENANT = 'default_tenant';
 const DATABASE = 'default_database';
 /** A request Chroma has not answered by then fails (the job retries); idle pooled sockets close after it too. */
@@ -60,15 +72,21 @@ export class ChromaRecords {
     await this.post(collectionId, 'upsert', { ids, embeddings: embeddings.map((embedding) => Array.from(embedding)), metadatas });
   }
 
-  /** Both calls are idempotent: one that met a pooled socket the server had just closed is sent again. */
+  /**
+   * Both calls are idempotent: one that met a pooled socket the server had just closed is sent again,
+   * and so is one refused while a new collection's index is not yet on disk (below).
+   */
   private async post(collectionId: string, action: 'query' | 'upsert', body: unknown): Promise<unknown> {
     const payload = Buffer.from(JSON.stringify(body));
     const path = `/api/v2/tenants/${TENANT}/databases/${DATABASE}/collections/${encodeURIComponent(collectionId)}/${action}`;
-    try {
-      return await this.send(path, payload);
-    } catch (error) {
-      if (!(error instanceof StaleSocketError)) throw error;
-      return this.send(path, payload);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send(path, payload);
+      } catch (error) {
+        if (error instanceof StaleSocketError && attempt === 1) continue;
+        if (!isIndexNotYetOnDisk(error) || attempt > INDEX_RETRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, INDEX_RETRY_MS * attempt));
+      }
     }
   }
 
