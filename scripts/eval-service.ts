@@ -65,21 +65,19 @@ function shuffle<T>(items: T[], seed: number): T[] {
 
 const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 10_000) / 10_000 : null);
 
-function largestFace(capture: Capture | undefined): CaptureFace | undefined {
-  let best: CaptureFace | undefined;
-  for (const face of capture?.faces ?? []) if (!best || face.box.width * face.box.height > best.box.width * best.box.height) best = face;
+function largestFace<F extends { box: { width: number; height: number } }>(faces: F[]): F | undefined {
+  let best: F | undefined;
+  for (const face of faces) if (!best || face.box.width * face.box.height > best.box.width * best.box.height) best = face;
   return best;
 }
 
-/** Runs `task` over `items` with at most `limit` at once, keeping the order of the results. */
-async function mapLimited<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let nextIndex = 0;
+/** Runs `task` over `items` with at most `limit` at once. */
+async function forEachLimited<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
   const lane = async () => {
-    for (let i = nextIndex++; i < items.length; i = nextIndex++) results[i] = await task(items[i]);
+    for (let i = next++; i < items.length; i = next++) await task(items[i]);
   };
   await Promise.all(Array.from({ length: limit }, lane));
-  return results;
 }
 
 async function enrolMembers(service: RunningService, tenant: Tenant, dataset: string, members: Map<string, ManifestRow[]>) {
@@ -155,7 +153,7 @@ async function identifyAll(service: RunningService, tenant: Tenant, dataset: str
       faces = [];
     }
     latencies.push(performance.now() - started);
-    const face = faces.reduce<(typeof faces)[number] | undefined>((a, f) => (!a || f.box.width * f.box.height > a.box.width * a.box.height ? f : a), undefined);
+    const face = largestFace(faces);
     if (!face) continue;
     const top = face.matches[0]?.personId;
     if (probe.role === 'member') {
@@ -194,7 +192,7 @@ async function consistency(service: RunningService, tenant: Tenant, probes: Prob
     { figure: 'visits', captures: sightings.length, analytics: sum('visits') },
     { figure: 'member visits', captures: memberSightings.length, analytics: sum('memberVisits') },
     { figure: 'new visitors', captures: new Set(sightings.flatMap((m) => (m.visitorId ? [m.visitorId] : []))).size, analytics: sum('newVisitors') },
-    { figure: 'members whose points = 5 x sightings', captures: personOf.size, analytics: pointsAgree },
+    { figure: `members whose points = ${service.config.PERK_POINTS} x sightings`, captures: personOf.size, analytics: pointsAgree },
   ];
   return { rows, agree: rows.every((r) => r.captures === r.analytics) };
 }
@@ -230,7 +228,7 @@ async function main(): Promise<void> {
     const { latencies, outcomes } = await uploadAndWait(service.api, tenant.deviceKey, uploads, Number(args['batch-size']));
     const seconds = (performance.now() - started) / 1000;
     outcomes.forEach((outcome, i) => Object.assign(probes[i], outcome));
-    await mapLimited(probes, 8, async (probe) => {
+    await forEachLimited(probes, 8, async (probe) => {
       if (probe.captureId) probe.capture = (await call(service.api, tenant.deviceKey, 'GET', `/v1/captures/${probe.captureId}`)) as unknown as Capture;
     });
 
@@ -243,10 +241,10 @@ async function main(): Promise<void> {
     const faceless = probes.filter((p) => p.identity === 'none' && p.capture?.status === 'done');
     const groups = probes.filter((p) => p.identity === 'group' && p.capture?.status === 'done');
     const memberProbes = probes.filter((p) => p.role === 'member' && p.capture?.status === 'done');
-    const memberFaces = memberProbes.map((p) => ({ probe: p, match: largestFace(p.capture)?.match })).filter((m) => m.match !== undefined);
+    const memberFaces = memberProbes.map((p) => ({ probe: p, match: largestFace(p.capture!.faces)?.match })).filter((m) => m.match !== undefined);
     const strangerProbes = probes.filter((p) => p.role === 'stranger' && p.capture?.status === 'done');
     const strangerMatches = strangerProbes.flatMap((p) => {
-      const match = largestFace(p.capture)?.match;
+      const match = largestFace(p.capture!.faces)?.match;
       return match ? [{ identity: p.identity, match }] : [];
     });
     const expected = (p: Probe) => personOf.get(p.identity);
