@@ -27,7 +27,7 @@ const number = (output: string, pattern: RegExp): string => pattern.exec(output)
 const BENCHES: Bench[] = [
   {
     name: 'vision',
-    args: (json) => ['--colour', '--json', json, ...(args.quick ? ['--repeat', '1', '--modes', 'overlap,procs'] : [])],
+    args: (json) => ['--colour', '--json', json, ...(args.quick ? ['--repeat', '1', '--passes', '1', '--modes', 'overlap,procs'] : [])],
     headlines: (_, json) => {
       const modes = fs.existsSync(json) ? (JSON.parse(fs.readFileSync(json, 'utf8')).modes as { mode: string; imagesPerSecond: number }[]) : [];
       const rate = (mode: string) => modes.find((m) => m.mode === mode)?.imagesPerSecond.toFixed(1) ?? 'n/a';
