@@ -1,6 +1,6 @@
 /**
  * `npm run bench:pipeline [-- --dataset DIR --limit N]`: images per second through the whole queued
- * pipeline (HTTP intake, every stage in its own process, as `npm start` runs them) against a plain
+ * pipeline (HTTP intake, every stage, as `npm start` runs them) against a plain
  * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself.
  * Also prints the mean handler time of each stage and the CPU each service process spent per image
  * over the timed run (from /proc; MariaDB and Redis are shared with anything else using them).
@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { STAGES } from '../src/queue/contract.js';
-import { WORKER_GROUPS } from '../src/supervisor.js';
+import { workerGroups } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { cpuByPart, cpuSpent } from './process-cpu.js';
 import { defaultDataset } from './dataset.js';
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     console.log('queued pipeline: warming up the workers…');
     const warmUp = images.slice(0, 6);
     const warmUpFailed = (await uploadAndWait(api, warmUpDeviceKey, warmUp, warmUp.length)).failed;
-    console.log(`queued pipeline over ${images.length} images (api + ${WORKER_GROUPS.length} worker processes)…`);
+    console.log(`queued pipeline over ${images.length} images (api + ${workerGroups(config.PIPELINE_PROCESSES).length} worker processes)…`);
     // Once the warm-up shows in the published metrics, so that none of it counts in the run.
     const stagesBefore = await stageDurations(api, adminKey, new Map(), warmUp.length - warmUpFailed);
     const cpuBefore = cpuByPart();

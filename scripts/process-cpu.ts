@@ -4,6 +4,7 @@
  * command line; MariaDB and Redis are added as shared (other clients' load lands there too).
  */
 import fs from 'node:fs';
+import { PIPELINE_WORKERS } from '../src/supervisor.js';
 
 const TICKS_PER_SECOND = 100;
 
@@ -12,7 +13,10 @@ type ProcessStat = { pid: number; parent: number; cpuMs: number; part?: string }
 /** Service part of a command line, or undefined for a process that is not part of the service. */
 function partOf(argv: string[]): string | undefined {
   const runner = argv.findIndex((a) => a.endsWith('workers/runner.ts'));
-  if (runner >= 0) return argv.slice(runner + 1).join('+');
+  if (runner >= 0) {
+    const workers = argv.slice(runner + 1).join('+');
+    return workers === PIPELINE_WORKERS.join('+') ? 'pipeline processes (all stages)' : workers;
+  }
   const line = argv.join(' ');
   if (line.includes('src/api/main.ts')) return 'api';
   if (/\bchroma\b.*\brun\b/.test(line)) return 'chroma';

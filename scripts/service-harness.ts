@@ -64,7 +64,7 @@ export async function startService(setup: ServiceSetup): Promise<RunningService>
   };
   const api = `http://127.0.0.1:${env.PORT}`;
   try {
-    for (const spec of serviceSpecs(root)) supervisor.start(spec);
+    for (const spec of serviceSpecs(root, config)) supervisor.start(spec);
     await waitForReady(api, 60_000);
   } catch (error) {
     await stop();

@@ -36,6 +36,8 @@ const schema = z.object({
    */
   MEMBER_THRESHOLD: unitInterval.default(0.4),
   VISITOR_THRESHOLD: unitInterval.default(0.42),
+  /** Worker processes of `npm start` that run every pipeline stage (see src/supervisor.ts). */
+  PIPELINE_PROCESSES: positiveInt.default(2),
   /** onnxruntime intra-op threads per session in a worker process. */
   INFERENCE_THREADS: positiveInt.default(1),
   /**

@@ -1,7 +1,7 @@
 /**
  * `npm start`: everything on one machine. Creates the database if missing, migrates, starts the
- * bundled Chroma unless CHROMA_URL is set, then the API and one worker process per stage, all
- * supervised. Ctrl-C / SIGTERM drains and stops everything; a second signal exits at once.
+ * bundled Chroma unless CHROMA_URL is set, then the API and the worker processes, all supervised.
+ * Ctrl-C / SIGTERM drains and stops everything; a second signal exits at once.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   }
 
   const supervisor = new Supervisor(root, env, logger);
-  for (const spec of serviceSpecs(root)) supervisor.start(spec);
+  for (const spec of serviceSpecs(root, config)) supervisor.start(spec);
   logger.info({ port: config.PORT }, `FacePerks running: http://127.0.0.1:${config.PORT} (Bull Board at /admin/queues)`);
 
   let stopping = false;

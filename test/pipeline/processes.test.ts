@@ -1,12 +1,12 @@
 /**
- * The service as `npm start` runs it — the API and one supervised process per stage — losing
+ * The service as `npm start` runs it — the API and its supervised worker processes — losing
  * nothing when workers are stopped gracefully or killed mid-job.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { serviceSpecs, Supervisor, WORKER_GROUPS } from '../../src/supervisor.js';
+import { serviceSpecs, Supervisor, workerGroups } from '../../src/supervisor.js';
 import { multipart } from '../api/support.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { freePort } from '../support/global-setup.js';
@@ -70,7 +70,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'error',
   };
   supervisor = new Supervisor(root, childEnv, createLogger('silent', 'test-supervisor'));
-  for (const spec of serviceSpecs(root)) supervisor.start(spec);
+  for (const spec of serviceSpecs(root, env.config)) supervisor.start(spec);
   await waitFor(() => fetch(`${api}/readyz`).then((r) => r.ok, () => false), 90_000, 'the API to be ready');
 }, 120_000);
 
@@ -90,7 +90,7 @@ describe('supervised worker processes', () => {
     const ids = await uploadFixtures(await newDevice('robot-term'));
 
     await waitFor(async () => (await statuses(ids)).some((s) => s !== 'queued'), 60_000, 'processing to start');
-    for (const group of WORKER_GROUPS) supervisor.signal(group.join('+'), 'SIGTERM');
+    for (const group of workerGroups(env.config.PIPELINE_PROCESSES)) expect(supervisor.signal(group.name, 'SIGTERM')).toBe(true);
 
     await expectAllDoneOnce(ids);
   });
@@ -98,7 +98,7 @@ describe('supervised worker processes', () => {
   it('recovers the jobs of workers killed mid-job (SIGKILL), once their locks expire', async () => {
     const ids = await uploadFixtures(await newDevice('robot-kill'));
     await waitFor(async () => (await statuses(ids)).some((s) => s === 'processing'), 60_000, 'processing to start');
-    for (const name of ['detect', 'embed', 'match', 'aggregate+maintenance']) supervisor.signal(name, 'SIGKILL');
+    for (const name of ['pipeline-1', 'pipeline-2']) expect(supervisor.signal(name, 'SIGKILL')).toBe(true);
 
     await expectAllDoneOnce(ids);
   });
