@@ -13,7 +13,7 @@ export function aggregateStage({ config, blobs, pipeline, metrics, db, queues }:
     concurrency: 2,
     async handle({ captureId, run, facesKey, matches }) {
       const faces = await readFaces(blobs, facesKey);
-      await pipeline.saveResults(
+      const { capture } = await pipeline.saveResults(
         { captureId, run, faces, matches },
         {
           lock: (trx, subjects) => lockSubjects(trx, subjects),
@@ -28,7 +28,6 @@ export function aggregateStage({ config, blobs, pipeline, metrics, db, queues }:
         },
       );
       // After the commit, and again on a redelivery: the deterministic job ids deliver each once.
-      const capture = await pipeline.capture(captureId);
       if (capture) await queueRecognitionEvents({ db, queues }, capture, run, matches);
       metrics.facesPerCapture.observe(faces.length);
       await deleteWorkFiles(blobs, captureId, run);

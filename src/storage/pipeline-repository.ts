@@ -31,6 +31,8 @@ export type ResultsHooks = {
   recorded(trx: Knex.Transaction, sightings: SightingRecord[]): Promise<void>;
 };
 
+export type SavedResults = { saved: boolean; capture: CaptureRow | undefined };
+
 export type CaptureRow = {
   id: string;
   batch_id: string;
@@ -128,9 +130,10 @@ export class PipelineRepository implements CaptureProgress {
 
   /**
    * Writes a capture's faces and sightings and marks it done, all in one transaction that first
-   * locks the capture row: a redelivered job finds the capture final and writes nothing.
+   * locks the capture row: a redelivered job finds the capture final and writes nothing. Returns
+   * whether it wrote, and the capture row as it read it (undefined when the capture is gone).
    */
-  async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, hooks: ResultsHooks): Promise<boolean> {
+  async saveResults(input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] }, hooks: ResultsHooks): Promise<SavedResults> {
     return retryOnLockConflict(
       () => this.db.transaction((trx) => this.writeResults(trx, input, hooks), READ_COMMITTED),
       RESULTS_ATTEMPTS,
@@ -142,10 +145,10 @@ export class PipelineRepository implements CaptureProgress {
     trx: Knex.Transaction,
     input: { captureId: string; run: number; faces: StoredFace[]; matches: FaceMatch[] },
     hooks: ResultsHooks,
-  ): Promise<boolean> {
+  ): Promise<SavedResults> {
     const { captureId, run, faces, matches } = input;
     const capture = await trx<CaptureRow>('captures').where({ id: captureId }).forUpdate().first();
-    if (!capture || capture.run !== run || !OPEN.includes(capture.status as (typeof OPEN)[number])) return false;
+    if (!capture || capture.run !== run || !OPEN.includes(capture.status as (typeof OPEN)[number])) return { saved: false, capture };
 
     const matchOf = new Map(matches.map((match) => [match.faceIndex, match]));
     const faceId = (index: number) => deterministicId(`face:${captureId}:${index}`);
@@ -241,6 +244,6 @@ export class PipelineRepository implements CaptureProgress {
       error_message: null,
       updated_at: trx.raw('CURRENT_TIMESTAMP(3)'),
     });
-    return true;
+    return { saved: true, capture };
   }
 }

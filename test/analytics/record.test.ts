@@ -200,7 +200,7 @@ describe('recordSightings', () => {
       while (next < captures.length) {
         const { id, subject } = captures[next++];
         const match = { faceIndex: 0, kind: subject.kind, subjectId: subject.id, similarity: 0.9, newVisitor: false };
-        expect(await repository.saveResults({ captureId: id, run: 0, faces: [face], matches: [match] }, hooks)).toBe(true);
+        expect((await repository.saveResults({ captureId: id, run: 0, faces: [face], matches: [match] }, hooks)).saved).toBe(true);
       }
     }));
     const done = await env.db('captures').where({ store_id: t.storeIds[0], status: 'done' }).count({ n: '*' }).first();

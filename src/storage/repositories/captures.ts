@@ -67,7 +67,7 @@ async function recordUploadOnce(
     created_at: receivedAt,
   });
   const captures: RecordedCapture[] = [];
-  const linked = new Set<string>();
+  const linked = new Map<string, number>();
   for (const file of files) {
     const id = randomUUID();
     let recorded: RecordedCapture;
@@ -108,11 +108,11 @@ async function recordUploadOnce(
         errorMessage: existing.error_message,
       };
     }
-    if (!linked.has(recorded.id)) {
-      linked.add(recorded.id);
-      await trx('batch_captures').insert({ batch_id: batchId, capture_id: recorded.id, position: linked.size - 1 });
-    }
+    if (!linked.has(recorded.id)) linked.set(recorded.id, linked.size);
     captures.push(recorded);
+  }
+  if (linked.size > 0) {
+    await trx('batch_captures').insert([...linked].map(([captureId, position]) => ({ batch_id: batchId, capture_id: captureId, position })));
   }
   return { batchId, captures };
 }
