@@ -14,7 +14,7 @@ import { STAGES } from '../src/queue/contract.js';
 import { workerGroups } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { cpuByPart, cpuSpent } from './process-cpu.js';
-import { defaultDataset } from './dataset.js';
+import { defaultDataset, listPhotos } from './dataset.js';
 import { addDevice, createTenant, percentile, prepareService, startService, uploadAndWait } from './service-harness.js';
 
 const { values: args } = parseArgs({
@@ -25,15 +25,8 @@ const { values: args } = parseArgs({
   },
 });
 
-const IMAGE = /\.(jpe?g|png|webp)$/i;
-
-async function listImages(dir: string): Promise<string[]> {
-  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile() && IMAGE.test(entry.name))
-    .map((entry) => path.join(entry.parentPath, entry.name))
-    .sort();
-}
+/** The pipeline's benchmark set: the dataset's JPEG, PNG and WebP photos (robots send those). */
+const CAMERA_FORMAT = /\.(jpe?g|png|webp)$/i;
 
 /**
  * Seconds of each of `runs` passes of a plain loop over the images (after a warm-up): the
@@ -94,7 +87,7 @@ async function stageDurations(base: string, key: string, before: StageTotals, fi
 }
 
 async function main(): Promise<void> {
-  const files = await listImages(args.dataset);
+  const files = listPhotos(args.dataset).filter((file) => CAMERA_FORMAT.test(file));
   const limit = Number(args.limit);
   const chosen = limit > 0 ? files.slice(0, limit) : files;
   if (chosen.length === 0) throw new Error(`no images under ${args.dataset}`);

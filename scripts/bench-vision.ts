@@ -24,6 +24,7 @@ import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
 import { WORKER_NODE_FLAGS } from '../src/supervisor.js';
 import { createDescriber, createDetector, type PackName } from '../src/vision/index.js';
+import { defaultDataset, listPhotos } from './dataset.js';
 
 type Mode = { name: string; processes: number; threads: number; overlap: boolean; label: string };
 
@@ -48,20 +49,6 @@ type ParentMessage = 'go' | { index: number };
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function listImages(dataset: string): string[] {
-  const manifest = path.join(dataset, 'MANIFEST.tsv');
-  if (fs.existsSync(manifest)) {
-    const lines = fs.readFileSync(manifest, 'utf8').split(/\r?\n/).filter(Boolean);
-    const pi = lines[0].split('\t').indexOf('path');
-    return lines.slice(1).map((l) => path.join(dataset, l.split('\t')[pi])).sort();
-  }
-  return fs
-    .readdirSync(dataset, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && /\.(jpe?g|png|webp|gif|tiff?|avif)$/i.test(e.name))
-    .map((e) => path.join(e.parentPath, e.name))
-    .sort();
 }
 
 async function isColour(bytes: Buffer): Promise<boolean> {
@@ -227,8 +214,7 @@ async function runMode(mode: Mode, files: string[], pack: PackName, passes: numb
 }
 
 async function main(): Promise<void> {
-  const shared = process.env.FACEPERKS_SHARED_DIR ?? path.resolve(import.meta.dirname, '../../shared');
-  const dataset = path.resolve(arg('dataset') ?? path.join(shared, 'faces'));
+  const dataset = path.resolve(arg('dataset') ?? defaultDataset());
   const pack = (arg('pack') ?? 'default') as PackName;
   // Three passes (about 10 s a run): single passes of 3 s varied by ±10 % with start-up effects.
   const passes = Number(arg('passes') ?? 3);
@@ -241,7 +227,7 @@ async function main(): Promise<void> {
     if (!mode) throw new Error(`unknown mode ${name}; modes are ${MODES.map((m) => m.name).join(', ')}`);
     return mode;
   });
-  let files = listImages(dataset);
+  let files = listPhotos(dataset);
   if (process.argv.includes('--colour')) {
     const keep = await Promise.all(files.map((f) => isColour(fs.readFileSync(f))));
     files = files.filter((_, i) => keep[i]);

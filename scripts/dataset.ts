@@ -29,6 +29,21 @@ export function readManifest(dataset: string): ManifestRow[] {
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+const IMAGE_FILE = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
+
+/**
+ * The photos of a folder, sorted: the manifest's paths when it has one, else every image file
+ * under it (the benchmarks run on any folder of photos; only the evaluations need labels).
+ */
+export function listPhotos(dataset: string): string[] {
+  if (fs.existsSync(path.join(dataset, 'MANIFEST.tsv'))) return readManifest(dataset).map((row) => path.join(dataset, row.path));
+  return fs
+    .readdirSync(dataset, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && IMAGE_FILE.test(entry.name))
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .sort();
+}
+
 const SPECIAL = new Set(['none', 'group', 'unlabelled']);
 
 /** One known person per photo. */
