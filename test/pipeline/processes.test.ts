@@ -95,10 +95,11 @@ describe('supervised worker processes', () => {
     await expectAllDoneOnce(ids);
   });
 
-  it('recovers the jobs of workers killed mid-job (SIGKILL), once their locks expire', async () => {
+  it('recovers the jobs of pipeline processes killed mid-job (SIGKILL), once their locks expire', async () => {
     const ids = await uploadFixtures(await newDevice('robot-kill'));
     await waitFor(async () => (await statuses(ids)).some((s) => s === 'processing'), 60_000, 'processing to start');
-    for (const name of ['pipeline-1', 'pipeline-2']) expect(supervisor.signal(name, 'SIGKILL')).toBe(true);
+    const pipelines = workerGroups(env.config.PIPELINE_PROCESSES).filter((group) => group.workers.includes('detect'));
+    for (const group of pipelines) expect(supervisor.signal(group.name, 'SIGKILL')).toBe(true);
 
     await expectAllDoneOnce(ids);
   });
