@@ -9,6 +9,10 @@
  * similarity of a genuine pair), so the run also reports how often the nearest subject is found.
  * A last row sends the one-face queries through chromadb's own client instead, for comparison with
  * the lean HTTP path the gallery uses (src/gallery/chroma-records.ts); CPU is this process's own.
+ * Then `--upserts` (3000) one-vector upserts at that size, as the match stage stores each new
+ * visitor, with the local server's CPU per upsert (read from /proc; not with `--url`). Their cost
+ * rises until Chroma persists the index every `sync_threshold` writes, so the default spans whole
+ * cycles of both 300 and 1000 rather than the cheap start of one.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -18,11 +22,13 @@ import { parseArgs } from 'node:util';
 import { ChromaClient } from 'chromadb';
 import { ChromaGallery } from '../src/gallery/chroma-gallery.js';
 import { startLocalChroma } from '../src/gallery/local-server.js';
+import { processCpuMs } from './process-cpu.js';
 
 const { values: args } = parseArgs({
   options: {
     vectors: { type: 'string', default: '100000' },
     queries: { type: 'string', default: '500' },
+    upserts: { type: 'string', default: '3000' },
     url: { type: 'string' },
   },
 });
@@ -69,8 +75,9 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const count = Number(args.vectors);
   const queries = Number(args.queries);
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(queries) || queries < 1) {
-    throw new Error('--vectors and --queries must be whole numbers of at least 1');
+  const upserts = Number(args.upserts);
+  if (![count, queries, upserts].every((n) => Number.isInteger(n) && n >= 1)) {
+    throw new Error('--vectors, --queries and --upserts must be whole numbers of at least 1');
   }
   const dataDir = args.url ? undefined : await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-gallery-'));
   const chroma = dataDir ? await startLocalChroma(path.join(dataDir, 'chroma'), 8700 + Math.floor(Math.random() * 90)) : undefined;
@@ -138,6 +145,19 @@ async function main(): Promise<void> {
       console.log(`| ${label} | ${times.length} | ${row.join(' | ')} | ${sorted.at(-1)!.toFixed(2)} | ${(cpuMs / times.length).toFixed(2)} |`);
     }
     console.log(`\nnearest subject found for ${found} of ${genuine} noisy copies of stored vectors (recall@1 ${(found / genuine).toFixed(4)})`);
+
+    const upsertTimes: number[] = [];
+    const serverBefore = chroma ? processCpuMs(chroma.process.pid!) : 0;
+    for (let u = 0; u < upserts; u++) {
+      const started = performance.now();
+      await gallery.upsert('member', merchantId, `new${u}`, `new${u}`, vectorOf(2 * count + u));
+      upsertTimes.push(performance.now() - started);
+    }
+    const serverCpu = chroma ? ((processCpuMs(chroma.process.pid!) - serverBefore) / upserts).toFixed(2) : 'n/a';
+    const sortedUpserts = [...upsertTimes].sort((a, b) => a - b);
+    const meanUpsert = upsertTimes.reduce((a, b) => a + b, 0) / upserts;
+    console.log('\n| write | requests | p50 ms | p95 ms | mean ms | server CPU ms each |\n|---|---:|---:|---:|---:|---:|');
+    console.log(`| 1-vector upsert | ${upserts} | ${percentile(sortedUpserts, 50).toFixed(2)} | ${percentile(sortedUpserts, 95).toFixed(2)} | ${meanUpsert.toFixed(2)} | ${serverCpu} |`);
   } finally {
     await chroma?.stop();
     if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });

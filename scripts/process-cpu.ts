@@ -25,15 +25,26 @@ function partOf(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** Fields of /proc/PID/stat after the parenthesised command name: state, ppid, ... utime (12th), stime (13th). */
+function statFields(pid: number | string): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+const cpuMsOf = (fields: string[]) => ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+
+/** User + system CPU milliseconds one process has spent so far. */
+export function processCpuMs(pid: number): number {
+  return cpuMsOf(statFields(pid));
+}
+
 function readProcesses(): ProcessStat[] {
   const out: ProcessStat[] = [];
   for (const name of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      // Fields after the parenthesised command name: state, ppid, ... utime (12th), stime (13th).
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(name);
       const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND, part: partOf(argv) });
+      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: cpuMsOf(fields), part: partOf(argv) });
     } catch {
       // The process ended between listing and reading.
     }
