@@ -10,8 +10,9 @@
  *   overlap1 one process, 1 ORT thread, the next image decoding (1 libvips thread) meanwhile
  *   procs    two processes of 1 thread each, taking images from one queue
  * Each mode runs `--repeat` times (3), each run `--passes` times over the images (3), and the median
- * run is reported: this shared machine's throughput varies by 20% from one run to the next. Prints a table of images/s and ms per stage;
- * `--colour` keeps only colour images (skips greyscale files such as the Yale GIFs).
+ * run is reported: this shared machine's throughput varies by 20% from one run to the next. Prints
+ * a table of images/s and ms per stage; `--colour` keeps only colour images (skips greyscale files
+ * such as the Yale GIFs).
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
