@@ -178,7 +178,10 @@ function optionalModelsDir(pack: PackName): { dir?: string; missing?: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `faceperks-${pack}-`));
   for (const m of packFiles(resolvePack(pack))) {
     const from = m.source === 'npm' ? path.join(MODELS_DIR, m.file) : path.join(shared, m.file);
-    if (!fs.existsSync(from)) return { missing: from };
+    if (!fs.existsSync(from)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return { missing: from };
+    }
     fs.symlinkSync(from, path.join(dir, m.file));
   }
   return { dir };
@@ -188,6 +191,7 @@ for (const pack of ['retinaface', 'insightface'] as const) {
   const { dir, missing } = defaultReady ? optionalModelsDir(pack) : { missing: 'default models' };
   if (missing) console.warn(`${pack} pack tests skipped: needs ${missing} (../shared/models; set FACEPERKS_SHARED_DIR)`);
   describe.skipIf(!dir)(`${pack} pack (models from ../shared/models)`, () => {
+    afterAll(() => fs.rmSync(dir!, { recursive: true, force: true }));
     it('finds the same faces with 5 landmarks; its embeddings match the default pack on the same face', async () => {
       const bytes = fs.readFileSync(path.join(FIXTURES, 'sample1.jpg'));
       const detector = await createDetector({ modelsDir: dir!, pack, threads: 1 });
