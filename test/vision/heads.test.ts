@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { decodeGenderAge, genderFromSsr, ssrNetMerge } from '../../src/vision/attributes.js';
 import { acceptRate, rocAuc, thresholdAtFar } from '../../src/vision/metrics.js';
 import { ModelFileError, verifyModels } from '../../src/vision/models.js';
@@ -47,6 +47,13 @@ describe('verification metrics', () => {
   });
 });
 
+/** An empty models folder, removed when the test ends. */
+function tempModelsDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 describe('model packs and verification', () => {
   it('lists every file of each pack with checksums', () => {
     expect(packFiles(PACKS.default).map((f) => f.file)).toEqual(['fr_detect.onnx', 'fr_landmark.onnx', 'fr_feature.onnx', 'fr_age.onnx', 'fr_gender.onnx']);
@@ -55,13 +62,13 @@ describe('model packs and verification', () => {
   });
 
   it('throws one clear error naming a missing file and the command that fetches it', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+    const dir = tempModelsDir();
     expect(() => verifyModels(dir, 'default')).toThrowError(ModelFileError);
     expect(() => verifyModels(dir, 'default')).toThrowError(new RegExp(`model file missing: ${path.join(dir, 'fr_detect.onnx')}.*npm run setup`));
   });
 
   it('rejects a corrupt file', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+    const dir = tempModelsDir();
     fs.writeFileSync(path.join(dir, 'fr_detect.onnx'), 'not a model');
     try {
       verifyModels(dir, 'default');
