@@ -2,12 +2,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { STAGES } from './queue/contract.js';
 
 /** A supervised worker process: its name (logs, signals) and the workers it runs. */
 export type WorkerGroup = { name: string; workers: string[] };
 
 /** Workers of each pipeline process: every stage, each still its own queue and BullMQ worker. */
-export const PIPELINE_WORKERS = ['preprocess', 'detect', 'embed', 'match', 'aggregate', 'maintenance', 'webhooks'];
+export const PIPELINE_WORKERS = [...STAGES, 'maintenance', 'webhooks'];
 
 /**
  * `npm start`'s worker processes: `pipelineProcesses` identical processes running every stage, then
