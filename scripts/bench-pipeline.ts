@@ -15,7 +15,8 @@ import { workerGroups } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { cpuByPart, cpuSpent } from './process-cpu.js';
 import { defaultDataset, listPhotos } from './dataset.js';
-import { addDevice, createTenant, percentile, prepareService, startService, uploadAndWait } from './service-harness.js';
+import { addDevice, createTenant, prepareService, startService, uploadAndWait } from './service-harness.js';
+import { percentile } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -21,7 +21,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultDataset, isLabelled, readManifest, type ManifestRow } from './dataset.js';
-import { ApiCallError, call, createTenant, percentile, prepareService, startService, uploadAndWait, type Json, type RunningService, type Tenant } from './service-harness.js';
+import { ApiCallError, call, createTenant, prepareService, startService, uploadAndWait, type Json, type RunningService, type Tenant } from './service-harness.js';
+import { percentile } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {

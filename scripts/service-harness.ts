@@ -155,8 +155,3 @@ export async function uploadAndWait(base: string, deviceKey: string, images: Upl
   }
   return { latencies, failed, outcomes };
 }
-
-export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
