@@ -1,7 +1,9 @@
 /**
  * Integration tests on the real models. Default pack: models from `npm run setup` (MODELS_DIR or
  * data/models) and the fixture photos it extracts into .cache/fixtures (npm registry only).
- * Optional packs: files from ../shared/models (FACEPERKS_SHARED_DIR); skipped, saying so, when absent.
+ * A missing or corrupt default model or fixture fails the suite (a broken setup), naming the file.
+ * Optional packs: files from ../shared/models (FACEPERKS_SHARED_DIR); skipped when absent, the suite's
+ * name saying why (a skip fails a CI run, see scripts/run-tests.mjs).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,15 +33,14 @@ const LIMITS = { maxBytes: 50_000_000, maxPixels: 50_000_000, maxSide: 1280 };
 const config = loadConfig({ ...process.env, MODELS_DIR });
 const MEMBER_THRESHOLD = config.MEMBER_THRESHOLD;
 
-const defaultReady = (() => {
-  try {
-    verifyModels(MODELS_DIR, 'default');
-    return fs.existsSync(path.join(FIXTURES, 'sample1.jpg'));
-  } catch {
-    return false;
+/** Throws, naming the file and `npm run setup`, when a default model or a fixture photo is missing or corrupt. */
+function checkDefaultSetup(): void {
+  verifyModels(MODELS_DIR, 'default');
+  for (const name of ['sample1.jpg', 'sample2.jpg', 'sample5.jpg', 'sample6.jpg']) {
+    const file = path.join(FIXTURES, name);
+    if (!fs.existsSync(file)) throw new Error(`fixture photo missing: ${file} (run \`npm run setup\`)`);
   }
-})();
-if (!defaultReady) console.warn(`vision integration tests skipped: run \`npm run setup\` (models in ${MODELS_DIR}, photos in ${FIXTURES})`);
+}
 
 async function describeAll(detector: FaceDetector, describer: FaceDescriber, bytes: Buffer): Promise<DescribedFace[]> {
   const p = await prepareImage(bytes, LIMITS);
@@ -54,7 +55,7 @@ function nearest(faces: DescribedFace[], [x, y]: [number, number]): DescribedFac
   return faces.reduce((best, f) => (Math.hypot(centre(f)[0] - x, centre(f)[1] - y) < Math.hypot(centre(best)[0] - x, centre(best)[1] - y) ? f : best));
 }
 
-describe.skipIf(!defaultReady)('default pack on real photos', () => {
+describe('default pack on real photos', () => {
   let detector: FaceDetector;
   let describer: FaceDescriber;
   let sample1: Buffer;
@@ -62,6 +63,7 @@ describe.skipIf(!defaultReady)('default pack on real photos', () => {
   let width: number;
 
   beforeAll(async () => {
+    checkDefaultSetup();
     detector = await createDetector({ modelsDir: MODELS_DIR, pack: 'default', threads: 1, detectThreshold: config.DETECT_THRESHOLD });
     describer = await createDescriber({ modelsDir: MODELS_DIR, pack: 'default', threads: 1 });
     sample1 = fs.readFileSync(path.join(FIXTURES, 'sample1.jpg'));
@@ -172,13 +174,16 @@ describe.skipIf(!defaultReady)('default pack on real photos', () => {
   });
 });
 
-/** A models dir holding the default files and the optional ones from ../shared/models (symlinks). */
+/**
+ * A models dir holding the default files and the optional ones from ../shared/models (symlinks).
+ * Only an absent optional file skips; a missing default file is linked anyway, so the test fails on it.
+ */
 function optionalModelsDir(pack: PackName): { dir?: string; missing?: string } {
   const shared = path.join(SHARED_DIR, 'models');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `faceperks-${pack}-`));
   for (const m of packFiles(resolvePack(pack))) {
     const from = m.source === 'npm' ? path.join(MODELS_DIR, m.file) : path.join(shared, m.file);
-    if (!fs.existsSync(from)) {
+    if (m.source !== 'npm' && !fs.existsSync(from)) {
       fs.rmSync(dir, { recursive: true, force: true });
       return { missing: from };
     }
@@ -188,9 +193,9 @@ function optionalModelsDir(pack: PackName): { dir?: string; missing?: string } {
 }
 
 for (const pack of ['retinaface', 'insightface'] as const) {
-  const { dir, missing } = defaultReady ? optionalModelsDir(pack) : { missing: 'default models' };
-  if (missing) console.warn(`${pack} pack tests skipped: needs ${missing} (../shared/models; set FACEPERKS_SHARED_DIR)`);
-  describe.skipIf(!dir)(`${pack} pack (models from ../shared/models)`, () => {
+  const { dir, missing } = optionalModelsDir(pack);
+  const why = missing ? ` [skipped: needs ${missing} (../shared/models; set FACEPERKS_SHARED_DIR)]` : '';
+  describe.skipIf(!dir)(`${pack} pack (models from ../shared/models)${why}`, () => {
     afterAll(() => fs.rmSync(dir!, { recursive: true, force: true }));
     it('finds the same faces with 5 landmarks; its embeddings match the default pack on the same face', async () => {
       const bytes = fs.readFileSync(path.join(FIXTURES, 'sample1.jpg'));
