@@ -1,40 +1,67 @@
 /**
- * `npm run bench:pipeline [-- --dataset DIR --limit N]`: images per second through the whole queued
- * pipeline (HTTP intake, every stage, as `npm start` runs them) against a plain
- * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself.
- * Also prints the mean handler time of each stage and the CPU each service process spent per image
- * over the timed run (from /proc; MariaDB and Redis are shared with anything else using them).
+ * `npm run bench:pipeline [-- --blobs disk|s3] [--cost | --intake] [--quick] [--dataset DIR] [--limit N]`:
+ * the whole queued service (HTTP intake, every stage, as `npm start` runs them) against a plain
+ * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself,
+ * and with `--blobs s3` an S3 test server (scripts/s3-server.ts) that stands in for the object store.
+ *
+ * Two scenarios, both by default:
+ * - cost (`--cost` alone): images/s and CPU per image of every service process over the timed run,
+ *   read by pid from /proc, against the in-process loop's (scripts/process-cpu.ts);
+ * - intake (`--intake` alone): robots uploading on a schedule while the pipeline is saturated
+ *   (scripts/bench-intake.ts).
+ *
+ * The service is driven through its public HTTP API only, and its processes are told apart by the
+ * supervisor's children (script and arguments), never by queue names.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
-import { STAGES } from '../src/queue/contract.js';
-import { workerGroups } from '../src/supervisor.js';
+import { serviceSpecs, type ChildSpec } from '../src/supervisor.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
-import { cpuByPart, cpuSpent } from './process-cpu.js';
+import { distinctPhotos, printIntake, runIntake } from './bench-intake.js';
 import { defaultDataset, listPhotos } from './dataset.js';
-import { addDevice, createTenant, prepareService, startService, uploadAndWait } from './service-harness.js';
+import { BENCH_HELPER, cpuSpentByKind, readServiceCpu, sharedServicePids, type ProcessView } from './process-cpu.js';
+import { addDevice, createTenant, prepareService, startService, uploadAndWait, type RunningService, type Upload } from './service-harness.js';
 import { percentile } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
     dataset: { type: 'string', default: process.env.FACEPERKS_DATASET ?? defaultDataset() },
-    limit: { type: 'string', default: '0' },
+    limit: { type: 'string' },
     'batch-size': { type: 'string', default: '20' },
+    blobs: { type: 'string', default: 'disk' },
+    cost: { type: 'boolean', default: false },
+    intake: { type: 'boolean', default: false },
+    robots: { type: 'string', default: '50' },
+    seconds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
+
+/** `--quick`: a look during development (fewer images, a shorter intake window), not figures to quote. */
+const QUICK = { limit: 40, seconds: 8 };
+const DEFAULT_INTAKE_SECONDS = 30;
 
 /** The pipeline's benchmark set: the dataset's JPEG, PNG and WebP photos (robots send those). */
 const CAMERA_FORMAT = /\.(jpe?g|png|webp)$/i;
 
-/**
- * Seconds of each of `runs` passes of a plain loop over the images (after a warm-up): the
- * baseline. Three passes, because one pass of a few seconds on this shared machine varies by 20 %.
- */
-async function inProcessLoop(images: Buffer[], config: Config, runs: number): Promise<number[]> {
-  const options = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: 2 };
+/** The supervisor's name for the pipeline processes (`pipeline-1`, `pipeline-2`, …), numbers dropped. */
+const PIPELINE_KIND = 'pipeline';
+const S3_KIND = 's3 server';
+
+/** Workers publish their metrics this often (src/metrics/published-registry.ts); a little more. */
+const METRICS_SETTLE_MS = 6000;
+
+type Pass = { seconds: number; cpuMs: number };
+
+/** `passes` timed passes of a plain loop over the images (after a warm-up), with the CPU this process spent in each. */
+async function inProcessLoop(images: Buffer[], config: Config, threads: number, passes: number): Promise<Pass[]> {
+  const options = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads };
   const detector = await createDetector({ ...options, detectThreshold: config.DETECT_THRESHOLD });
   const describer = await createDescriber(options);
   const limits = imageLimits(config);
@@ -43,20 +70,22 @@ async function inProcessLoop(images: Buffer[], config: Config, runs: number): Pr
     await describer.describe(prepared.image, await detector.detect(prepared.image));
   };
   for (const bytes of images.slice(0, 5)) await run(bytes);
-  const seconds: number[] = [];
-  for (let i = 0; i < runs; i++) {
+  const results: Pass[] = [];
+  for (let i = 0; i < passes; i++) {
+    const cpu = process.cpuUsage();
     const started = performance.now();
     for (const bytes of images) await run(bytes);
-    seconds.push((performance.now() - started) / 1000);
+    const used = process.cpuUsage(cpu);
+    results.push({ seconds: (performance.now() - started) / 1000, cpuMs: (used.user + used.system) / 1000 });
   }
   await detector.release();
   await describer.release();
-  return seconds;
+  return results;
 }
 
 type StageTotals = Map<string, { count: number; seconds: number }>;
 
-/** Successful jobs and their handler seconds per stage, from the service's own /metrics. */
+/** Successful jobs and their handler seconds per stage label, from the service's own /metrics. */
 async function stageTotals(base: string, key: string): Promise<StageTotals> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
   const stages: StageTotals = new Map();
@@ -72,8 +101,8 @@ async function stageTotals(base: string, key: string): Promise<StageTotals> {
 }
 
 /**
- * The timed run's share of the stage totals. Workers publish their metrics every few seconds, so
- * this waits (up to 15 s) until every stage has counted every capture that finished.
+ * The timed run's share of the stage totals: waits (up to 15 s) until every stage seen before the
+ * run has counted every capture that finished, since workers publish their metrics every few seconds.
  */
 async function stageDurations(base: string, key: string, before: StageTotals, finished: number): Promise<StageTotals> {
   const deadline = Date.now() + 15_000;
@@ -82,73 +111,208 @@ async function stageDurations(base: string, key: string, before: StageTotals, fi
     const run: StageTotals = new Map(
       [...after].map(([stage, t]) => [stage, { count: t.count - (before.get(stage)?.count ?? 0), seconds: t.seconds - (before.get(stage)?.seconds ?? 0) }]),
     );
-    if (STAGES.every((stage) => (run.get(stage)?.count ?? 0) >= finished) || Date.now() > deadline) return run;
+    if ([...before.keys()].every((stage) => (run.get(stage)?.count ?? 0) >= finished) || Date.now() > deadline) return run;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
-async function main(): Promise<void> {
-  const files = listPhotos(args.dataset).filter((file) => CAMERA_FORMAT.test(file));
-  const limit = Number(args.limit);
-  const chosen = limit > 0 ? files.slice(0, limit) : files;
-  if (chosen.length === 0) throw new Error(`no images under ${args.dataset}`);
-  const images = await Promise.all(chosen.map(async (file) => ({ name: path.basename(file), bytes: await fs.readFile(file) })));
+/** `dir/name` of a script without its extension: the same for its TypeScript source and its JavaScript build. */
+const scriptId = (file: string) => `${path.basename(path.dirname(file))}/${path.basename(file).replace(/\.[cm]?[jt]s$/, '')}`;
 
-  const setup = prepareService('bench');
-  const { config } = setup;
+/**
+ * Names a process under the bench by the supervised child it is (the supervisor's name for it,
+ * numbers dropped), or as Chroma or the S3 server the bench started; others are left to process-cpu.
+ */
+function serviceProcessName(specs: ChildSpec[], s3ServerPid: number | undefined) {
+  return ({ pid, argv }: ProcessView): string | undefined => {
+    if (pid === s3ServerPid) return S3_KIND;
+    for (const spec of specs) {
+      const at = argv.findIndex((arg) => scriptId(arg) === scriptId(spec.script));
+      if (at >= 0 && argv.slice(at + 1).join('\0') === spec.args.join('\0')) return spec.name.replace(/-\d+$/, '');
+    }
+    if (/\bchroma\b.*\brun\b/.test(argv.join(' '))) return 'chroma';
+    return undefined;
+  };
+}
 
-  console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process, 2 threads), 3 times…`);
-  const inProcessRuns = await inProcessLoop(images.map((image) => image.bytes), config, 3);
-  const inProcessSeconds = percentile(inProcessRuns, 50);
+type S3Server = { pid: number; env: NodeJS.ProcessEnv; stop(): Promise<void> };
 
-  const service = await startService(setup);
-  const { api, adminKey } = service;
+/**
+ * Runs scripts/s3-server.ts's test server in a child process of its own, so that its CPU counts in
+ * the service (it stands in for the object store) rather than in the bench client.
+ */
+async function startS3Server(): Promise<S3Server> {
+  const starter = pathToFileURL(path.join(import.meta.dirname, 's3-server.ts')).href;
+  const code = [
+    `const { startS3Server } = await import(${JSON.stringify(starter)});`,
+    'const server = await startS3Server();',
+    'process.send(server.env);',
+    "process.once('SIGTERM', async () => { await server.stop(); process.exit(0); });",
+  ].join('\n');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const env = await new Promise<NodeJS.ProcessEnv>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as NodeJS.ProcessEnv));
+    child.once('exit', (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
+  });
+  child.disconnect();
+  return {
+    pid: child.pid!,
+    env,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Removes what the service left in the shared Redis under its queue prefix (the intake's backlog is never drained). */
+async function removeQueueKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
   try {
-    // The warm-up's robot is in the same store: the timed run starts with the store's collections made.
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+type Baseline = { twoThreads: Pass[]; oneThread: Pass };
+
+type QueuedRun = {
+  images: number;
+  seconds: number;
+  failed: number;
+  /** Latency of each upload request of the run. */
+  uploadMs: number[];
+  stages: StageTotals;
+  /** CPU milliseconds over the run per kind of service process. */
+  serviceCpu: Map<string, number>;
+  benchClientCpuMs: number;
+  sharedPids: Map<string, number[]>;
+};
+
+/** The cost scenario's timed run: every image through the service, with the CPU each of its processes spent. */
+async function queuedRun(service: RunningService, deviceKey: string, images: Upload[], s3ServerPid: number | undefined): Promise<QueuedRun> {
+  const { api, adminKey, config } = service;
+  const nameProcess = serviceProcessName(serviceSpecs(path.resolve(import.meta.dirname, '..'), config), s3ServerPid);
+  // None of the warm-up may count in the run's stage figures: let every worker publish it first.
+  await new Promise((resolve) => setTimeout(resolve, METRICS_SETTLE_MS));
+  console.log(`queued pipeline over ${images.length} images (${config.PIPELINE_PROCESSES} pipeline processes)…`);
+  const stagesBefore = await stageTotals(api, adminKey);
+  const cpuBefore = readServiceCpu(nameProcess);
+  const benchCpu = process.cpuUsage();
+  const started = performance.now();
+  const { latencies, failed } = await uploadAndWait(api, deviceKey, images, Number(args['batch-size']));
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = readServiceCpu(nameProcess);
+  const benchUsed = process.cpuUsage(benchCpu);
+  const serviceCpu = cpuSpentByKind(cpuBefore, cpuAfter);
+  if (!serviceCpu.has(PIPELINE_KIND)) throw new Error(`none of the supervisor's children is a ${PIPELINE_KIND} process: ${[...serviceCpu.keys()].join(', ')}`);
+  const benchClientCpuMs = (benchUsed.user + benchUsed.system) / 1000 + (serviceCpu.get(BENCH_HELPER) ?? 0);
+  serviceCpu.delete(BENCH_HELPER);
+  const stages = await stageDurations(api, adminKey, stagesBefore, images.length - failed);
+  return { images: images.length, seconds, failed, uploadMs: latencies, stages, serviceCpu, benchClientCpuMs, sharedPids: sharedServicePids(cpuAfter) };
+}
+
+const perImage = (ms: number, images: number) => (ms / images).toFixed(1);
+
+/** The cost scenario's tables, then its three headline lines (which the maintainers' tools read). */
+function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number): void {
+  const n = run.images;
+  const median = percentile(baseline.twoThreads.map((pass) => pass.seconds), 50);
+  const medianPass = baseline.twoThreads.find((pass) => pass.seconds === median)!;
+  const serviceMs = [...run.serviceCpu.values()].reduce((a, b) => a + b, 0);
+  console.log('\n| mode | images | seconds | images/s | CPU ms per image |\n|---|---:|---:|---:|---:|');
+  const rows: [string, number, number][] = [
+    ['in-process loop, 2 threads (median of 3)', median, medianPass.cpuMs],
+    ['in-process loop, 1 thread', baseline.oneThread.seconds, baseline.oneThread.cpuMs],
+    ['queued pipeline (whole service)', run.seconds, serviceMs],
+  ];
+  for (const [mode, seconds, cpuMs] of rows) console.log(`| ${mode} | ${n} | ${seconds.toFixed(2)} | ${(n / seconds).toFixed(2)} | ${perImage(cpuMs, n)} |`);
+  console.log(`in-process runs, 2 threads: ${baseline.twoThreads.map((pass) => (n / pass.seconds).toFixed(1)).join(', ')} images/s`);
+  const upload = (p: number) => percentile(run.uploadMs, p).toFixed(0);
+  console.log(`uploads of the run (${args['batch-size']} images each): p50 ${upload(50)} ms, p95 ${upload(95)} ms; failed captures: ${run.failed}`);
+
+  console.log('\n| stage | jobs | mean ms per job |\n|---|---:|---:|');
+  for (const [stage, { count, seconds }] of run.stages) console.log(`| ${stage} | ${count} | ${count > 0 ? ((seconds / count) * 1000).toFixed(1) : '–'} |`);
+
+  console.log('\n| process | CPU ms per image |\n|---|---:|');
+  for (const [kind, ms] of [...run.serviceCpu].sort((a, b) => b[1] - a[1])) {
+    const label = kind === PIPELINE_KIND ? `pipeline processes (${pipelineProcesses})` : kind === S3_KIND ? `${S3_KIND} (the object store)` : kind;
+    console.log(`| ${label} | ${perImage(ms, n)} |`);
+  }
+  console.log(`| **service (all of the above)** | ${perImage(serviceMs, n)} |`);
+  console.log(`| bench client (not the service) | ${perImage(run.benchClientCpuMs, n)} |`);
+  console.log(`| in-process loop, 1 thread (the baseline) | ${perImage(baseline.oneThread.cpuMs, n)} |`);
+  const shared = [...run.sharedPids].map(([kind, pids]) => `${kind.replace(' (shared)', '')} pid ${pids.join(', ')}`).join('; ');
+  console.log(
+    `MariaDB and Redis are the machine's shared services, measured by pid (${shared}) over the timed run: anything else using them meanwhile counts too, so run on a quiet machine.`,
+  );
+
+  const baselineMs = baseline.oneThread.cpuMs;
+  console.log(`\nworker/in-process CPU per image: ${(run.serviceCpu.get(PIPELINE_KIND)! / baselineMs).toFixed(2)}`);
+  console.log(`service/in-process CPU per image: ${(serviceMs / baselineMs).toFixed(2)}`);
+  console.log(`pipeline/in-process ratio: ${(median / run.seconds).toFixed(2)}`);
+}
+
+async function main(): Promise<void> {
+  if (args.blobs !== 'disk' && args.blobs !== 's3') throw new Error(`--blobs is disk or s3, not ${args.blobs}`);
+  const runCost = args.cost || !args.intake;
+  const runIntakeScenario = args.intake || !args.cost;
+  const files = listPhotos(args.dataset).filter((file) => CAMERA_FORMAT.test(file));
+  if (files.length === 0) throw new Error(`no images under ${args.dataset}`);
+  const limit = Number(args.limit ?? (args.quick ? QUICK.limit : 0));
+  const photos = await Promise.all(files.map(async (file) => ({ name: path.basename(file), bytes: await fs.readFile(file) })));
+  const images = limit > 0 ? photos.slice(0, limit) : photos;
+  const intake = { robots: Number(args.robots), seconds: Number(args.seconds ?? (args.quick ? QUICK.seconds : DEFAULT_INTAKE_SECONDS)) };
+  if (!(Number.isInteger(intake.robots) && intake.robots > 0 && Number.isInteger(intake.seconds) && intake.seconds > 0)) {
+    throw new Error('--robots and --seconds are positive whole numbers');
+  }
+
+  const s3 = args.blobs === 's3' ? await startS3Server() : undefined;
+  const setup = prepareService('bench', s3?.env ?? {});
+  let service: RunningService | undefined;
+  try {
+    const { config } = setup;
+    let baseline: Baseline | undefined;
+    if (runCost) {
+      console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process): 2 threads 3 times, then 1 thread once…`);
+      const twoThreads = await inProcessLoop(images.map((image) => image.bytes), config, 2, 3);
+      const [oneThread] = await inProcessLoop(images.map((image) => image.bytes), config, 1, 1);
+      baseline = { twoThreads, oneThread };
+    }
+    let robotPhotos: Buffer[] = [];
+    if (runIntakeScenario) {
+      console.log(`re-encoding ${intake.robots * intake.seconds} distinct photos for the intake's robots…`);
+      robotPhotos = await distinctPhotos(
+        photos.map((photo) => photo.bytes),
+        intake.robots * intake.seconds,
+      );
+    }
+
+    console.log(`blobs: ${args.blobs === 's3' ? `S3 (${s3!.env.BLOB_URL} on ${s3!.env.AWS_ENDPOINT_URL_S3})` : 'local disk'}`);
+    service = await startService(setup);
+    console.log('queued pipeline: warming up the workers…');
     const tenant = await createTenant(service, 'Bench');
     const warmUpDeviceKey = await addDevice(service, tenant.storeId, 'warm-up');
+    await uploadAndWait(service.api, warmUpDeviceKey, images.slice(0, 6), 6);
 
-    console.log('queued pipeline: warming up the workers…');
-    const warmUp = images.slice(0, 6);
-    const warmUpFailed = (await uploadAndWait(api, warmUpDeviceKey, warmUp, warmUp.length)).failed;
-    console.log(`queued pipeline over ${images.length} images (api + ${workerGroups(config.PIPELINE_PROCESSES).length} worker processes)…`);
-    // Once the warm-up shows in the published metrics, so that none of it counts in the run.
-    const stagesBefore = await stageDurations(api, adminKey, new Map(), warmUp.length - warmUpFailed);
-    const cpuBefore = cpuByPart();
-    const benchCpu = process.cpuUsage();
-    const started = performance.now();
-    const { latencies, failed } = await uploadAndWait(api, tenant.deviceKey, images, Number(args['batch-size']));
-    const pipelineSeconds = (performance.now() - started) / 1000;
-    const cpu = cpuSpent(cpuBefore, cpuByPart());
-    const benchUsed = process.cpuUsage(benchCpu);
-    cpu.set('bench client', (benchUsed.user + benchUsed.system) / 1000);
-
-    const rows = [
-      ['in-process loop (median of 3)', images.length, inProcessSeconds, images.length / inProcessSeconds],
-      ['queued pipeline', images.length, pipelineSeconds, images.length / pipelineSeconds],
-    ] as const;
-    console.log('\n| mode | images | seconds | images/s |\n|---|---:|---:|---:|');
-    for (const [mode, count, seconds, rate] of rows) console.log(`| ${mode} | ${count} | ${seconds.toFixed(2)} | ${rate.toFixed(2)} |`);
-    console.log(
-      `\nintake POST /v1/captures (${args['batch-size']} images each): p50 ${percentile(latencies, 50).toFixed(0)} ms, p95 ${percentile(latencies, 95).toFixed(0)} ms; failed captures: ${failed}`,
-    );
-    const rates = inProcessRuns.map((seconds) => (images.length / seconds).toFixed(1)).join(', ');
-    console.log(`in-process runs: ${rates} images/s`);
-    console.log(`pipeline/in-process ratio: ${(inProcessSeconds / pipelineSeconds).toFixed(2)}`);
-    console.log('\n| stage | jobs | mean ms per job |\n|---|---:|---:|');
-    const stages = await stageDurations(api, adminKey, stagesBefore, images.length - failed);
-    for (const stage of STAGES) {
-      const { count = 0, seconds = 0 } = stages.get(stage) ?? {};
-      console.log(`| ${stage} | ${count} | ${count > 0 ? ((seconds / count) * 1000).toFixed(1) : '–'} |`);
-    }
-    if (cpu.size > 1) {
-      const total = [...cpu.values()].reduce((a, b) => a + b, 0);
-      console.log('\n| process | CPU ms per image |\n|---|---:|');
-      for (const [part, ms] of [...cpu].sort((a, b) => b[1] - a[1])) console.log(`| ${part} | ${(ms / images.length).toFixed(1)} |`);
-      console.log(`| all | ${(total / images.length).toFixed(1)} |`);
+    if (baseline) printCost(await queuedRun(service, tenant.deviceKey, images, s3?.pid), baseline, config.PIPELINE_PROCESSES);
+    if (runIntakeScenario) {
+      console.log(`\nintake: queueing a backlog of ${photos.length} captures, then ${intake.robots} robots for ${intake.seconds} s…`);
+      printIntake(await runIntake(service, tenant.storeId, photos.map((photo) => photo.bytes), robotPhotos, intake));
     }
   } finally {
-    await service.stop();
+    await service?.stop();
+    await s3?.stop();
+    const prefix = setup.env.QUEUE_PREFIX;
+    if (prefix) await removeQueueKeys(setup.config.REDIS_URL, prefix).catch((error) => console.warn(`could not remove the queue keys ${prefix}:*: ${error}`));
   }
 }
 

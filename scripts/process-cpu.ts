@@ -1,29 +1,28 @@
 /**
- * CPU time per process of a service the caller started, read from /proc (Linux): which part of the
- * pipeline spends the machine's cores. Only descendants of this process count, named by their
- * command line; MariaDB and Redis are added as shared (other clients' load lands there too).
+ * CPU time of a service's processes, read by pid from /proc (Linux): every process descending from
+ * this one (the service a benchmark started), named by the caller, plus the machine's MariaDB and
+ * Redis, which are shared: anything else that uses them in the window counts too.
  */
 import fs from 'node:fs';
-import { PIPELINE_WORKERS } from '../src/supervisor.js';
 
 const TICKS_PER_SECOND = 100;
 
-type ProcessStat = { pid: number; parent: number; cpuMs: number; part?: string };
+/** A process as the caller's classifier sees it. */
+export type ProcessView = { pid: number; argv: string[] };
 
-/** Service part of a command line, or undefined for a process that is not part of the service. */
-function partOf(argv: string[]): string | undefined {
-  const runner = argv.findIndex((a) => a.endsWith('workers/runner.ts'));
-  if (runner >= 0) {
-    const workers = argv.slice(runner + 1).join('+');
-    return workers === PIPELINE_WORKERS.join('+') ? 'pipeline processes (all stages)' : workers;
-  }
-  const line = argv.join(' ');
-  if (line.includes('src/api/main.ts')) return 'api';
-  if (/\bchroma\b.*\brun\b/.test(line)) return 'chroma';
-  if (/mariadbd|mysqld/.test(argv[0] ?? '')) return 'mariadb (shared)';
-  if (/redis-server/.test(argv[0] ?? '')) return 'redis (shared)';
-  return undefined;
-}
+/** CPU milliseconds spent so far and the kind the process was given, per pid. */
+export type CpuReading = Map<number, { kind: string; cpuMs: number }>;
+
+/**
+ * Kinds of the processes under the bench that the caller does not name: one with named processes
+ * under it supervises them (part of the service); any other is a helper of the bench client's own
+ * (tsx's esbuild), not part of the service.
+ */
+export const SUPERVISOR = 'supervisor';
+export const BENCH_HELPER = 'bench client helper';
+
+/** The machine-wide services a benchmark cannot start itself, by executable name (/proc/PID/comm). */
+const SHARED_SERVICES: Record<string, string> = { mariadbd: 'mariadb (shared)', mysqld: 'mysql (shared)', 'redis-server': 'redis (shared)' };
 
 /** Fields of /proc/PID/stat after the parenthesised command name: state, ppid, ... utime (12th), stime (13th). */
 function statFields(pid: number | string): string[] {
@@ -38,13 +37,16 @@ export function processCpuMs(pid: number): number {
   return cpuMsOf(statFields(pid));
 }
 
+type ProcessStat = { pid: number; parent: number; cpuMs: number; comm: string; argv: string[] };
+
 function readProcesses(): ProcessStat[] {
   const out: ProcessStat[] = [];
   for (const name of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
       const fields = statFields(name);
+      const comm = fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim();
       const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: cpuMsOf(fields), part: partOf(argv) });
+      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: cpuMsOf(fields), comm, argv });
     } catch {
       // The process ended between listing and reading.
     }
@@ -52,31 +54,57 @@ function readProcesses(): ProcessStat[] {
   return out;
 }
 
-/** Total user + system CPU milliseconds per service part, keyed `part` (pid-qualified to survive restarts). */
-export function cpuByPart(): Map<string, number> {
-  const parts = new Map<string, number>();
-  if (!fs.existsSync('/proc/self/stat')) return parts;
+/**
+ * The CPU spent so far by each process descending from this one and by the shared MariaDB and
+ * Redis. `name` names a process by what it is; one it leaves unnamed takes the name of its nearest
+ * named ancestor (a worker's own helper processes are the worker's cost), else SUPERVISOR or
+ * BENCH_HELPER. Empty where there is no /proc.
+ */
+export function readServiceCpu(name: (process: ProcessView) => string | undefined): CpuReading {
+  const reading: CpuReading = new Map();
+  if (!fs.existsSync('/proc/self/stat')) return reading;
   const processes = readProcesses();
   const parentOf = new Map(processes.map((p) => [p.pid, p.parent]));
-  const descends = (pid: number) => {
-    for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === process.pid) return true;
-    return false;
+  /** The process and its ancestors up to, not including, this one; undefined when it does not descend from this one. */
+  const lineage = (pid: number): number[] | undefined => {
+    const chain: number[] = [];
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parentOf.get(p)) {
+      if (p === process.pid) return chain;
+      chain.push(p);
+    }
+    return undefined;
   };
+  const descendants = processes.flatMap((p) => {
+    const chain = lineage(p.pid);
+    return chain ? [{ ...p, chain }] : [];
+  });
+  const named = new Map(descendants.map((p) => [p.pid, name(p)]));
   for (const p of processes) {
-    if (!p.part || (!p.part.endsWith('(shared)') && !descends(p.pid))) continue;
-    parts.set(`${p.part}\t${p.pid}`, p.cpuMs);
+    const shared = SHARED_SERVICES[p.comm];
+    if (shared) reading.set(p.pid, { kind: shared, cpuMs: p.cpuMs });
   }
-  return parts;
+  for (const p of descendants) {
+    const ownOrAncestors = p.chain.map((pid) => named.get(pid)).find((kind) => kind !== undefined);
+    const supervises = descendants.some((q) => q.chain.includes(p.pid) && named.get(q.pid) !== undefined);
+    reading.set(p.pid, { kind: ownOrAncestors ?? (supervises ? SUPERVISOR : BENCH_HELPER), cpuMs: p.cpuMs });
+  }
+  return reading;
 }
 
-/** CPU milliseconds per part spent between two readings; a process that ended or restarted in between is left out. */
-export function cpuSpent(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+/**
+ * CPU milliseconds per kind between two readings. A process started in between (a restarted
+ * worker) counts whole; one that ended in between is lost, since /proc no longer has it.
+ */
+export function cpuSpentByKind(before: CpuReading, after: CpuReading): Map<string, number> {
   const spent = new Map<string, number>();
-  for (const [key, ms] of after) {
-    const start = before.get(key);
-    if (start === undefined) continue;
-    const part = key.split('\t')[0];
-    spent.set(part, (spent.get(part) ?? 0) + ms - start);
-  }
+  for (const [pid, { kind, cpuMs }] of after) spent.set(kind, (spent.get(kind) ?? 0) + cpuMs - (before.get(pid)?.cpuMs ?? 0));
   return spent;
+}
+
+/** Pids of the shared services in a reading, by kind: the output says which processes were measured. */
+export function sharedServicePids(reading: CpuReading): Map<string, number[]> {
+  const shared = new Set(Object.values(SHARED_SERVICES));
+  const pids = new Map<string, number[]>();
+  for (const [pid, { kind }] of reading) if (shared.has(kind)) pids.set(kind, [...(pids.get(kind) ?? []), pid]);
+  return pids;
 }
