@@ -139,15 +139,16 @@ type S3Server = { pid: number; env: NodeJS.ProcessEnv; stop(): Promise<void> };
 
 /**
  * Runs scripts/s3-server.ts's test server in a child process of its own, so that its CPU counts in
- * the service (it stands in for the object store) rather than in the bench client.
+ * the service (it stands in for the object store) rather than in the bench client. The child stops
+ * when its IPC channel closes: at stop(), or when the bench exits however it does.
  */
 async function startS3Server(): Promise<S3Server> {
   const starter = pathToFileURL(path.join(import.meta.dirname, 's3-server.ts')).href;
   const code = [
     `const { startS3Server } = await import(${JSON.stringify(starter)});`,
     'const server = await startS3Server();',
+    "process.once('disconnect', async () => { await server.stop(); process.exit(0); });",
     'process.send(server.env);',
-    "process.once('SIGTERM', async () => { await server.stop(); process.exit(0); });",
   ].join('\n');
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -155,12 +156,11 @@ async function startS3Server(): Promise<S3Server> {
     child.once('message', (message) => resolve(message as NodeJS.ProcessEnv));
     child.once('exit', (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
   });
-  child.disconnect();
   return {
     pid: child.pid!,
     env,
     async stop() {
-      child.kill('SIGTERM');
+      child.disconnect();
       await exited;
     },
   };
