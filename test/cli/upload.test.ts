@@ -46,7 +46,9 @@ const cli = (dir: string | string[], key: string, url: string, ...extra: string[
   runCli(['upload', ...(Array.isArray(dir) ? dir : [dir]), '--url', url, '--device-key', key, '--json', ...extra]);
 
 beforeAll(async () => {
-  t = await startTestService();
+  // Images kept after processing, so that reprocessing them is deterministic (with KEEP_IMAGES=false
+  // the retention sweep may or may not have deleted them by then).
+  t = await startTestService({ KEEP_IMAGES: 'true' });
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-cli-'));
 }, 180_000);
 
@@ -294,7 +296,8 @@ describe('faceperks upload against the real service', () => {
 
   it('--captured-at-from-mtime sends each file time; admin commands create a merchant, store, device and keys and revoke one', async () => {
     const dir = path.join(root, 'mtime');
-    await writeFiles(dir, { 'old.png': await makeImage('png', 64), 'older.png': await makeImage('png', 64) });
+    // old.png shows faces, so that reprocessing it below can be seen not to double them.
+    await writeFiles(dir, { 'old.png': await sharp(await fixture('sample1.jpg')).resize(480).png().toBuffer(), 'older.png': await makeImage('png', 64) });
     await fs.utimes(path.join(dir, 'old.png'), new Date('2026-03-01T09:30:00Z'), new Date('2026-03-01T09:30:00Z'));
     await fs.utimes(path.join(dir, 'older.png'), new Date('2026-02-01T08:00:00Z'), new Date('2026-02-01T08:00:00Z'));
 
@@ -330,12 +333,29 @@ describe('faceperks upload against the real service', () => {
     expect(still.code, still.stderr).toBe(0);
     expect(still.stdout).toMatch(/already on server 2/);
 
+    const ids: string[] = r.json.results.map((f: { captureId: string }) => f.captureId);
+    expect(ids).toHaveLength(2);
+    const before = await t.env.db('captures').whereIn('id', ids).select('id', 'run', 'status', 'captured_at');
+    expect(before.map((c) => c.status)).toEqual(['done', 'done']);
+    const facesBefore = await t.env.db('faces').whereIn('capture_id', ids).count({ n: '*' });
+    expect(Number(facesBefore[0].n)).toBeGreaterThan(0);
     const reprocess = await runCli(['reprocess', '--store', store.json.id, '--from', '2026-02-01T00:00:00Z', '--to', '2026-03-02T00:00:00Z'], {
       FACEPERKS_URL: t.url,
       FACEPERKS_ADMIN_KEY: mkey.json.key,
     });
     expect(reprocess.code, reprocess.stderr).toBe(0);
-    expect(reprocess.json.queued + reprocess.json.imageGone).toBe(2);
+    expect(reprocess.json).toEqual({ queued: 2, imageGone: 0 });
+    // Both captures ran again, under the next run number, to the end: same capture times, nothing doubled.
+    const rerun = await waitFor(
+      async () => {
+        const rows = await t.env.db('captures').whereIn('id', ids).select('id', 'run', 'status', 'captured_at');
+        return rows.every((row) => row.status === 'done' && row.run === before.find((b) => b.id === row.id)!.run + 1) ? rows : undefined;
+      },
+      120_000,
+      'both captures reprocessed under a new run',
+    );
+    for (const row of rerun) expect(row.captured_at).toEqual(before.find((b) => b.id === row.id)!.captured_at);
+    expect(await t.env.db('faces').whereIn('capture_id', ids).count({ n: '*' })).toEqual(facesBefore);
   }, 180_000);
 });
 
