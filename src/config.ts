@@ -16,6 +16,8 @@ const schema = z.object({
   CHROMA_URL: z.string().url().optional(),
   CHROMA_PORT: port.default(8000),
   DATA_DIR: z.string().min(1).default('./data'),
+  /** Where blobs live: unset (or empty, or `file:`) for DATA_DIR/blobs on local disk, `s3://bucket/prefix` for S3-compatible object storage. */
+  BLOB_URL: z.string().regex(/^(|file:|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9/_.-]*)?)$/, 'expected file: or s3://bucket/prefix').optional(),
   /** Folder holding extracted model files; defaults to DATA_DIR/models. */
   MODELS_DIR: z.string().min(1).optional(),
   FACEPERKS_ADMIN_KEY: z.string().min(16).optional(),

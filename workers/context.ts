@@ -10,7 +10,7 @@ import type { Gallery } from '../src/gallery/gallery.js';
 import { createLogger, type Logger } from '../src/logger.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../src/metrics/pipeline-metrics.js';
 import { createQueues, type Queues } from '../src/queue/queues.js';
-import { BlobStore } from '../src/storage/blobs.js';
+import { openBlobStore, type BlobStore } from '../src/storage/blobs.js';
 import { connectDatabase } from '../src/storage/db.js';
 import { PipelineRepository } from '../src/storage/pipeline-repository.js';
 import { activePack, type PackName } from '../src/storage/settings.js';
@@ -33,7 +33,7 @@ export function createWorkerContext(config: Config = loadConfig(), name = 'worke
     config,
     db,
     queues,
-    blobs: new BlobStore(config.blobsDir),
+    blobs: openBlobStore(config),
     gallery: new ChromaGallery(config.chromaUrl, config.MODEL_PACK),
     pipeline: new PipelineRepository(db),
     logger: createLogger(config.LOG_LEVEL, name),

@@ -11,7 +11,7 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ChromaGallery } from '../gallery/chroma-gallery.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createQueues, type Queues } from '../queue/queues.js';
-import { BlobStore } from '../storage/blobs.js';
+import { openBlobStore } from '../storage/blobs.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../storage/db.js';
 import { bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
 import { createApp, type AppDeps } from './app.js';
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   announceAdminKey(await bootstrapAdminKey(db, config.FACEPERKS_ADMIN_KEY), logger);
 
   const queues: Queues = createQueues(config);
-  const blobs = new BlobStore(config.blobsDir);
+  const blobs = openBlobStore(config);
   // Erasure (DELETE /v1/people/:id) deletes vectors through the gallery; the API never searches it.
   const gallery = new ChromaGallery(config.chromaUrl, config.MODEL_PACK);
   let draining = false;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { receiveMultipart } from '../../src/api/multipart.js';
 import { readImageHeader } from '../../src/imaging/prepare.js';
-import { BlobStore } from '../../src/storage/blobs.js';
+import { LocalBlobStore } from '../../src/storage/blobs/local.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -31,7 +31,7 @@ describe('receiveMultipart', () => {
         // the time it does, the request is provably gone, so no 'close' event is left to wait for.
         const gone = await until(() => req.destroyed);
         const received = receiveMultipart(req, {
-          blobs: new BlobStore(dir),
+          blobs: new LocalBlobStore(dir),
           prefix: 'captures',
           imageFields: ['images'],
           textFields: [],

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { createApp, type AppDeps } from '../../src/api/app.js';
 import { listen, type RunningApi } from '../../src/api/main.js';
 import { createQueues, type Queues } from '../../src/queue/queues.js';
-import { BlobStore } from '../../src/storage/blobs.js';
+import { openBlobStore, type BlobStore } from '../../src/storage/blobs.js';
 import { bootstrapAdminKey } from '../../src/storage/repositories/apiKeys.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 
@@ -24,7 +24,7 @@ export async function startTestApi(
 ): Promise<TestApi> {
   const env = await createTestEnvironment(options.env);
   const queues = createQueues(env.config);
-  const blobs = new BlobStore(env.config.blobsDir);
+  const blobs = openBlobStore(env.config);
   const boot = await bootstrapAdminKey(env.db);
   if (boot.source !== 'generated') throw new Error('expected a generated admin key');
   const api = await listen({ config: env.config, db: env.db, blobs, queues, ...options.deps }, 0, '127.0.0.1');

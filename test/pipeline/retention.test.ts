@@ -49,7 +49,7 @@ describe('retention', () => {
     };
     return racing;
   };
-  const stagedFiles = async () => (await fs.readdir(path.join(t.blobs.root, 'tmp')).catch(() => [])).length;
+  const stagedFiles = async () => (await fs.readdir(path.join(t.env.config.blobsDir, 'tmp')).catch(() => [])).length;
 
   for (const during of ['before set-aside', 'after set-aside'] as const) {
     it(`keeps the image when the same bytes are recorded again ${during === 'before set-aside' ? 'just before' : 'while'} it is set aside`, async () => {
@@ -86,7 +86,7 @@ describe('retention', () => {
   });
 
   it('sweeps staged files left behind by a crash, and only old ones', async () => {
-    const tmp = path.join(t.blobs.root, 'tmp');
+    const tmp = path.join(t.env.config.blobsDir, 'tmp');
     await fs.mkdir(tmp, { recursive: true });
     const [old, fresh] = [path.join(tmp, 'left-by-a-crash'), path.join(tmp, 'in-progress')];
     await fs.writeFile(old, 'x');

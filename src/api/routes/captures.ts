@@ -1,6 +1,5 @@
 /** Capture intake, batches, captures with their faces, and synchronous identify. */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -314,7 +313,7 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
       };
     } finally {
       // Identify images are not kept.
-      await fs.rm(blobs.pathOf(prefix), { recursive: true, force: true });
+      await blobs.deletePrefix(prefix).catch((error: unknown) => (ctx.state.log ?? deps.logger).warn({ err: error, prefix }, 'identify image not deleted'));
     }
   });
 }

@@ -1,6 +1,5 @@
 /** Members: create, read, erase, and enrol faces (through a worker). */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -84,9 +83,9 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   });
 
   /**
-   * Erasure: the member's vectors in the gallery first (if that fails nothing else is touched and
-   * the call can be retried), then the rows (person, enrolled faces, perk awards; faces and
-   * sightings keep anonymous counts with the link cleared), then the enrolment images.
+   * Erasure: the member's vectors in the gallery, then the enrolment images (if either fails the
+   * rows are untouched and the call can be retried), then the rows (person, enrolled faces, perk
+   * awards; faces and sightings keep anonymous counts with the link cleared).
    */
   router.delete('/v1/people/:id', async (ctx) => {
     const person = await personOf(ctx);
@@ -99,9 +98,9 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
       (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id }, 'gallery erasure failed');
       throw new ApiError(503, 'gallery_unavailable', 'the face gallery is unavailable; nothing was erased, retry later', undefined, { 'Retry-After': '5' });
     }
-    const keys = await deletePersonRows(db, person.id);
-    await Promise.all(keys.map((key) => blobs.delete(key).catch(() => undefined)));
-    await fs.rm(blobs.pathOf(personBlobPrefix(person.id)), { recursive: true, force: true });
+    // Every enrolment image is under the person's prefix, so that the folder goes in one call.
+    await blobs.deletePrefix(personBlobPrefix(person.id));
+    await deletePersonRows(db, person.id);
     ctx.status = 204;
   });
 

@@ -1,0 +1,181 @@
+/**
+ * Blobs in an S3-compatible bucket (BLOB_URL=s3://bucket/prefix) through the AWS SDK v3. Uploads
+ * are staged on local disk while hashed and checked, then streamed to the bucket by `commit`.
+ * Region and credentials come from the SDK's default chain (AWS_REGION, AWS_ACCESS_KEY_ID, ...).
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { assertBlobKey, BlobNotFoundError, guard, storageFault, type AsideBlob, type BlobStore, type StagedBlob } from './contract.js';
+import { StagingArea } from './staging.js';
+
+export type S3Location = {
+  bucket: string;
+  /** Key prefix inside the bucket, without slashes at either end; '' for none. */
+  prefix: string;
+  /** An S3-compatible server (MinIO, ...), addressed path-style; undefined for AWS itself. */
+  endpoint?: string;
+};
+
+type Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/lib-storage'), 'Upload'>;
+
+/** Where setAside keeps blobs until they are restored or discarded. */
+const ASIDE_PREFIX = 'aside';
+
+const errorName = (error: unknown) => (error as { name?: string }).name;
+
+export class S3BlobStore implements BlobStore {
+  private readonly staging: StagingArea;
+  private connection?: Promise<{ sdk: Sdk; client: S3Client }>;
+
+  constructor(
+    readonly location: S3Location,
+    stagingDir: string,
+  ) {
+    this.staging = new StagingArea(stagingDir);
+  }
+
+  stageStream(prefix: string, source: Readable, maxBytes: number): Promise<StagedBlob> {
+    return this.staging.stage(prefix, source, maxBytes);
+  }
+
+  readStaged(staged: StagedBlob): Promise<Buffer> {
+    return this.staging.read(staged);
+  }
+
+  /** Streams the staged file to the bucket (multipart past 5 MiB, so at most a part is held in memory). */
+  async commit(staged: StagedBlob): Promise<void> {
+    try {
+      const { sdk, client } = await this.connect();
+      const upload = new sdk.Upload({ client, params: { Bucket: this.location.bucket, Key: this.objectKey(staged.key), Body: createReadStream(staged.tmpPath) } });
+      await upload.done();
+    } catch (error) {
+      throw storageFault(error);
+    } finally {
+      await fs.rm(staged.tmpPath, { force: true }).catch(() => undefined);
+    }
+  }
+
+  discard(blob: StagedBlob | AsideBlob): Promise<void> {
+    return 'tmpPath' in blob ? this.staging.discard(blob.tmpPath) : this.deleteObject(blob.aside);
+  }
+
+  /** Copies the blob to an aside key, then deletes it. */
+  async setAside(key: string): Promise<AsideBlob | undefined> {
+    const aside = this.objectKey(`${ASIDE_PREFIX}/${randomUUID()}`);
+    try {
+      await this.copyObject(this.objectKey(key), aside);
+    } catch (error) {
+      if (errorName(error) === 'NoSuchKey') return undefined;
+      throw storageFault(error);
+    }
+    await this.deleteObject(this.objectKey(key));
+    return { key, aside };
+  }
+
+  async restore(aside: AsideBlob): Promise<void> {
+    if (!(await this.exists(aside.key))) await guard(this.copyObject(aside.aside, this.objectKey(aside.key)));
+    await this.deleteObject(aside.aside);
+  }
+
+  async sweepStaged(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    const stale = (await this.list(this.objectKey(ASIDE_PREFIX))).filter((object) => object.modifiedAt < cutoff);
+    await this.deleteObjects(stale.map((object) => object.key));
+    return (await this.staging.sweep(olderThanMs)) + stale.length;
+  }
+
+  async put(key: string, data: Uint8Array | string): Promise<void> {
+    const { sdk, client } = await this.connect();
+    await guard(client.send(new sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key), Body: data })));
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const { sdk, client } = await this.connect();
+    try {
+      const object = await client.send(new sdk.GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
+      return Buffer.from(await object.Body!.transformToByteArray());
+    } catch (error) {
+      throw errorName(error) === 'NoSuchKey' ? new BlobNotFoundError(key) : storageFault(error);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const { sdk, client } = await this.connect();
+    try {
+      await client.send(new sdk.HeadObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'NotFound') return false;
+      throw storageFault(error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.deleteObject(this.objectKey(key));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    await this.deleteObjects((await this.list(this.objectKey(prefix))).map((object) => object.key));
+  }
+
+  async probe(): Promise<void> {
+    await this.staging.probe();
+    const { sdk, client } = await this.connect();
+    await guard(client.send(new sdk.HeadBucketCommand({ Bucket: this.location.bucket })));
+  }
+
+  private objectKey(key: string): string {
+    assertBlobKey(key);
+    return this.location.prefix ? `${this.location.prefix}/${key}` : key;
+  }
+
+  private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    // The SDK takes about half a second and 30 MB to load: only deployments on S3 pay for it.
+    this.connection ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({
+      sdk: { ...s3, Upload: storage.Upload },
+      client: new s3.S3Client({
+        endpoint: this.location.endpoint,
+        forcePathStyle: this.location.endpoint !== undefined,
+        // A store that stops answering fails the request (a 503 at intake) instead of holding it.
+        requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+      }),
+    }));
+    return this.connection;
+  }
+
+  private async copyObject(from: string, to: string): Promise<void> {
+    const { sdk, client } = await this.connect();
+    await client.send(new sdk.CopyObjectCommand({ Bucket: this.location.bucket, CopySource: `${this.location.bucket}/${from}`, Key: to }));
+  }
+
+  private async deleteObject(objectKey: string): Promise<void> {
+    const { sdk, client } = await this.connect();
+    await guard(client.send(new sdk.DeleteObjectCommand({ Bucket: this.location.bucket, Key: objectKey })));
+  }
+
+  /** Deletes objects by key, a thousand per request (the S3 limit). */
+  private async deleteObjects(objectKeys: string[]): Promise<void> {
+    const { sdk, client } = await this.connect();
+    for (let i = 0; i < objectKeys.length; i += 1000) {
+      const batch = objectKeys.slice(i, i + 1000).map((Key) => ({ Key }));
+      const result = await guard(client.send(new sdk.DeleteObjectsCommand({ Bucket: this.location.bucket, Delete: { Objects: batch, Quiet: true } })));
+      if (result.Errors?.length) throw storageFault(new Error(`could not delete ${result.Errors[0].Key}: ${result.Errors[0].Code} ${result.Errors[0].Message}`));
+    }
+  }
+
+  /** Every object under `folder/`, page by page. */
+  private async list(folder: string): Promise<{ key: string; modifiedAt: number }[]> {
+    const { sdk, client } = await this.connect();
+    const objects: { key: string; modifiedAt: number }[] = [];
+    let token: string | undefined;
+    do {
+      const page = await guard(client.send(new sdk.ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: `${folder}/`, ContinuationToken: token })));
+      for (const object of page.Contents ?? []) objects.push({ key: object.Key!, modifiedAt: object.LastModified?.getTime() ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+  }
+}
