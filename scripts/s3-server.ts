@@ -1,0 +1,72 @@
+/**
+ * An S3-compatible server on loopback for tests and benchmarks: @20minutes/s3rver (the maintained
+ * fork of s3rver, a dev dependency) keeping its objects in a folder, with one bucket made at start.
+ * `env` is what a FacePerks process needs to store its blobs there.
+ */
+import fs from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+type S3rverOptions = {
+  address: string;
+  port: number;
+  directory: string;
+  silent: boolean;
+  allowMismatchedSignatures: boolean;
+  configureBuckets: { name: string; configs: string[] }[];
+};
+type S3rver = { run(): Promise<AddressInfo>; close(): Promise<void>; httpServer: Server };
+// A CommonJS package without type declarations: the little used here is typed above.
+const S3rver = createRequire(import.meta.url)('@20minutes/s3rver') as new (options: S3rverOptions) => S3rver;
+
+/** The key pair s3rver accepts. */
+const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+
+export type S3TestServer = {
+  endpoint: string;
+  port: number;
+  bucket: string;
+  /** Where the server keeps the bucket's objects. */
+  directory: string;
+  /** BLOB_URL, AWS_ENDPOINT_URL_S3, AWS_REGION and the credentials. */
+  env: Record<string, string>;
+  /** Closes the server (and its open connections); removes the folder unless the caller gave it. Once is enough. */
+  stop(): Promise<void>;
+};
+
+export async function startS3Server(
+  options: { bucket?: string; prefix?: string; port?: number; directory?: string } = {},
+): Promise<S3TestServer> {
+  const bucket = options.bucket ?? 'faceperks-test';
+  const prefix = options.prefix ?? 'blobs';
+  const directory = options.directory ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-s3-')));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: options.port ?? 0,
+    directory,
+    silent: true,
+    // s3rver signs bucket-level requests (list, head bucket, multi-delete) without the trailing slash
+    // that SDK v3 signs with path-style addressing, so it would refuse them; object requests match.
+    allowMismatchedSignatures: true,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  let stopped: Promise<void> | undefined;
+  const stop = async () => {
+    server.httpServer.closeAllConnections();
+    await server.close();
+    if (!options.directory) await fs.rm(directory, { recursive: true, force: true });
+  };
+  return {
+    endpoint,
+    port,
+    bucket,
+    directory,
+    env: { BLOB_URL: `s3://${bucket}/${prefix}`, AWS_ENDPOINT_URL_S3: endpoint, AWS_REGION: 'us-east-1', ...CREDENTIALS },
+    stop: () => (stopped ??= stop()),
+  };
+}

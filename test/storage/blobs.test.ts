@@ -1,0 +1,262 @@
+/**
+ * One contract, two stores: local disk and S3 (against a real S3-protocol server on loopback,
+ * scripts/s3-server.ts). Each store is opened the way the service opens it, from BLOB_URL.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startS3Server, type S3TestServer } from '../../scripts/s3-server.js';
+import { BlobNotFoundError, BlobStoreFault, BlobTooLargeError, openBlobStore, type BlobStore } from '../../src/storage/blobs.js';
+import { LocalBlobStore } from '../../src/storage/blobs/local.js';
+import { S3BlobStore } from '../../src/storage/blobs/s3.js';
+
+type Opened = { store: BlobStore; stagingDir: string; dataDir: string; server?: S3TestServer };
+
+async function open(kind: 'local' | 's3'): Promise<Opened> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `faceperks-blobs-${kind}-`));
+  const blobsDir = path.join(dataDir, 'blobs');
+  if (kind === 'local') {
+    return { store: openBlobStore({ BLOB_URL: undefined, blobsDir, DATA_DIR: dataDir }), stagingDir: path.join(blobsDir, 'tmp'), dataDir };
+  }
+  const server = await startS3Server();
+  for (const [name, value] of Object.entries(server.env)) vi.stubEnv(name, value);
+  return { store: openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir, DATA_DIR: dataDir }), stagingDir: path.join(dataDir, 'tmp'), dataDir, server };
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+/** Whole-buffer comparison (vitest's deep equality walks a buffer byte by byte, for seconds). */
+const same = (actual: Buffer, expected: Buffer) => expect(actual.equals(expected), `${actual.length} bytes vs ${expected.length} expected`).toBe(true);
+const chunked = (data: Buffer, size = 64 * 1024) => Readable.from(Array.from({ length: Math.ceil(data.length / size) }, (_, i) => data.subarray(i * size, (i + 1) * size)));
+const exists = (file: string) => fs.access(file).then(() => true, () => false);
+
+describe.each(['local', 's3'] as const)('%s blob store', (kind) => {
+  let opened: Opened;
+  let blobs: BlobStore;
+  const staged = () => fs.readdir(opened.stagingDir).catch(() => [] as string[]);
+
+  beforeAll(async () => {
+    opened = await open(kind);
+    blobs = opened.store;
+  });
+  afterAll(async () => {
+    await opened?.server?.stop();
+    vi.unstubAllEnvs();
+    if (opened) await fs.rm(opened.dataDir, { recursive: true, force: true });
+  });
+
+  it('is the store BLOB_URL names', () => {
+    expect(blobs).toBeInstanceOf(kind === 'local' ? LocalBlobStore : S3BlobStore);
+  });
+
+  it('stages an upload while hashing it and commits it at its content address', async () => {
+    const data = randomBytes(300 * 1024);
+    const upload = await blobs.stageStream('captures', chunked(data), 1024 * 1024);
+    const sha = sha256(data);
+    expect(upload).toMatchObject({ key: `captures/${sha.slice(0, 2)}/${sha}`, sha256: sha, bytes: data.length });
+    same(await blobs.readStaged(upload), data);
+    expect(await blobs.exists(upload.key)).toBe(false);
+
+    await blobs.commit(upload);
+    same(await blobs.get(upload.key), data);
+    expect(await exists(upload.tmpPath)).toBe(false);
+
+    // The same bytes again: the same key, stored once.
+    const again = await blobs.stageStream('captures', chunked(data), 1024 * 1024);
+    expect(again.key).toBe(upload.key);
+    await blobs.commit(again);
+    same(await blobs.get(upload.key), data);
+    expect(await staged()).toEqual([]);
+  });
+
+  it('commits a file larger than one upload part whole', async () => {
+    const data = randomBytes(11 * 1024 * 1024 + 123);
+    const upload = await blobs.stageStream('captures', chunked(data, 1024 * 1024), 20 * 1024 * 1024);
+    await blobs.commit(upload);
+    same(await blobs.get(upload.key), data);
+  });
+
+  it('aborts an upload past its limit leaving nothing behind', async () => {
+    const data = randomBytes(200 * 1024);
+    const sha = sha256(data);
+    await expect(blobs.stageStream('captures', chunked(data, 16 * 1024), 100 * 1024)).rejects.toBeInstanceOf(BlobTooLargeError);
+    expect(await staged()).toEqual([]);
+    expect(await blobs.exists(`captures/${sha.slice(0, 2)}/${sha}`)).toBe(false);
+  });
+
+  it("passes on the source's failure as it is: a client's fault, not the store's", async () => {
+    const source = new Readable({ read() {} });
+    source.push(randomBytes(1000));
+    setTimeout(() => source.destroy(new Error('client went away')), 10);
+    const failure = await blobs.stageStream('captures', source, 1024 * 1024).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure).not.toBeInstanceOf(BlobStoreFault);
+    expect((failure as Error).message).toBe('client went away');
+    expect(await staged()).toEqual([]);
+  });
+
+  it('discards a staged upload', async () => {
+    const upload = await blobs.stageStream('captures', chunked(randomBytes(1000)), 1024 * 1024);
+    await blobs.discard(upload);
+    expect(await staged()).toEqual([]);
+    expect(await blobs.exists(upload.key)).toBe(false);
+  });
+
+  it('puts, gets, tells whether a key exists and deletes it', async () => {
+    const key = 'people/p1/ab/abcdef';
+    await blobs.put(key, 'hello');
+    expect(await blobs.exists(key)).toBe(true);
+    expect((await blobs.get(key)).toString()).toBe('hello');
+    await blobs.put(key, 'replaced');
+    expect((await blobs.get(key)).toString()).toBe('replaced');
+    await blobs.delete(key);
+    expect(await blobs.exists(key)).toBe(false);
+    await blobs.delete(key);
+
+    const missing = await blobs.get(key).catch((error: unknown) => error);
+    expect(missing).toBeInstanceOf(BlobNotFoundError);
+    // Readers test the code, as for a file.
+    expect((missing as NodeJS.ErrnoException).code).toBe('ENOENT');
+    await expect(blobs.get('../outside')).rejects.toThrow(/invalid blob key/);
+  });
+
+  it('deletes every key under a prefix, and only those', async () => {
+    for (const key of ['identify/r1/aa/one', 'identify/r1/bb/two', 'identify/r12/aa/three']) await blobs.put(key, key);
+    await blobs.deletePrefix('identify/r1');
+    expect(await blobs.exists('identify/r1/aa/one')).toBe(false);
+    expect(await blobs.exists('identify/r1/bb/two')).toBe(false);
+    expect(await blobs.exists('identify/r12/aa/three')).toBe(true);
+    await blobs.deletePrefix('identify/none');
+  });
+
+  describe('set aside (retention)', () => {
+    const commitBytes = async (data: Buffer) => {
+      const upload = await blobs.stageStream('captures', chunked(data), 1024 * 1024);
+      await blobs.commit(upload);
+      return upload.key;
+    };
+
+    it('moves a blob out of its key and puts it back', async () => {
+      const data = randomBytes(5000);
+      const key = await commitBytes(data);
+      const aside = await blobs.setAside(key);
+      expect(aside?.key).toBe(key);
+      expect(await blobs.exists(key)).toBe(false);
+      await blobs.restore(aside!);
+      same(await blobs.get(key), data);
+      expect(await blobs.sweepStaged(0)).toBe(0);
+    });
+
+    it('restores nothing over the same bytes committed meanwhile, and leaves no copy behind', async () => {
+      const data = randomBytes(5000);
+      const key = await commitBytes(data);
+      const aside = await blobs.setAside(key);
+      await commitBytes(data);
+      await blobs.restore(aside!);
+      same(await blobs.get(key), data);
+      expect(await blobs.sweepStaged(0)).toBe(0);
+    });
+
+    it('discarding a set-aside blob deletes it for good', async () => {
+      const key = await commitBytes(randomBytes(5000));
+      const aside = await blobs.setAside(key);
+      await blobs.discard(aside!);
+      expect(await blobs.exists(key)).toBe(false);
+      expect(await blobs.sweepStaged(0)).toBe(0);
+    });
+
+    it('answers undefined for a key that holds nothing', async () => {
+      expect(await blobs.setAside('captures/00/0000')).toBeUndefined();
+    });
+  });
+
+  it('sweeps staged uploads and set-aside blobs left by a crash, and only old ones', async () => {
+    const data = randomBytes(2000);
+    const key = `captures/${sha256(data).slice(0, 2)}/${sha256(data)}`;
+    await blobs.put(key, data);
+    await blobs.stageStream('captures', chunked(randomBytes(1000)), 1024 * 1024);
+    await blobs.setAside(key);
+    expect(await blobs.sweepStaged(3600_000)).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await blobs.sweepStaged(0)).toBe(2);
+    expect(await staged()).toEqual([]);
+    expect(await blobs.sweepStaged(0)).toBe(0);
+  });
+
+  it('probes as ready', async () => {
+    await blobs.probe();
+  });
+});
+
+describe('S3 blob store specifics', () => {
+  let server: S3TestServer;
+  let dataDir: string;
+  let blobs: BlobStore;
+
+  beforeAll(async () => {
+    server = await startS3Server({ prefix: 'tenant-a/blobs' });
+    for (const [name, value] of Object.entries(server.env)) vi.stubEnv(name, value);
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-blobs-s3-'));
+    blobs = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    vi.unstubAllEnvs();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("keeps every object under BLOB_URL's prefix and stages on this host's DATA_DIR/tmp", async () => {
+    await blobs.put('people/p/aa/bb', 'x');
+    expect(await fs.readdir(path.join(server.directory, server.bucket, 'tenant-a', 'blobs', 'people'))).toEqual(['p']);
+    const upload = await blobs.stageStream('captures', Readable.from([Buffer.from('y')]), 10);
+    expect(path.dirname(upload.tmpPath)).toBe(path.join(dataDir, 'tmp'));
+    await blobs.discard(upload);
+  });
+
+  for (const variable of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+    it(`takes the endpoint from ${variable} and addresses it path-style`, async () => {
+      // `localhost` has no bucket subdomains: virtual-hosted addressing would not even resolve.
+      for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) vi.stubEnv(name, name === variable ? `http://localhost:${server.port}` : '');
+      try {
+        const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+        expect((await store.get('people/p/aa/bb')).toString()).toBe('x');
+      } finally {
+        vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
+        vi.stubEnv('AWS_ENDPOINT_URL', '');
+      }
+    });
+  }
+
+  it('turns an unreachable server into a BlobStoreFault, and a commit that failed leaves no staged file', async () => {
+    const upload = await blobs.stageStream('captures', Readable.from([randomBytes(1000)]), 10_000);
+    await server.stop();
+    const failure = await blobs.commit(upload).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BlobStoreFault);
+    expect((failure as BlobStoreFault).kind).toBe('unavailable');
+    expect(await exists(upload.tmpPath)).toBe(false);
+    await expect(blobs.get('people/p/aa/bb')).rejects.toBeInstanceOf(BlobStoreFault);
+    await expect(blobs.exists('people/p/aa/bb')).rejects.toBeInstanceOf(BlobStoreFault);
+    await expect(blobs.probe()).rejects.toBeInstanceOf(BlobStoreFault);
+  });
+});
+
+describe('local blob store faults', () => {
+  it('turns an unusable folder into a BlobStoreFault, never a missing blob', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-blobs-broken-'));
+    try {
+      const blobsDir = path.join(dataDir, 'blobs');
+      await fs.writeFile(blobsDir, 'not a folder');
+      const blobs = openBlobStore({ BLOB_URL: 'file:', blobsDir, DATA_DIR: dataDir });
+      const failure = await blobs.stageStream('captures', Readable.from([Buffer.from('x')]), 10).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(BlobStoreFault);
+      expect((failure as BlobStoreFault).kind).toBe('unavailable');
+      await expect(blobs.exists('captures/aa/bb')).rejects.toBeInstanceOf(BlobStoreFault);
+      await expect(blobs.get('captures/aa/bb')).rejects.toBeInstanceOf(BlobStoreFault);
+      await expect(blobs.probe()).rejects.toBeInstanceOf(BlobStoreFault);
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
