@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const gallery = new ChromaGallery(config.chromaUrl, config.MODEL_PACK);
   let draining = false;
   const readiness = [
-    ...defaultReadinessChecks({ config, db, queues }),
+    ...defaultReadinessChecks({ config, db, queues, blobs }),
     {
       name: 'accepting',
       check: async () => {

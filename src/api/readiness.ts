@@ -1,8 +1,7 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Queues } from '../queue/queues.js';
+import type { BlobStore } from '../storage/blobs.js';
 import { withTimeout } from './interactive.js';
 
 /** One dependency `GET /readyz` checks; `check` throws (or times out) when it is not usable. */
@@ -10,22 +9,11 @@ export type ReadinessCheck = { name: string; check(): Promise<void> };
 
 const CHECK_TIMEOUT_MS = 2000;
 
-async function hasModelFile(dir: string, depth = 2): Promise<boolean> {
-  let entries;
-  try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
-  } catch {
-    return false;
-  }
-  for (const entry of entries) {
-    if (entry.isFile() && entry.name.endsWith('.onnx')) return true;
-    if (entry.isDirectory() && depth > 0 && (await hasModelFile(path.join(dir, entry.name), depth - 1))) return true;
-  }
-  return false;
-}
-
-/** MySQL, Redis, Chroma (heartbeat) and the model files. Replace or extend through `createApp({readiness})`. */
-export function defaultReadinessChecks(deps: { config: Config; db: Knex; queues: Queues }): ReadinessCheck[] {
+/**
+ * What the API uses: MySQL, Redis, Chroma (heartbeat) and the blob store. Not the model files: the
+ * API never runs a model. Replace or extend through `createApp({readiness})`.
+ */
+export function defaultReadinessChecks(deps: { config: Config; db: Knex; queues: Queues; blobs: BlobStore }): ReadinessCheck[] {
   return [
     { name: 'mysql', check: async () => void (await deps.db.raw('SELECT 1')) },
     {
@@ -42,12 +30,7 @@ export function defaultReadinessChecks(deps: { config: Config; db: Knex; queues:
         if (!response.ok) throw new Error(`heartbeat answered ${response.status}`);
       },
     },
-    {
-      name: 'models',
-      check: async () => {
-        if (!(await hasModelFile(deps.config.modelsDir))) throw new Error(`no model files under ${deps.config.modelsDir} (run npm run setup)`);
-      },
-    },
+    { name: 'blobs', check: () => deps.blobs.probe() },
   ];
 }
 

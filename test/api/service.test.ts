@@ -46,12 +46,14 @@ describe('health, readiness, metrics, openapi', () => {
     expect(r.body).toMatchObject({ status: 'unready', checks: { mysql: 'ok', chroma: 'connection refused' }, error: { code: 'not_ready' } });
   });
 
-  it('the default readiness checks name MySQL, Redis, Chroma and the models', async () => {
+  it('the default readiness checks name MySQL, Redis, Chroma and the blob store, not the models the API never runs', async () => {
     const { defaultReadinessChecks, runReadinessChecks } = await import('../../src/api/readiness.js');
-    const result = await runReadinessChecks(defaultReadinessChecks({ config: { ...t.env.config, chromaUrl: 'http://127.0.0.1:1' }, db: t.env.db, queues: t.queues }));
-    expect(Object.keys(result.checks)).toEqual(['mysql', 'redis', 'chroma', 'models']);
+    const config = { ...t.env.config, chromaUrl: 'http://127.0.0.1:1', modelsDir: '/nonexistent' };
+    const result = await runReadinessChecks(defaultReadinessChecks({ config, db: t.env.db, queues: t.queues, blobs: t.blobs }));
+    expect(Object.keys(result.checks)).toEqual(['mysql', 'redis', 'chroma', 'blobs']);
     expect(result.checks.mysql).toBe('ok');
     expect(result.checks.redis).toBe('ok');
+    expect(result.checks.blobs).toBe('ok');
     expect(result.checks.chroma).not.toBe('ok');
     expect(result.ready).toBe(false);
   });
