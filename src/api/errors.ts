@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { BlobStoreFault } from '../storage/blobs.js';
 
 /** An error with an HTTP status and a stable machine code; rendered as `{error: {code, message}}`. */
 export class ApiError extends Error {
@@ -17,6 +18,20 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
+
+/** Seconds a client should wait before sending again when the blob store is full or unavailable. */
+const STORAGE_RETRY_AFTER = { full: 60, unavailable: 10 } as const;
+
+/**
+ * A fault of the blob store is the server's, never the upload's: 507 when it is full, 503
+ * otherwise, both with Retry-After so a robot keeps its photo and sends it again later.
+ */
+export function storageError(fault: BlobStoreFault): ApiError {
+  const headers = { 'Retry-After': String(STORAGE_RETRY_AFTER[fault.kind]) };
+  return fault.kind === 'full'
+    ? new ApiError(507, 'insufficient_storage', 'the server has no room to store uploads right now; send them again later', undefined, headers)
+    : new ApiError(503, 'storage_unavailable', 'image storage is unavailable right now; send the upload again later', undefined, headers);
+}
 
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'bad_request',
@@ -73,6 +88,7 @@ function toResponse(thrown: unknown): { status: number; body: ErrorBody; headers
   if (thrown instanceof ApiError) {
     return { status: thrown.status, body: errorBody(thrown.code, thrown.message, thrown.extra), headers: thrown.headers };
   }
+  if (thrown instanceof BlobStoreFault) return toResponse(storageError(thrown));
   if (thrown instanceof z.ZodError) {
     return { status: 400, body: errorBody('validation_error', describeZodError(thrown)) };
   }

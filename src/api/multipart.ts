@@ -4,11 +4,13 @@
  * EXIF time) without decoding pixels. The declared part content type and file name are ignored.
  * Accepted files stay staged: the caller commits them once it has recorded them, or discards them.
  *
- * Two kinds of failure:
+ * Three kinds of failure:
  * - request-level (not multipart, malformed body, too many files or parts, total size, unexpected
  *   or misplaced fields): the whole request fails with a 4xx ApiError and nothing is recorded;
  * - per-file (too large, empty, not an image, header unreadable, too many pixels): the file gets a
- *   `rejection` and the other files carry on.
+ *   `rejection` and the other files carry on;
+ * - the blob store's (disk full or unwritable): the whole request fails with 507 or 503 and
+ *   Retry-After (see storageError), and nothing staged is left behind.
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -16,8 +18,8 @@ import busboy from 'busboy';
 import { ImageError, type ImageErrorCode } from '../imaging/errors.js';
 import type { ImageHeader } from '../imaging/prepare.js';
 import { sniffImageFormat } from '../imaging/sniff.js';
-import { BlobTooLargeError, type BlobStore, type StagedBlob } from '../storage/blobs.js';
-import { ApiError } from './errors.js';
+import { BlobStoreFault, BlobTooLargeError, type BlobStore, type StagedBlob } from '../storage/blobs.js';
+import { ApiError, storageError } from './errors.js';
 
 /** Bytes kept in memory per file for the format sniff and the header read. */
 const HEAD_BYTES = 256 * 1024;
@@ -149,12 +151,15 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
   let failure: ApiError | undefined;
 
   return new Promise<ReceivedForm>((resolve, reject) => {
+    // A staged file that is not kept: a store too sick to delete it leaves it to the staged sweep.
+    const drop = (stored: StagedBlob) => options.blobs.discard(stored).catch(() => undefined);
+
     const fail = (error: ApiError) => {
       if (failure) return;
       failure = error;
       // Nothing of a failed request is recorded: drop what was staged.
       void Promise.allSettled(images).then((settled) =>
-        Promise.allSettled(settled.map((s) => (s.status === 'fulfilled' && s.value.stored ? options.blobs.discard(s.value.stored) : undefined))),
+        Promise.allSettled(settled.map((s) => (s.status === 'fulfilled' && s.value.stored ? drop(s.value.stored) : undefined))),
       );
       req.unpipe(parser);
       // Discard the rest of the body so the answer can be read by the client.
@@ -180,21 +185,23 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
         }
         if (error instanceof TotalLimitError) {
           fail(new ApiError(413, 'request_too_large', `the upload exceeds the limit of ${options.maxTotalBytes} bytes in total`));
+        } else if (error instanceof BlobStoreFault) {
+          fail(storageError(error));
         } else {
           fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${(error as Error).message}`));
         }
         return { index, filename, rejection: { status: 422, code: 'aborted', message: 'the request failed' } };
       }
       if (file.truncated) {
-        await options.blobs.discard(stored);
+        await drop(stored);
         return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
       }
       const rejection = await inspect(stored, tap.head(), options).catch(async (error: unknown) => {
-        await options.blobs.discard(stored).catch(() => undefined);
+        await drop(stored);
         throw error;
       });
       if (typeof rejection === 'object' && 'status' in rejection) {
-        await options.blobs.discard(stored).catch(() => undefined);
+        await drop(stored);
         return { index, filename, rejection };
       }
       return { index, filename, stored: { ...stored, header: rejection } };
@@ -247,7 +254,7 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
           if (failure) return;
           resolve({ images: received, fields });
         },
-        (error: unknown) => fail(new ApiError(500, 'internal_error', (error as Error).message)),
+        (error: unknown) => fail(error instanceof BlobStoreFault ? storageError(error) : new ApiError(500, 'internal_error', (error as Error).message)),
       );
     });
     req.pipe(parser);

@@ -1,8 +1,8 @@
 /**
  * A small HTTP client for the CLI on node:http(s): JSON calls and streamed request bodies, with
- * retries (exponential backoff with full jitter) on network errors, 429 (honouring Retry-After)
- * and 5xx, never on other 4xx. Non-idempotent calls retry only when the request cannot have been
- * processed (connection refused, DNS failure, 429, 503).
+ * retries (exponential backoff with full jitter, or the server's Retry-After when it sends one) on
+ * network errors, 429 and 5xx, never on other 4xx. Non-idempotent calls retry only when the request
+ * cannot have been processed (connection refused, DNS failure, 429, 503, 507 storage full).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -49,6 +49,8 @@ export class HttpError extends Error {
 }
 
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** Answers saying the server did not act on the request. */
+const NOT_PROCESSED = new Set([429, 503, 507]);
 
 export function isRetryableStatus(status: number): boolean {
   return status === 429 || status >= 500;
@@ -111,12 +113,12 @@ export class ApiClient {
         const error = response.body?.error;
         const code = typeof error?.code === 'string' ? error.code : `http_${response.status}`;
         const message = typeof error?.message === 'string' ? error.message : response.text.slice(0, 200) || `HTTP ${response.status}`;
-        retryable = isRetryableStatus(response.status) && (idempotent || response.status === 429 || response.status === 503);
+        retryable = isRetryableStatus(response.status) && (idempotent || NOT_PROCESSED.has(response.status));
         if (!retryable || attempt >= this.retry.attempts) {
           throw new HttpError(`${options.method} ${options.path}: ${response.status} ${code}: ${message}`, response.status, code, response.body);
         }
         reason = `${response.status} ${code}`;
-        waitMs = response.status === 429 || response.status === 503 ? parseRetryAfter(response.headers['retry-after']) : undefined;
+        waitMs = parseRetryAfter(response.headers['retry-after']);
       } catch (error) {
         if (error instanceof HttpError || options.signal?.aborted) throw error;
         this.trace?.(`${options.method} ${options.path} -> ${(error as Error).message}`);

@@ -209,7 +209,8 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     }
     // Committed only now that captures reference them (see BlobStore on retention). A re-sent file
     // whose capture is finished is not needed again: committing it would bring back an image that
-    // retention already deleted and will not look at again.
+    // retention already deleted and will not look at again. A store fault here answers 507/503
+    // (errors.ts); the captures stay recorded, and the client's resend of the files commits them.
     await Promise.all(
       accepted.map((image, i) => {
         const capture = recorded.captures[i];
