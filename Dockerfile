@@ -5,5 +5,6 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # The default model pack comes from the npm registry at build time; containers then run offline.
 RUN npm run setup
+# DATA_DIR holds only this container's staging of uploads in progress: blobs go to BLOB_URL's store.
 ENV DATA_DIR=/data MODELS_DIR=/app/data/models
 CMD ["npm", "run", "api"]
