@@ -12,7 +12,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const publicDir = path.join(here, 'public');
+/** tsc copies no static files: compiled into dist/dashboards/merchant, this module serves the sources' copy. */
+const compiled = path.basename(path.resolve(here, '../..')) === 'dist';
+const publicDir = compiled ? path.resolve(here, '../../../dashboards/merchant/public') : path.join(here, 'public');
 const require = createRequire(import.meta.url);
 
 const FILES: Record<string, { file: () => string; type: string }> = {

@@ -5,7 +5,11 @@ import knexFactory, { type Knex } from 'knex';
 import { Model } from 'objection';
 import type { Config } from '../config.js';
 
-const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+const thisModule = fileURLToPath(import.meta.url);
+/** Beside this module's tree: the sources under tsx or vitest, their compiled copies in dist/ (`npm start`). */
+const migrationsDir = path.resolve(path.dirname(thisModule), '../../migrations');
+/** `.ts`, or `.js` once compiled: migrations are loaded in the same form as the code loading them. */
+const moduleExtension = path.extname(thisModule);
 
 export function connectDatabase(config: Pick<Config, 'DATABASE_URL'>, pool = { min: 0, max: 10 }): Knex {
   const db = knexFactory({
@@ -33,14 +37,17 @@ type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void
 
 /**
  * Migrations are imported by our own code rather than by knex, so that whichever TypeScript loader
- * runs the process (tsx, or vitest's module runner) also loads them.
+ * runs the process (tsx, or vitest's module runner) also loads them. Each keeps the name of its
+ * source file (`….ts`), the name every database has recorded, whichever form is loaded.
  */
 const migrationSource: Knex.MigrationSource<string> = {
   async getMigrations() {
-    return (await fs.readdir(migrationsDir)).filter((file) => /^\d+_.+\.ts$/.test(file)).sort();
+    const files = (await fs.readdir(migrationsDir)).filter((file) => /^\d+_.+/.test(file) && path.extname(file) === moduleExtension);
+    return files.map((file) => `${path.basename(file, moduleExtension)}.ts`).sort();
   },
-  getMigrationName: (file) => file,
-  async getMigration(file) {
+  getMigrationName: (name) => name,
+  async getMigration(name) {
+    const file = `${path.basename(name, '.ts')}${moduleExtension}`;
     return (await import(pathToFileURL(path.join(migrationsDir, file)).href)) as Migration;
   },
 };
