@@ -1,17 +1,20 @@
 /**
- * The whole service as `npm start` runs it (API, every worker process, a local Chroma), started for
- * a benchmark or an evaluation on a throwaway database, data folder and queue prefix, and driven
- * through its public HTTP API only. Needs MariaDB and Redis.
+ * The whole service as `npm start` runs it (src/service.ts: a supervised local Chroma, the API and
+ * every worker process, compiled to JavaScript), started for a benchmark, an evaluation or a chaos
+ * run on a throwaway database, data folder and queue prefix, and driven through its public HTTP API
+ * only. Needs MariaDB and Redis.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { loadConfig, type Config } from '../src/config.js';
-import { startLocalChroma } from '../src/gallery/local-server.js';
 import { createLogger } from '../src/logger.js';
-import { connectDatabase, ensureDatabase } from '../src/storage/db.js';
-import { serviceSpecs, Supervisor } from '../src/supervisor.js';
+import type { RestartPolicy } from '../src/supervisor.js';
+import type { SupervisedService } from '../src/service.js';
+import { connectDatabase } from '../src/storage/db.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -20,11 +23,11 @@ export type Json = Record<string, unknown>;
 /** Where a throwaway service lives; `config` is what its processes will read. */
 export type ServiceSetup = { env: NodeJS.ProcessEnv; config: Config; adminKey: string; dataDir: string };
 
-export type RunningService = ServiceSetup & { api: string; stop(): Promise<void> };
+export type RunningService = ServiceSetup & { api: string; processes: SupervisedService; stop(): Promise<void> };
 
 export type Tenant = { merchantId: string; storeId: string; merchantKey: string; deviceKey: string };
 
-/** Names the service's database, folder (created when it starts), port and queue prefix. */
+/** Names the service's database, folder (created when it starts), ports and queue prefix; its Chroma is its own. */
 export function prepareService(label: string, overrides: NodeJS.ProcessEnv = {}): ServiceSetup {
   const suffix = randomBytes(4).toString('hex');
   const dataDir = path.join(os.tmpdir(), `faceperks-${label}-${suffix}`);
@@ -38,25 +41,38 @@ export function prepareService(label: string, overrides: NodeJS.ProcessEnv = {})
     DATA_DIR: dataDir,
     MODELS_DIR: base.modelsDir,
     PORT: String(3900 + Math.floor(Math.random() * 90)),
+    CHROMA_PORT: String(8790 + Math.floor(Math.random() * 9)),
     QUEUE_PREFIX: `${label}${suffix}`,
     FACEPERKS_ADMIN_KEY: adminKey,
     LOG_LEVEL: 'warn',
     ...overrides,
   };
+  delete env.CHROMA_URL;
   return { env, config: loadConfig(env), adminKey, dataDir };
 }
 
-/** Starts Chroma and every process of the service; resolves once /readyz answers. */
-export async function startService(setup: ServiceSetup): Promise<RunningService> {
+/**
+ * Which code the service runs: `compiled` is what `npm start` runs (dist/, built first: a no-op when
+ * it is up to date); `source` runs the TypeScript through tsx, for tests that must not build.
+ */
+export type ServiceCode = 'compiled' | 'source';
+
+export type StartOptions = { code?: ServiceCode; restartPolicy?: RestartPolicy };
+
+async function loadService(code: ServiceCode): Promise<typeof import('../src/service.js')> {
+  if (code === 'source') return import('../src/service.js');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  return import(pathToFileURL(path.join(root, 'dist/src/service.js')).href);
+}
+
+/** Starts the service as `npm start` does (src/service.ts); resolves once /readyz answers. */
+export async function startService(setup: ServiceSetup, options: StartOptions = {}): Promise<RunningService> {
   const { env, config, dataDir } = setup;
+  const { startService: startSupervised } = await loadService(options.code ?? 'compiled');
   await fs.mkdir(dataDir, { recursive: true });
-  const chroma = await startLocalChroma(path.join(dataDir, 'chroma'), 8790 + Math.floor(Math.random() * 9));
-  env.CHROMA_URL = chroma.url;
-  await ensureDatabase(config);
-  const supervisor = new Supervisor(root, env, createLogger('warn', 'harness'));
+  let processes: SupervisedService | undefined;
   const stop = async () => {
-    await supervisor.stop(10_000);
-    await chroma.stop();
+    await processes?.stop(10_000);
     const db = connectDatabase(config, { min: 0, max: 1 });
     await db.raw('DROP DATABASE IF EXISTS ??', [config.databaseName]);
     await db.destroy();
@@ -64,13 +80,13 @@ export async function startService(setup: ServiceSetup): Promise<RunningService>
   };
   const api = `http://127.0.0.1:${env.PORT}`;
   try {
-    for (const spec of serviceSpecs(root, config)) supervisor.start(spec);
-    await waitForReady(api, 60_000);
+    processes = await startSupervised({ env, logger: createLogger('warn', 'harness'), restartPolicy: options.restartPolicy });
+    await waitForReady(api, 90_000);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { ...setup, api, stop };
+  return { ...setup, api, processes, stop };
 }
 
 export class ApiCallError extends Error {
@@ -94,7 +110,7 @@ export async function call(base: string, key: string, method: string, route: str
   return json;
 }
 
-async function waitForReady(base: string, timeoutMs: number): Promise<void> {
+export async function waitForReady(base: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);

@@ -1,55 +1,35 @@
 /**
- * `npm start`: everything on one machine. Creates the database if missing, migrates, starts the
- * bundled Chroma unless CHROMA_URL is set, then the API and the worker processes, all supervised.
- * Ctrl-C / SIGTERM drains and stops everything; a second signal exits at once.
+ * `npm start`: everything on one machine (src/service.ts): the database created if missing and
+ * migrated, the bundled Chroma unless CHROMA_URL is set, the API and the worker processes, all
+ * supervised. Ctrl-C / SIGTERM drains the API and the workers, then stops Chroma; a second signal
+ * exits at once.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from './config.js';
-import { startLocalChroma, type LocalChroma } from './gallery/local-server.js';
 import { createLogger } from './logger.js';
-import { connectDatabase, ensureDatabase, migrateLatest } from './storage/db.js';
-import { serviceSpecs, Supervisor } from './supervisor.js';
+import { startService } from './service.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
+/** How long the API and the workers may take to finish their requests and jobs on shutdown. */
+const DRAIN_MS = 30_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL, 'supervisor');
-
-  await ensureDatabase(config);
-  const db = connectDatabase(config, { min: 0, max: 1 });
-  await migrateLatest(db);
-  await db.destroy();
-
-  let chroma: LocalChroma | undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (!config.CHROMA_URL) {
-    chroma = await startLocalChroma(config.chromaDir, config.CHROMA_PORT);
-    env.CHROMA_URL = chroma.url;
-    logger.info({ url: chroma.url, dataDir: config.chromaDir }, 'local chroma started');
-  }
-
-  const supervisor = new Supervisor(root, env, logger);
-  for (const spec of serviceSpecs(root, config)) supervisor.start(spec);
+  const service = await startService({ env: process.env, logger });
   logger.info({ port: config.PORT }, `FacePerks running: http://127.0.0.1:${config.PORT} (Bull Board at /admin/queues)`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) {
-      supervisor.killAll();
-      await chroma?.stop();
+      service.kill();
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down: draining API and workers');
-    await supervisor.stop(30_000);
-    await chroma?.stop();
+    logger.info({ signal }, 'shutting down: draining API and workers, then Chroma');
+    await service.stop(DRAIN_MS);
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // The children have process groups of their own (src/supervisor.ts): a closed terminal reaches only this process.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal));
 }
 
 main().catch((error) => {

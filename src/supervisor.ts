@@ -1,6 +1,8 @@
 /** Keeps child processes alive: restarts a crashed one with exponential backoff, stops all on request. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { STAGES } from './queue/contract.js';
 
@@ -33,8 +35,12 @@ export function workerGroups(pipelineProcesses: number): WorkerGroup[] {
  */
 export const RESTART_EXIT_CODE = 75;
 
-/** A supervised child: a script run through tsx, with extra Node flags. */
-export type ChildSpec = { name: string; script: string; args: string[]; nodeFlags?: string[] };
+/**
+ * A supervised child: a Node module and its arguments, with extra Node flags. A `.ts` module runs
+ * through tsx (tests and dev), anything else on plain Node (the compiled service). `quiet` drops its
+ * standard output (the local Chroma prints a banner at every start) but keeps its errors.
+ */
+export type ChildSpec = { name: string; script: string; args: string[]; nodeFlags?: string[]; quiet?: boolean };
 
 /**
  * Node flags of worker processes. A 64 MB young generation: each image allocates megabytes of
@@ -43,25 +49,43 @@ export type ChildSpec = { name: string; script: string; args: string[]; nodeFlag
  */
 export const WORKER_NODE_FLAGS = ['--max-semi-space-size=64'];
 
-/** The whole service as `npm start` runs it: the API and one process per worker group. */
+const thisModule = fileURLToPath(import.meta.url);
+/**
+ * Where the service's entry points live: the project under tsx or vitest, its compiled copy dist/
+ * when this module was compiled (`npm start`). Children run the same kind of code as their supervisor.
+ */
+export const CODE_ROOT = path.resolve(path.dirname(thisModule), '..');
+const CODE_EXTENSION = path.extname(thisModule);
+
+/** The whole service as `npm start` runs it, from the code under `root`: the API and one process per worker group. */
 export function serviceSpecs(root: string, config: { PIPELINE_PROCESSES: number }): ChildSpec[] {
   return [
-    { name: 'api', script: path.join(root, 'src/api/main.ts'), args: [] },
+    { name: 'api', script: path.join(root, `src/api/main${CODE_EXTENSION}`), args: [] },
     ...workerGroups(config.PIPELINE_PROCESSES).map((group) => ({
       name: group.name,
-      script: path.join(root, 'workers/runner.ts'),
+      script: path.join(root, `workers/runner${CODE_EXTENSION}`),
       args: group.workers,
       nodeFlags: WORKER_NODE_FLAGS,
     })),
   ];
 }
 
-const MAX_BACKOFF_MS = 30_000;
-/** A child that stayed up this long is considered healthy again: its backoff resets. */
-const HEALTHY_AFTER_MS = 60_000;
+/**
+ * When a child that died is started again: after `firstDelayMs`, doubling with each death that
+ * follows a short life, up to `maxDelayMs`; a child that stayed up `healthyAfterMs` starts over.
+ */
+export type RestartPolicy = { firstDelayMs: number; maxDelayMs: number; healthyAfterMs: number };
 
-export class Supervisor {
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { firstDelayMs: 1000, maxDelayMs: 30_000, healthyAfterMs: 60_000 };
+
+/** A child that exited without being asked to, and when it will be started again. */
+export type ChildExit = { name: string; code: number | null; signal: NodeJS.Signals | null; restartInMs: number };
+
+/** Emits `exit` (a `ChildExit`) each time a child dies unasked. */
+export class Supervisor extends EventEmitter<{ exit: [ChildExit] }> {
   private readonly children = new Map<string, ChildProcess>();
+  /** Deaths in a row of each child, each after a life shorter than `healthyAfterMs`. */
+  private readonly crashes = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopping = false;
 
@@ -69,32 +93,48 @@ export class Supervisor {
     private readonly cwd: string,
     private readonly env: NodeJS.ProcessEnv,
     private readonly logger: Logger,
-  ) {}
+    private readonly policy: RestartPolicy = DEFAULT_RESTART_POLICY,
+  ) {
+    super();
+  }
 
-  start(spec: ChildSpec, crashes = 0): void {
+  start(spec: ChildSpec): void {
     const startedAt = Date.now();
-    const child = fork(spec.script, spec.args, { cwd: this.cwd, env: this.env, execArgv: ['--import', 'tsx', ...(spec.nodeFlags ?? [])], stdio: 'inherit' });
+    const child = fork(spec.script, spec.args, {
+      cwd: this.cwd,
+      env: this.env,
+      execArgv: [...(spec.script.endsWith('.ts') ? ['--import', 'tsx'] : []), ...(spec.nodeFlags ?? [])],
+      stdio: spec.quiet ? ['ignore', 'ignore', 'inherit', 'ipc'] : 'inherit',
+      // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which stops the
+      // children in order. Signalled directly, Chroma would quit before the workers drained, and a
+      // worker would take the supervisor's SIGTERM, coming second, as "exit now".
+      detached: true,
+    });
     this.children.set(spec.name, child);
+    child.on('error', (error) => this.logger.error({ child: spec.name, err: error.message }, 'child process error'));
     child.once('exit', (code, signal) => {
       this.children.delete(spec.name);
       if (this.stopping) return;
       if (code === RESTART_EXIT_CODE) {
         this.logger.info({ child: spec.name }, 'child process asked to be restarted; restarting');
-        this.start(spec, 0);
+        this.crashes.delete(spec.name);
+        this.start(spec);
         return;
       }
-      const recent = Date.now() - startedAt < HEALTHY_AFTER_MS ? crashes + 1 : 1;
-      const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (recent - 1));
-      this.logger.error({ child: spec.name, code, signal, restartInMs: delay }, 'child process exited; restarting');
+      const crashes = Date.now() - startedAt < this.policy.healthyAfterMs ? (this.crashes.get(spec.name) ?? 0) + 1 : 1;
+      this.crashes.set(spec.name, crashes);
+      const restartInMs = Math.min(this.policy.maxDelayMs, this.policy.firstDelayMs * 2 ** (crashes - 1));
+      this.logger.error({ child: spec.name, code, signal, restartInMs }, 'child process exited; restarting');
+      this.emit('exit', { name: spec.name, code, signal, restartInMs });
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        if (!this.stopping) this.start(spec, recent);
-      }, delay);
+        if (!this.stopping) this.start(spec);
+      }, restartInMs);
       this.timers.add(timer);
     });
   }
 
-  /** SIGTERM to every child, SIGKILL to those still alive after `graceMs`. */
+  /** SIGTERM to every child, SIGKILL to those still alive after `graceMs`; none is restarted after. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     for (const timer of this.timers) clearTimeout(timer);
@@ -118,7 +158,14 @@ export class Supervisor {
     return this.children.get(name)?.kill(signal) ?? false;
   }
 
+  /** The process id of a running child; undefined while it is down. */
+  pid(name: string): number | undefined {
+    return this.children.get(name)?.pid;
+  }
+
   killAll(): void {
+    this.stopping = true;
+    for (const timer of this.timers) clearTimeout(timer);
     for (const child of this.children.values()) child.kill('SIGKILL');
   }
 }
