@@ -1,0 +1,115 @@
+/**
+ * The faults of a chaos run, one scenario each. `inject` returns once the fault is over (at once for
+ * a kill), with a note on what it did. Nothing here touches the machine's shared Redis or MariaDB
+ * server: Redis is the run's own, and only the service's own MariaDB connections are killed.
+ */
+import fs from 'node:fs/promises';
+import type { Knex } from 'knex';
+import type { Config } from '../../src/config.js';
+import type { SupervisedService } from '../../src/service.js';
+import type { PrivateRedis } from './private-redis.js';
+
+export type ChaosTarget = { processes: SupervisedService; redis: PrivateRedis; config: Config; db: Knex };
+
+/** `key` names it in `--only`; `name` in the table. */
+export type Scenario = { key: string; name: string; inject(target: ChaosTarget): Promise<string | undefined> };
+
+export type FaultDurations = { chromaPauseMs: number; blobsOutageMs: number; redisDownMs: number };
+
+export const DEFAULT_DURATIONS: FaultDurations = { chromaPauseMs: 60_000, blobsOutageMs: 30_000, redisDownMs: 3000 };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** SIGKILL to one supervised process (kill -9). */
+function kill(processName: string, key = processName, name = `kill -9 ${processName}`): Scenario {
+  return {
+    key,
+    name,
+    async inject({ processes }) {
+      const pid = processes.pid(processName);
+      if (pid === undefined) throw new Error(`${processName} is not running`);
+      process.kill(pid, 'SIGKILL');
+      return undefined;
+    },
+  };
+}
+
+/** KILL of every MariaDB connection the service holds to its database (the server itself stays up). */
+const mariadbConnections: Scenario = {
+  key: 'mariadb',
+  name: 'MariaDB connections killed',
+  async inject({ db, config }) {
+    // The run's own client holds a single connection, the one asking.
+    const [rows] = (await db.raw('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [
+      config.databaseName,
+    ])) as [{ id: number }[]];
+    let killed = 0;
+    for (const { id } of rows) {
+      // A connection may close by itself between the listing and its KILL.
+      await db.raw('KILL ?', [id]).then(() => killed++, () => {});
+    }
+    return `${killed} connections killed`;
+  },
+};
+
+/** SIGSTOP, then SIGCONT `ms` later: a server that hangs without closing its connections. */
+function chromaPause(ms: number): Scenario {
+  return {
+    key: 'chroma-pause',
+    name: `Chroma paused ${ms / 1000} s`,
+    async inject({ processes }) {
+      if (!processes.signal('chroma', 'SIGSTOP')) throw new Error('chroma is not running');
+      await sleep(ms);
+      processes.signal('chroma', 'SIGCONT');
+      return undefined;
+    },
+  };
+}
+
+/**
+ * The blob folder replaced by a plain file for `ms`: neither readable nor writable, even by root
+ * (whom chmod would not stop). Only for blobs on local disk.
+ */
+function blobsUnwritable(ms: number): Scenario {
+  return {
+    key: 'blobs',
+    name: `blob store unwritable ${ms / 1000} s`,
+    async inject({ config }) {
+      const isFolder = await fs.stat(config.blobsDir).then((stat) => stat.isDirectory(), () => false);
+      if (!isFolder) return `skipped: no blob folder at ${config.blobsDir} (blobs in object storage?)`;
+      const aside = `${config.blobsDir}.chaos-aside`;
+      await fs.rename(config.blobsDir, aside);
+      await fs.writeFile(config.blobsDir, 'the blob store is out of order (npm run chaos)\n');
+      await sleep(ms);
+      await fs.rm(config.blobsDir);
+      await fs.rename(aside, config.blobsDir);
+      return undefined;
+    },
+  };
+}
+
+function redisRestart(downMs: number): Scenario {
+  return {
+    key: 'redis',
+    name: 'Redis restarted empty',
+    async inject({ redis }) {
+      await redis.restartEmpty(downMs);
+      return `down ${downMs / 1000} s`;
+    },
+  };
+}
+
+/**
+ * Every scenario, in the order a run takes them: one kill per supervised worker process, then the
+ * backing services. Redis comes last: what it strands (jobs, schedulers) could spill into later ones.
+ */
+export function allScenarios(workerProcesses: string[], durations: FaultDurations = DEFAULT_DURATIONS): Scenario[] {
+  return [
+    ...workerProcesses.map((name) => kill(name)),
+    mariadbConnections,
+    kill('chroma', 'chroma-kill', 'Chroma killed (-9)'),
+    chromaPause(durations.chromaPauseMs),
+    blobsUnwritable(durations.blobsOutageMs),
+    redisRestart(durations.redisDownMs),
+  ];
+}
