@@ -7,7 +7,7 @@ import { createBullBoard as createBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
 import type { Context, Middleware, Next } from 'koa';
-import { ALL_QUEUES } from '../src/queue/contract.js';
+import { QUEUE_NAMES } from '../src/queue/contract.js';
 import type { Queues } from '../src/queue/queues.js';
 
 export type BullBoardOptions = {
@@ -47,7 +47,7 @@ export function createBullBoard(options: BullBoardOptions): Middleware {
   const serverAdapter = new KoaAdapter();
   serverAdapter.setBasePath(basePath);
   createBoard({
-    queues: ALL_QUEUES.map((name) => new BullMQAdapter(options.queues.queue(name))),
+    queues: QUEUE_NAMES.map((name) => new BullMQAdapter(options.queues.queue(name))),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'FacePerks queues' } },
   });

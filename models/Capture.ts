@@ -1,6 +1,8 @@
 import { BaseModel } from './base.js';
 
-export type CaptureStatus = 'queued' | 'processing' | 'done' | 'failed';
+import type { CaptureState } from '../src/storage/capture-lifecycle.js';
+
+export type CaptureStatus = CaptureState;
 export type CapturedAtSource = 'device' | 'exif' | 'receipt';
 
 export class Capture extends BaseModel {

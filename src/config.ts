@@ -25,8 +25,11 @@ const schema = z.object({
   MODEL_PACK: z.enum(PACK_NAMES).default('default'),
   /** How often worker processes check whether a reembed switched the active pack. */
   PACK_WATCH_MS: positiveInt.default(10_000),
-  /** Queue prefix, so tests and benchmarks can run beside a live service on one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i).default('faceperks'),
+  /**
+   * Queue prefix. Unset: derived from the deployment's id, stored in its database at first start
+   * (src/storage/settings.ts), so two deployments sharing one Redis never take each other's jobs.
+   */
+  QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/i).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   /**
@@ -69,18 +72,31 @@ const schema = z.object({
   VISITOR_RETENTION_DAYS: positiveInt.default(90),
   RETENTION_INTERVAL_MS: positiveInt.default(15 * 60_000),
 
-  STAGE_ATTEMPTS: positiveInt.default(5),
+  /**
+   * Attempts of a pipeline job at a transient fault (Redis, MySQL, Chroma, blob store), backing off
+   * exponentially from STAGE_BACKOFF_MS up to STAGE_BACKOFF_MAX_MS: by default about 18 minutes of
+   * retries, after which the capture stays open for the sweeper. Only bad input fails a capture.
+   */
+  STAGE_ATTEMPTS: positiveInt.default(12),
   STAGE_BACKOFF_MS: positiveInt.default(1000),
+  STAGE_BACKOFF_MAX_MS: positiveInt.default(5 * 60_000),
   SWEEP_INTERVAL_MS: positiveInt.default(60_000),
   /** A job whose worker stopped renewing its lock this long ago (process killed) is handed to another worker. */
   JOB_LOCK_MS: positiveInt.default(30_000),
   /** On SIGTERM the API answers /readyz 503 this long before it stops listening. */
   SHUTDOWN_UNREADY_MS: z.coerce.number().int().min(0).default(1000),
-  /** A capture left in a non-final state this long is re-enqueued by the sweeper. */
+  /**
+   * A capture left in a non-final state this long with no live job is re-enqueued by the sweeper;
+   * one whose last job gave up after its retries waits this long times 2^run (at most 8×) first.
+   */
   SWEEP_STALE_MS: positiveInt.default(5 * 60_000),
+  /** Images of failed captures are kept this long even with KEEP_IMAGES=false, so they can be reprocessed. */
+  FAILED_IMAGE_RETENTION_DAYS: z.coerce.number().min(0).default(7),
 });
 
-export type Config = z.infer<typeof schema> & {
+export type Config = Omit<z.infer<typeof schema>, 'QUEUE_PREFIX'> & {
+  /** Empty until resolved from the deployment id (src/storage/settings.ts) when not configured. */
+  QUEUE_PREFIX: string;
   chromaUrl: string;
   modelsDir: string;
   blobsDir: string;
@@ -105,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     ...values,
+    QUEUE_PREFIX: values.QUEUE_PREFIX ?? '',
     DATA_DIR: dataDir,
     chromaUrl: values.CHROMA_URL ?? `http://127.0.0.1:${values.CHROMA_PORT}`,
     modelsDir: path.resolve(values.MODELS_DIR ?? path.join(dataDir, 'models')),

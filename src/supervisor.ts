@@ -4,13 +4,13 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { STAGES } from './queue/contract.js';
+import { PIPELINE_QUEUES } from './queue/contract.js';
 
 /** A supervised worker process: its name (logs, signals) and the workers it runs. */
 export type WorkerGroup = { name: string; workers: string[] };
 
-/** Workers of each pipeline process: every stage, each still its own queue and BullMQ worker. */
-export const PIPELINE_WORKERS = [...STAGES, 'maintenance', 'webhooks'];
+/** Workers of each pipeline process: every pipeline queue, webhooks and the housekeeping timers. */
+export const PIPELINE_WORKERS = [...PIPELINE_QUEUES, 'webhooks', 'maintenance'];
 
 /**
  * `npm start`'s worker processes: `pipelineProcesses` identical processes running every stage, then

@@ -43,7 +43,7 @@ describe('architecture', () => {
   });
 
   it('stages never import each other: they meet in the queue contract', () => {
-    const stages = ['preprocess', 'detect', 'embed', 'match', 'aggregate'];
+    const stages = ['vision', 'match', 'aggregate'];
     for (const stage of stages) {
       const others = [...reachable(`workers/${stage}.ts`)].map(rel).filter((file) => stages.some((s) => s !== stage && file === `workers/${s}.ts`));
       expect(others, `workers/${stage}.ts`).toEqual([]);

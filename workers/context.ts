@@ -12,8 +12,9 @@ import { createPipelineMetrics, type PipelineMetrics } from '../src/metrics/pipe
 import { createQueues, type Queues } from '../src/queue/queues.js';
 import { openBlobStore, type BlobStore } from '../src/storage/blobs.js';
 import { connectDatabase } from '../src/storage/db.js';
-import { PipelineRepository } from '../src/storage/pipeline-repository.js';
-import { activePack, type PackName } from '../src/storage/settings.js';
+import { CaptureLifecycle } from '../src/storage/capture-lifecycle.js';
+import { activePack, withQueuePrefix, type PackName } from '../src/storage/settings.js';
+import type { WorkerDeps } from '../src/queue/worker.js';
 
 export type WorkerContext = {
   config: Config;
@@ -21,7 +22,7 @@ export type WorkerContext = {
   queues: Queues;
   blobs: BlobStore;
   gallery: Gallery;
-  pipeline: PipelineRepository;
+  lifecycle: CaptureLifecycle;
   logger: Logger;
   metrics: PipelineMetrics;
   close(): Promise<void>;
@@ -35,7 +36,7 @@ export function createWorkerContext(config: Config = loadConfig(), name = 'worke
     queues,
     blobs: openBlobStore(config),
     gallery: new ChromaGallery(config.chromaUrl, config.MODEL_PACK),
-    pipeline: new PipelineRepository(db),
+    lifecycle: new CaptureLifecycle(db),
     logger: createLogger(config.LOG_LEVEL, name),
     metrics: createPipelineMetrics(),
     async close() {
@@ -50,7 +51,7 @@ export async function openWorkerContext(config: Config = loadConfig(), name = 'w
   const db = connectDatabase(config);
   try {
     const pack = await activePack(db, config.MODEL_PACK);
-    const context = createWorkerContext({ ...config, MODEL_PACK: pack }, name, db);
+    const context = createWorkerContext(await withQueuePrefix(db, { ...config, MODEL_PACK: pack }), name, db);
     if (pack !== config.MODEL_PACK) {
       context.logger.warn({ activePack: pack, MODEL_PACK: config.MODEL_PACK }, 'using the active pack set by the last reembed; MODEL_PACK is ignored');
     }
@@ -59,6 +60,11 @@ export async function openWorkerContext(config: Config = loadConfig(), name = 'w
     await db.destroy();
     throw error;
   }
+}
+
+/** What every queue worker of this process is started with. */
+export function workerDeps(context: WorkerContext): WorkerDeps {
+  return { connection: context.queues.connection, prefix: context.config.QUEUE_PREFIX, logger: context.logger, retry: context.config };
 }
 
 const otherPackGalleries = new WeakMap<WorkerContext, Map<PackName, Gallery>>();

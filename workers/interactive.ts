@@ -2,19 +2,14 @@
  * Synchronous requests the API waits on: enrolment of a member's face, and identify (face sign-in).
  * They share the pipeline's vision code but answer through the job's return value.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import {
-  INTERACTIVE_QUEUE,
-  interactiveSchemas,
-  type FaceSummary,
-  type InteractiveJob,
-  type InteractiveResult,
-} from '../src/queue/contract.js';
+import type { Worker } from 'bullmq';
+import { INTERACTIVE_QUEUE, type FaceSummary, type InteractiveResult } from '../src/queue/contract.js';
+import { startQueueWorker } from '../src/queue/worker.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
 import type { DescribedFace, DetectedFace } from '../src/vision/types.js';
-import type { WorkerContext } from './context.js';
+import { workerDeps, type WorkerContext } from './context.js';
 import { queueCatchUpIfSwitched } from './reembed.js';
 
 /** Faces smaller than this share of the largest one are background, not a second person to enrol. */
@@ -49,54 +44,48 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
     }
   }
 
-  const handlers: { [J in InteractiveJob]: (data: unknown) => Promise<InteractiveResult[J]> } = {
-    async enrol(data) {
-      const { personId, merchantId, faceId, imageKey } = interactiveSchemas.enrol.parse(data);
-      const faces = await describeImage(imageKey);
-      if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
-      if (faces.length === 0) return { ok: false, code: 'no_face', message: 'no face was found in the image' };
-      if (faces.length > 1) {
-        return { ok: false, code: 'multiple_faces', message: `${faces.length} faces were found; enrol a photo of one person` };
-      }
-      const [face] = faces;
-      // The row first: if the person was erased meanwhile, its foreign key fails and no vector is left behind.
-      await db('person_faces')
-        .insert({ id: faceId, person_id: personId, blob_key: imageKey, pack: describer.pack, face: JSON.stringify(summary(face)) })
-        .onConflict('id')
-        .ignore();
-      await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
-      // A reembed may have switched packs while this (old-pack) worker was still running.
-      await queueCatchUpIfSwitched(context, describer.pack).catch((error) =>
-        logger.error({ err: (error as Error).message, faceId }, 'could not check the active pack after enrolment'),
-      );
-      return { ok: true, faceId, face: summary(face) };
-    },
-    async identify(data) {
-      const { merchantId, imageKey, limit } = interactiveSchemas.identify.parse(data);
-      const faces = await describeImage(imageKey);
-      if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
-      const hits = await gallery.search('member', merchantId, faces.map((face) => face.embedding), limit);
-      return {
-        ok: true,
-        faces: faces.map((face, i) => ({
-          ...summary(face),
-          matches: hits[i]
-            .filter((hit) => hit.similarity >= config.MEMBER_THRESHOLD)
-            .map((hit) => ({ personId: hit.subjectId, similarity: hit.similarity })),
-        })),
-      };
-    },
-  };
-
-  const worker = new Worker(
+  return startQueueWorker<typeof INTERACTIVE_QUEUE, InteractiveResult[keyof InteractiveResult]>(
     INTERACTIVE_QUEUE,
-    async (job: Job) => {
-      const handler = handlers[job.name as InteractiveJob];
-      if (!handler) throw new UnrecoverableError(`unknown interactive job ${job.name}`);
-      return handler(job.data);
+    {
+      async enrol({ personId, merchantId, faceId, imageKey }): Promise<InteractiveResult['enrol']> {
+        const faces = await describeImage(imageKey);
+        if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
+        if (faces.length === 0) return { ok: false, code: 'no_face', message: 'no face was found in the image' };
+        if (faces.length > 1) {
+          return { ok: false, code: 'multiple_faces', message: `${faces.length} faces were found; enrol a photo of one person` };
+        }
+        const [face] = faces;
+        // The row first: if the person was erased meanwhile, its foreign key fails and no vector is left behind.
+        await db('person_faces')
+          .insert({ id: faceId, person_id: personId, blob_key: imageKey, pack: describer.pack, face: JSON.stringify(summary(face)) })
+          .onConflict('id')
+          .ignore();
+        await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
+        // Erased between the insert and the upsert: erasure ran before the vector existed, so erase it now.
+        if (!(await db('people').where({ id: personId }).first('id'))) {
+          await gallery.deleteSubject('member', merchantId, personId);
+          return { ok: false, code: 'person_erased', message: 'the person was erased while the face was being enrolled' };
+        }
+        // A reembed may have switched packs while this (old-pack) worker was still running.
+        await queueCatchUpIfSwitched(context, describer.pack).catch((error) =>
+          logger.error({ err: (error as Error).message, faceId }, 'could not check the active pack after enrolment'),
+        );
+        return { ok: true, faceId, face: summary(face) };
+      },
+      async identify({ merchantId, imageKey, limit }): Promise<InteractiveResult['identify']> {
+        const faces = await describeImage(imageKey);
+        if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
+        const hits = await gallery.search('member', merchantId, faces.map((face) => face.embedding), limit);
+        return {
+          ok: true,
+          faces: faces.map((face, i) => ({
+            ...summary(face),
+            matches: hits[i].filter((hit) => hit.similarity >= config.MEMBER_THRESHOLD).map((hit) => ({ personId: hit.subjectId, similarity: hit.similarity })),
+          })),
+        };
+      },
     },
-    { connection: context.queues.connection, prefix: config.QUEUE_PREFIX, concurrency: 1 },
+    workerDeps(context),
+    { concurrency: 1 },
   );
-  worker.on('error', (error) => logger.error({ err: error.message }, 'interactive worker error'));
-  return worker;
 }

@@ -1,13 +1,14 @@
-/** Stage 4: members first, then visitors, else a new visitor (see MatchService). */
-import type { StageDefinition } from '../src/queue/stage-worker.js';
-import { PermanentStageError } from '../src/queue/stage-worker.js';
+/** The match queue: members first, then visitors, else a new visitor (see MatchService). */
+import { decodeEmbedding } from '../src/queue/contract.js';
+import type { PackName } from '../src/vision/types.js';
+import type { PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { MatchService } from '../src/services/matching.js';
-import { readFaces } from '../src/storage/work-files.js';
-import type { PackName } from '../src/storage/settings.js';
+import { VisitorRepository } from '../src/storage/repositories/visitors.js';
 import { galleryForPack, type WorkerContext } from './context.js';
 
-export function matchStage(context: WorkerContext): StageDefinition<'match'> {
-  const { config, blobs, pipeline, metrics } = context;
+export function matchStage(context: WorkerContext): PipelineDefinition<'match'> {
+  const { config, db, lifecycle, metrics } = context;
+  const visitors = new VisitorRepository(db);
   const matchers = new Map<PackName, MatchService>();
   /**
    * Embeddings are searched in the collections of the pack that made them: while workers switch
@@ -16,28 +17,24 @@ export function matchStage(context: WorkerContext): StageDefinition<'match'> {
   const matcherFor = (pack: PackName) => {
     let matcher = matchers.get(pack);
     if (!matcher) {
-      matcher = new MatchService(galleryForPack(context, pack), pipeline, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD });
+      matcher = new MatchService(galleryForPack(context, pack), visitors, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD });
       matchers.set(pack, matcher);
     }
     return matcher;
   };
   return {
-    stage: 'match',
+    queue: 'match',
+    // Chroma and MySQL round trips, no CPU-bound work: several captures at once.
     concurrency: 4,
-    async handle({ captureId, run, facesKey, pack }) {
-      const capture = await pipeline.capture(captureId);
-      if (!capture) throw new PermanentStageError('capture_missing', 'the capture no longer exists');
-      const faces = await readFaces(blobs, facesKey);
-      const matches = await matcherFor(pack ?? config.MODEL_PACK).matchCapture({
-        merchantId: capture.merchant_id,
-        captureId,
-        capturedAt: capture.captured_at,
-        embeddings: faces.map((face) => face.embedding),
-      });
+    async handle({ captureId, run, merchantId, capturedAt, pack, faces }, step) {
+      if (!(await lifecycle.advance(captureId, run, 'match'))) return { skipped: true };
+      const matches = await step('match', () =>
+        matcherFor(pack).matchCapture({ merchantId, captureId, capturedAt: new Date(capturedAt), embeddings: faces.map((face) => decodeEmbedding(face.embedding)) }),
+      );
       for (const match of matches) {
         metrics.matchOutcomes.inc({ outcome: match.kind === 'member' ? 'member' : match.newVisitor ? 'new_visitor' : 'visitor' });
       }
-      return { captureId, run, facesKey, matches };
+      return { next: { captureId, run, faces: faces.map(({ embedding: _embedding, ...face }) => face), matches } };
     },
   };
 }

@@ -10,13 +10,14 @@
  * by further passes, one of them after the switch; later stragglers queue a catch-up job
  * (workers/interactive.ts).
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { REEMBED_QUEUE, reembedSchema, type ReembedProgress, type ReembedResult } from '../src/queue/contract.js';
+import { UnrecoverableError, type Job, type Worker } from 'bullmq';
+import { REEMBED_QUEUE, type JobPayload, type ReembedProgress, type ReembedResult } from '../src/queue/contract.js';
+import { startQueueWorker } from '../src/queue/worker.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import { activePack, setActivePack, type PackName } from '../src/storage/settings.js';
 import { createDescriber, createDetector, ModelFileError, verifyModels } from '../src/vision/index.js';
-import { galleryForPack, type WorkerContext } from './context.js';
+import { galleryForPack, workerDeps, type WorkerContext } from './context.js';
 
 type FaceRow = { faceId: string; personId: string; merchantId: string; blobKey: string };
 
@@ -28,8 +29,7 @@ export async function startReembedWorker(context: WorkerContext): Promise<Worker
   const { config, blobs, db, logger } = context;
   const limits = imageLimits(config);
 
-  async function reembed(job: Job): Promise<ReembedResult> {
-    const { pack: target, catchUp = false } = reembedSchema.parse(job.data);
+  async function reembed({ pack: target, catchUp = false }: JobPayload<'reembed'>, job: Job): Promise<ReembedResult> {
     try {
       verifyModels(config.modelsDir, target);
     } catch (error) {
@@ -132,15 +132,7 @@ export async function startReembedWorker(context: WorkerContext): Promise<Worker
     }
   }
 
-  const worker = new Worker(
-    REEMBED_QUEUE,
-    async (job: Job) => {
-      if (job.name !== 'reembed') throw new UnrecoverableError(`unknown reembed job ${job.name}`);
-      return reembed(job);
-    },
-    { connection: context.queues.connection, prefix: config.QUEUE_PREFIX, concurrency: 1, lockDuration: config.JOB_LOCK_MS },
-  );
-  worker.on('error', (error) => logger.error({ err: error.message }, 'reembed worker error'));
+  const worker = startQueueWorker(REEMBED_QUEUE, { reembed }, workerDeps(context), { concurrency: 1, lockDuration: config.JOB_LOCK_MS });
   worker.on('failed', (job, error) => logger.error({ jobId: job?.id, err: error.message }, 'reembed job failed'));
   return worker;
 }
@@ -152,6 +144,6 @@ export async function startReembedWorker(context: WorkerContext): Promise<Worker
 export async function queueCatchUpIfSwitched(context: WorkerContext, pack: PackName): Promise<void> {
   const active = await activePack(context.db, context.config.MODEL_PACK);
   if (active === pack) return;
-  await context.queues.queue(REEMBED_QUEUE).add('reembed', { pack: active, catchUp: true }, { removeOnComplete: { age: 24 * 3600, count: 100 } });
+  await context.queues.enqueue('reembed', { pack: active, catchUp: true });
   context.logger.info({ enrolledIn: pack, active }, 'enrolled in a pack that is no longer active; catch-up reembed queued');
 }

@@ -1,66 +1,86 @@
 /**
- * Runs the named workers in this process: `npm run worker -- detect embed` (no names: all of them).
+ * Runs the named workers in this process: `npm run worker -- vision match` (no names: all of them).
  * SIGTERM/SIGINT: stop taking jobs, let active ones finish, close connections; a second signal exits at once.
- * Workers that load models (detect, embed, interactive) run on the active pack; when a reembed
+ * Workers that load models (vision, interactive) run on the active pack; when a reembed
  * switches it, the process drains the same way and exits with RESTART_EXIT_CODE to come back on the
  * new pack (the supervisor of `npm start` restarts it at once; under Docker use a restart policy).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Worker } from 'bullmq';
-import { STAGES, type Stage } from '../src/queue/contract.js';
-import { startStageWorker, type StageDefinition } from '../src/queue/stage-worker.js';
-import { aggregateStage } from './aggregate.js';
 import { loadConfig } from '../src/config.js';
+import { publishRegistry } from '../src/metrics/published-registry.js';
+import { PIPELINE_QUEUES, type PipelineQueue } from '../src/queue/contract.js';
+import { startPipelineWorker, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
+import { startHousekeeping, type Housekeeping } from '../src/services/housekeeping.js';
+import { purgeProcessedImages, purgeStaleVisitors } from '../src/services/retention.js';
+import { sweepStuckCaptures } from '../src/services/sweeper.js';
 import { activePack } from '../src/storage/settings.js';
 import { RESTART_EXIT_CODE } from '../src/supervisor.js';
-import { openWorkerContext, type WorkerContext } from './context.js';
-import { detectStage } from './detect.js';
-import { embedStage } from './embed.js';
+import { aggregateStage } from './aggregate.js';
+import { openWorkerContext, workerDeps, type WorkerContext } from './context.js';
 import { startInteractiveWorker } from './interactive.js';
-import { startMaintenanceWorker } from './maintenance.js';
 import { matchStage } from './match.js';
-import { publishRegistry } from '../src/metrics/published-registry.js';
-import { preprocessStage } from './preprocess.js';
 import { startReembedWorker } from './reembed.js';
+import { visionStage } from './vision.js';
 import { startWebhookWorker } from './webhooks.js';
 
-export const WORKER_NAMES = [...STAGES, 'interactive', 'maintenance', 'reembed', 'webhooks'] as const;
+/** What a worker process can run: the pipeline queues, the other queues, and `maintenance` (the sweeper and retention timers). */
+export const WORKER_NAMES = [...PIPELINE_QUEUES, 'interactive', 'reembed', 'webhooks', 'maintenance'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Workers whose models or collections are those of the active pack: their process restarts when it changes. */
-export const PACK_BOUND_WORKERS: readonly WorkerName[] = ['detect', 'embed', 'interactive'];
+export const PACK_BOUND_WORKERS: readonly WorkerName[] = ['vision', 'interactive'];
 
-const stageFactories: { [S in Stage]: (context: WorkerContext) => StageDefinition<S> | Promise<StageDefinition<S>> } = {
-  preprocess: preprocessStage,
-  detect: detectStage,
-  embed: embedStage,
+const STAGED_FILE_MAX_AGE_MS = 24 * 3600_000;
+
+const pipelineStages: { [Q in PipelineQueue]: (context: WorkerContext) => PipelineDefinition<Q> | Promise<PipelineDefinition<Q>> } = {
+  vision: visionStage,
   match: matchStage,
   aggregate: aggregateStage,
 };
 
-export async function startWorkers(names: readonly WorkerName[], context: WorkerContext): Promise<Worker[]> {
+/** The sweeper and retention, on timers (see services/housekeeping.ts). */
+export function startMaintenance(context: WorkerContext): Housekeeping {
+  const { config, db, logger } = context;
+  return startHousekeeping({ db, databaseName: config.databaseName, logger }, [
+    { name: 'sweep', everyMs: config.SWEEP_INTERVAL_MS, run: () => sweepStuckCaptures(context, { staleMs: config.SWEEP_STALE_MS }) },
+    {
+      name: 'retention',
+      everyMs: config.RETENTION_INTERVAL_MS,
+      run: async () => ({
+        imagesDeleted: config.KEEP_IMAGES ? 0 : await purgeProcessedImages(context, config.FAILED_IMAGE_RETENTION_DAYS),
+        visitorsPurged: await purgeStaleVisitors(context, config.VISITOR_RETENTION_DAYS),
+        // An upload takes seconds to stage and record: a day-old staged file was left by a crash.
+        stagedFilesDeleted: await context.blobs.sweepStaged(STAGED_FILE_MAX_AGE_MS),
+      }),
+    },
+  ]);
+}
+
+export type RunningWorkers = { readonly workers: Worker[]; close(): Promise<void> };
+
+export async function startWorkers(names: readonly WorkerName[], context: WorkerContext): Promise<RunningWorkers> {
   const workers: Worker[] = [];
+  let maintenance: Housekeeping | undefined;
   for (const name of names) {
     if (name === 'interactive') workers.push(await startInteractiveWorker(context));
-    else if (name === 'maintenance') workers.push(await startMaintenanceWorker(context));
     else if (name === 'reembed') workers.push(await startReembedWorker(context));
     else if (name === 'webhooks') workers.push(startWebhookWorker(context));
+    else if (name === 'maintenance') maintenance = startMaintenance(context);
     else {
-      const definition = (await stageFactories[name](context)) as StageDefinition<Stage>;
+      const definition = (await pipelineStages[name](context)) as PipelineDefinition<PipelineQueue>;
       workers.push(
-        startStageWorker(definition, {
-          queues: context.queues,
-          progress: context.pipeline,
-          logger: context.logger,
-          prefix: context.config.QUEUE_PREFIX,
-          metrics: context.metrics,
-          lockMs: context.config.JOB_LOCK_MS,
-        }),
+        startPipelineWorker(definition, { ...workerDeps(context), queues: context.queues, lifecycle: context.lifecycle, metrics: context.metrics, lockMs: context.config.JOB_LOCK_MS }),
       );
     }
   }
-  return workers;
+  return {
+    workers,
+    async close() {
+      await Promise.all([...workers.map((worker) => worker.close()), maintenance?.stop()]);
+    },
+  };
 }
 
 /**
@@ -108,7 +128,7 @@ async function main(): Promise<void> {
     stopping = true;
     clearInterval(watch);
     context.logger.info({ reason }, 'draining: finishing active jobs');
-    await Promise.all(workers.map((worker) => worker.close()));
+    await workers.close();
     await context.close();
     process.exit(code);
   };

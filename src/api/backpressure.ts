@@ -3,7 +3,7 @@
  * and a per-device token bucket (in Redis, so every API process shares it).
  */
 import type { Redis } from 'ioredis';
-import { STAGES } from '../queue/contract.js';
+import { PIPELINE_QUEUES } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
 import { ApiError } from './errors.js';
 
@@ -24,14 +24,14 @@ async function orUndefined<T>(read: Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** Throws 429 while the stage queues hold more than `maxDepth` waiting jobs. Depth is re-read at most once a second. */
+/** Throws 429 while the pipeline queues hold more than `maxDepth` waiting jobs. Depth is re-read at most once a second. */
 export function queueDepthGuard(queues: Queues, maxDepth: number): () => Promise<void> {
   let depth = 0;
   let readAt = 0;
   return async () => {
     if (Date.now() - readAt > DEPTH_CACHE_MS) {
       const counts = await orUndefined(
-        Promise.all(STAGES.map((stage) => queues.queue(stage).getJobCountByTypes('waiting', 'delayed', 'prioritized'))),
+        Promise.all(PIPELINE_QUEUES.map((queue) => queues.queue(queue).getJobCountByTypes('waiting', 'delayed', 'prioritized'))),
       );
       depth = counts ? counts.reduce((sum, count) => sum + count, 0) : 0;
       readAt = Date.now();

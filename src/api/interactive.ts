@@ -2,13 +2,7 @@
  * Synchronous calls into the workers (enrolment, identify): the API never runs inference, so it
  * adds a job to the interactive queue and waits for its result through QueueEvents.
  */
-import {
-  INTERACTIVE_QUEUE,
-  interactiveSchemas,
-  type InteractiveJob,
-  type InteractivePayload,
-  type InteractiveResult,
-} from '../queue/contract.js';
+import { INTERACTIVE_QUEUE, type JobPayload, type JobsOf, type InteractiveResult } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
 import { ApiError } from './errors.js';
 
@@ -30,25 +24,15 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout:
 
 const queueUnavailable = () => new ApiError(503, 'queue_unavailable', 'the job queue (Redis) is unavailable, retry later', undefined, { 'Retry-After': '5' });
 
-export async function runInteractive<J extends InteractiveJob>(
+export async function runInteractive<J extends JobsOf<typeof INTERACTIVE_QUEUE>>(
   queues: Queues,
   name: J,
-  payload: InteractivePayload<J>,
+  payload: JobPayload<J>,
   timeoutMs: number,
 ): Promise<InteractiveResult[J]> {
-  const data = interactiveSchemas[name].parse(payload);
   const events = queues.events(INTERACTIVE_QUEUE);
   await withTimeout(events.waitUntilReady(), REDIS_TIMEOUT_MS, queueUnavailable);
-  const job = await withTimeout(
-    queues.queue(INTERACTIVE_QUEUE).add(name, data, {
-      // A synchronous caller retries on its own; a late second attempt would answer nobody.
-      attempts: 1,
-      removeOnComplete: { age: 3600, count: 1000 },
-      removeOnFail: { age: 24 * 3600, count: 1000 },
-    }),
-    REDIS_TIMEOUT_MS,
-    queueUnavailable,
-  );
+  const job = await withTimeout(queues.enqueue(name, payload), REDIS_TIMEOUT_MS, queueUnavailable);
   try {
     return (await job.waitUntilFinished(events, timeoutMs)) as InteractiveResult[J];
   } catch (error) {

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { createQueues, type Queues } from '../queue/queues.js';
 import { openBlobStore } from '../storage/blobs.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../storage/db.js';
+import { withQueuePrefix } from '../storage/settings.js';
 import { bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
 import { createApp, type AppDeps } from './app.js';
 import { defaultReadinessChecks } from './readiness.js';
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
   const db: Knex = connectDatabase(config);
   await migrateLatest(db);
   announceAdminKey(await bootstrapAdminKey(db, config.FACEPERKS_ADMIN_KEY), logger);
+  config = await withQueuePrefix(db, config);
 
   const queues: Queues = createQueues(config);
   const blobs = openBlobStore(config);

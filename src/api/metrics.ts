@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ALL_QUEUES } from '../queue/contract.js';
+import { QUEUE_NAMES } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
 import { withTimeout } from './interactive.js';
 
@@ -53,7 +53,7 @@ export function registerQueueGauges(metrics: ApiMetrics, queues: Pick<Queues, 'q
       this.reset();
       await withTimeout(
         Promise.all(
-          ALL_QUEUES.map(async (name) => {
+          QUEUE_NAMES.map(async (name) => {
             const counts = await queues.queue(name).getJobCounts(...JOB_STATES);
             for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
           }),

@@ -20,7 +20,7 @@ export function defaultReadinessChecks(deps: { config: Config; db: Knex; queues:
       name: 'redis',
       check: async () => {
         // Any round trip will do; counting waiting jobs needs no extra connection.
-        await deps.queues.queue('preprocess').getJobCounts('waiting');
+        await deps.queues.queue('vision').getJobCounts('waiting');
       },
     },
     {

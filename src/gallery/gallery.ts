@@ -1,6 +1,7 @@
 /** The face gallery: nearest-neighbour search over embeddings, per merchant and model pack. */
 
-export type SubjectKind = 'member' | 'visitor';
+export const SUBJECT_KINDS = ['member', 'visitor'] as const;
+export type SubjectKind = (typeof SUBJECT_KINDS)[number];
 
 export type GalleryHit = { subjectId: string; similarity: number };
 

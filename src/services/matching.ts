@@ -4,7 +4,7 @@
  * never given the same subject.
  */
 import type { Gallery, GalleryHit, SubjectKind } from '../gallery/gallery.js';
-import { deterministicId } from '../storage/pipeline-repository.js';
+import { newVisitorIdOf, type FaceMatch } from '../queue/contract.js';
 
 export type FaceCandidates = { faceIndex: number; hits: GalleryHit[] };
 
@@ -26,17 +26,10 @@ export function assignExclusive(candidates: FaceCandidates[], threshold: number,
   return assigned;
 }
 
-export type FaceMatch = {
-  faceIndex: number;
-  kind: SubjectKind;
-  subjectId: string;
-  similarity: number;
-  newVisitor: boolean;
-};
-
 export interface VisitorStore {
   withVisitorLock<T>(merchantId: string, work: () => Promise<T>): Promise<T>;
   createVisitor(id: string, merchantId: string, seenAt: Date): Promise<void>;
+  visitorExists(id: string): Promise<boolean>;
 }
 
 export type MatchThresholds = { member: number; visitor: number };
@@ -72,7 +65,7 @@ export class MatchService {
     for (const [faceIndex, hit] of assignExclusive(await searchAll('member', unmatched()), this.thresholds.member, taken)) {
       record(faceIndex, 'member', hit, false);
     }
-    const visitorOf = (faceIndex: number) => deterministicId(`visitor:${captureId}:${faceIndex}`);
+    const visitorOf = (faceIndex: number) => newVisitorIdOf(captureId, faceIndex);
     for (const [faceIndex, hit] of assignExclusive(await searchAll('visitor', unmatched()), this.thresholds.visitor, taken)) {
       // A retried job finds the visitor its first attempt created: still the same new visitor.
       record(faceIndex, 'visitor', hit, hit.subjectId === visitorOf(faceIndex));
@@ -92,6 +85,8 @@ export class MatchService {
           const visitorId = visitorOf(faceIndex);
           await this.visitors.createVisitor(visitorId, merchantId, capturedAt);
           await this.gallery.upsert('visitor', merchantId, visitorId, visitorId, embeddings[faceIndex]);
+          // Retention may have purged the visitor before the vector existed: no vector outlives its visitor.
+          if (!(await this.visitors.visitorExists(visitorId))) await this.gallery.deleteSubject('visitor', merchantId, visitorId);
           record(faceIndex, 'visitor', { subjectId: visitorId, similarity: 1 }, true);
         }
       });

@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import type { Queues } from '../queue/queues.js';
+import { CaptureLifecycle } from '../storage/capture-lifecycle.js';
 import { restartCapture } from './restart-capture.js';
 
 export type ReprocessSelection = { merchantId?: string } & ({ batchId: string } | { storeId: string; from: Date; to: Date });
@@ -23,6 +24,7 @@ export async function reprocessCaptures(deps: { db: Knex; queues: Queues }, sele
 
   const withImage = captures.filter((capture) => capture.image_deleted_at === null);
   let queued = 0;
-  for (const capture of withImage) if (await restartCapture({ db, queues }, capture)) queued += 1;
+  const lifecycle = new CaptureLifecycle(db);
+  for (const capture of withImage) if (await restartCapture({ lifecycle, queues }, capture, { onlyIfOpen: false })) queued += 1;
   return { queued, imageGone: captures.length - withImage.length };
 }

@@ -1,52 +1,88 @@
 /**
  * MySQL is the source of truth for a capture's state; Redis may lose its jobs (a restart without
- * persistence). The sweeper finds captures stuck in a non-final state with no live job and runs
- * them again from the start under a new run number (every stage is idempotent).
+ * persistence, a flush). The sweeper walks every capture left open past `staleMs` (a keyset cursor,
+ * page by page) and starts it over under a new run when it has no live job:
+ * - no job of its run at all (lost with Redis, or a crash between intake and enqueue): at once;
+ * - its last job gave up after all its retries (a long outage): after `staleMs × 2^run` (at most
+ *   8×), so a capture that keeps meeting the same outage is retried less and less often, and never
+ *   failed: only bad input fails a capture.
  */
-import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { NEXT_STAGE, stageJobId, type Stage } from '../queue/contract.js';
+import { PIPELINE_QUEUES, jobIdOf } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
+import { OPEN_STATES, type CaptureLifecycle } from '../storage/capture-lifecycle.js';
+import type { Knex } from 'knex';
 import { restartCapture } from './restart-capture.js';
 
-const PENDING_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
-/** A capture re-run this many times is failed rather than retried forever. */
-export const MAX_RUNS = 5;
+type OpenCapture = { id: string; run: number; updated_at: Date };
+type JobTrace = 'live' | 'gave_up' | 'none';
 
-type StuckCapture = { id: string; stage: Stage; run: number };
+const PAGE_SIZE = 500;
+const MAX_BACKOFF_FACTOR = 8;
 
-export async function sweepStuckCaptures(deps: { db: Knex; queues: Queues; logger: Logger }, staleMs: number, limit = 500): Promise<number> {
+export type SweepResult = { examined: number; restarted: number };
+
+export async function sweepStuckCaptures(
+  deps: { db: Knex; queues: Queues; lifecycle: CaptureLifecycle; logger: Logger },
+  options: { staleMs: number; pageSize?: number },
+): Promise<SweepResult> {
   const { db, queues, logger } = deps;
-  const stuck = await db<StuckCapture>('captures')
-    .whereIn('status', ['queued', 'processing'])
-    .where('updated_at', '<', new Date(Date.now() - staleMs))
-    .orderBy('updated_at')
-    .limit(limit)
-    .select('id', 'stage', 'run');
-
-  let restarted = 0;
-  for (const capture of stuck) {
-    if (await hasPendingJob(queues, capture)) continue;
-    if (capture.run + 1 >= MAX_RUNS) {
-      await db('captures')
-        .where({ id: capture.id, run: capture.run })
-        .whereIn('status', ['queued', 'processing'])
-        .update({ status: 'failed', error_code: 'retries_exhausted', error_message: `processing was restarted ${MAX_RUNS} times without finishing` });
-      continue;
+  const pageSize = options.pageSize ?? PAGE_SIZE;
+  const sweepStartedAt = Date.now();
+  const cutoff = new Date(sweepStartedAt - options.staleMs);
+  const result: SweepResult = { examined: 0, restarted: 0 };
+  let after: OpenCapture | undefined;
+  for (;;) {
+    const page: OpenCapture[] = await db('captures')
+      .whereIn('status', OPEN_STATES)
+      .where('updated_at', '<', cutoff)
+      .modify((query) => {
+        if (after) query.whereRaw('(updated_at, id) > (?, ?)', [after.updated_at, after.id]);
+      })
+      .orderBy([{ column: 'updated_at' }, { column: 'id' }])
+      .limit(pageSize)
+      .select('id', 'run', 'updated_at');
+    if (page.length === 0) return result;
+    after = page[page.length - 1];
+    result.examined += page.length;
+    const traces = await jobTraces(queues, page);
+    for (const [i, capture] of page.entries()) {
+      const trace = traces[i];
+      if (trace === 'live') continue;
+      const waitMs = trace === 'none' ? options.staleMs : options.staleMs * Math.min(MAX_BACKOFF_FACTOR, 2 ** capture.run);
+      if (sweepStartedAt - capture.updated_at.getTime() < waitMs) continue;
+      if (!(await restartCapture(deps, capture, { onlyIfOpen: true }))) continue;
+      logger.warn({ captureId: capture.id, run: capture.run + 1, lastJob: trace }, 're-enqueued a stuck capture');
+      result.restarted += 1;
     }
-    if (!(await restartCapture({ db, queues }, capture, true))) continue;
-    logger.warn({ captureId: capture.id, run: capture.run + 1, lostAt: capture.stage }, 're-enqueued a stuck capture');
-    restarted += 1;
+    if (page.length < pageSize) return result;
   }
-  return restarted;
 }
 
-/** The capture's current stage, or the next one it was handed to, still has a job in Redis. */
-async function hasPendingJob(queues: Queues, capture: StuckCapture): Promise<boolean> {
-  const stages = [capture.stage, NEXT_STAGE[capture.stage]].filter((stage): stage is Stage => stage !== null);
-  for (const stage of stages) {
-    const job = await queues.queue(stage).getJob(stageJobId(stage, { captureId: capture.id, run: capture.run }));
-    if (job && PENDING_STATES.has(await job.getState())) return true;
+/**
+ * For each capture, what Redis holds of its run's pipeline jobs, read in one round trip: a job that
+ * exists and has not finished is live; one finished without a return value gave up (BullMQ keeps
+ * failed jobs for days); nothing at all means the run was lost.
+ */
+async function jobTraces(queues: Queues, captures: OpenCapture[]): Promise<JobTrace[]> {
+  const batch = queues.connection.pipeline();
+  for (const capture of captures) {
+    for (const queue of PIPELINE_QUEUES) {
+      const jobId = jobIdOf(queue, { captureId: capture.id, run: capture.run } as never);
+      batch.hmget(queues.queue(queue).toKey(jobId!), 'timestamp', 'finishedOn', 'returnvalue');
+    }
   }
-  return false;
+  const replies = (await batch.exec()) ?? [];
+  return captures.map((_, i) => {
+    let trace: JobTrace = 'none';
+    for (let q = 0; q < PIPELINE_QUEUES.length; q++) {
+      const [error, fields] = replies[i * PIPELINE_QUEUES.length + q] ?? [];
+      if (error) throw error;
+      const [createdAt, finishedOn, returnValue] = fields as (string | null)[];
+      if (createdAt === null) continue;
+      if (finishedOn === null) return 'live';
+      if (returnValue === null) trace = 'gave_up';
+    }
+    return trace;
+  });
 }

@@ -5,9 +5,8 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
-import { WEBHOOK_QUEUE, webhookJobId, type MemberRecognizedEvent } from '../queue/contract.js';
+import type { FaceMatch, MemberRecognizedEvent } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
-import type { FaceMatch } from './matching.js';
 
 export type WebhookConfig = { merchantId: string; url: string; secret: string };
 
@@ -64,8 +63,6 @@ export async function deliverWebhook(webhook: WebhookConfig, event: MemberRecogn
   return response.status;
 }
 
-const DELIVERY_ATTEMPTS = 8;
-
 /** Queues one event per recognised member of a capture, when its merchant has a webhook. */
 export async function queueRecognitionEvents(
   deps: { db: Knex; queues: Queues },
@@ -75,9 +72,10 @@ export async function queueRecognitionEvents(
 ): Promise<number> {
   const members = matches.filter((match) => match.kind === 'member');
   if (members.length === 0 || !(await findWebhook(deps.db, capture.merchant_id))) return 0;
-  for (const match of members) {
-    const event: MemberRecognizedEvent = {
-      type: 'member.recognized',
+  await deps.queues.enqueueMany(
+    'member.recognized',
+    members.map((match) => ({
+      type: 'member.recognized' as const,
       merchantId: capture.merchant_id,
       storeId: capture.store_id,
       personId: match.subjectId,
@@ -85,12 +83,8 @@ export async function queueRecognitionEvents(
       faceIndex: match.faceIndex,
       similarity: match.similarity,
       capturedAt: capture.captured_at.toISOString(),
-    };
-    await deps.queues.queue(WEBHOOK_QUEUE).add(event.type, event, {
-      jobId: webhookJobId(event, run),
-      attempts: DELIVERY_ATTEMPTS,
-      backoff: { type: 'exponential', delay: 2000 },
-    });
-  }
+      run,
+    })),
+  );
   return members.length;
 }

@@ -2,10 +2,12 @@
  * Service-wide settings in MySQL (`service_settings`). The active model pack lives here once a
  * reembed has switched it; until then MODEL_PACK from the environment decides.
  */
+import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { PACK_NAMES, type Config } from '../config.js';
 
-export type PackName = (typeof PACK_NAMES)[number];
+export type { PackName } from '../vision/types.js';
+import type { PackName } from '../vision/types.js';
 
 const ACTIVE_PACK = 'active_pack';
 
@@ -33,4 +35,22 @@ export async function setActivePack(db: Knex, pack: PackName): Promise<void> {
     .insert({ name: ACTIVE_PACK, value: pack, updated_at: db.raw('CURRENT_TIMESTAMP(3)') })
     .onConflict('name')
     .merge(['value', 'updated_at']);
+}
+
+const DEPLOYMENT_ID = 'deployment_id';
+
+/** This deployment's id, created at first start: every process on the same database reads the same one. */
+export async function deploymentId(db: Knex): Promise<string> {
+  await db('service_settings')
+    .insert({ name: DEPLOYMENT_ID, value: randomBytes(6).toString('hex'), updated_at: db.raw('CURRENT_TIMESTAMP(3)') })
+    .onConflict('name')
+    .ignore();
+  const row: { value: string } = await db('service_settings').where({ name: DEPLOYMENT_ID }).first('value');
+  return row.value;
+}
+
+/** `config` with its queue prefix: the configured one, else one derived from the deployment id. */
+export async function withQueuePrefix<C extends Pick<Config, 'QUEUE_PREFIX'>>(db: Knex, config: C): Promise<C> {
+  if (config.QUEUE_PREFIX) return config;
+  return { ...config, QUEUE_PREFIX: `faceperks-${await deploymentId(db)}` };
 }

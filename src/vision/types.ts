@@ -1,4 +1,5 @@
 /** Public types of the vision layer. It knows nothing of HTTP, queues or SQL. */
+import type { PACK_NAMES } from '../config.js';
 
 /** Interleaved 8-bit RGB pixels, row-major, 3 bytes per pixel. */
 export type RgbImage = { data: Uint8Array; width: number; height: number };
@@ -30,7 +31,7 @@ export type DescribedFace = DetectedFace & {
   quality: FaceQuality;
 };
 
-export type PackName = 'default' | 'retinaface' | 'insightface';
+export type PackName = (typeof PACK_NAMES)[number];
 
 export type VisionOptions = {
   modelsDir: string;

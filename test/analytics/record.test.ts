@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
-import { lockSubjects, recordSightings, retractCaptureSightings } from '../../src/services/analytics/index.js';
+import { retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
-import { awardPerk } from '../../src/services/perks.js';
-import { PipelineRepository, type SightingRecord } from '../../src/storage/pipeline-repository.js';
+import { ResultsService } from '../../src/services/results.js';
+import { CaptureLifecycle } from '../../src/storage/capture-lifecycle.js';
 import type { Landmarks5 } from '../../src/vision/types.js';
 import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry, seededRandom } from './support.js';
 
@@ -176,31 +175,19 @@ describe('recordSightings', () => {
       });
       captures.push({ id, subject: subjects[i % subjects.length] });
     }
-    const repository = new PipelineRepository(env.db);
     const perks = { points: 5, cooldownMinutes: 10 };
-    // The aggregate stage's hooks (workers/aggregate.ts): a retried transaction runs all of them again.
-    const hooks = {
-      lock: lockSubjects,
-      retract: (trx: Knex.Transaction, id: string) => retractCaptureSightings(trx, id, { visitGapMinutes: 30 }),
-      async recorded(trx: Knex.Transaction, sightings: SightingRecord[]) {
-        await recordSightings(trx, sightings, { visitGapMinutes: 30 });
-        for (const s of sightings) {
-          if (s.subjectKind !== 'member') continue;
-          const captureId = (await trx('sightings').where({ face_id: s.faceId }).first('capture_id')).capture_id as string;
-          await awardPerk(trx, { personId: s.subjectId, storeId: s.storeId, captureId, faceIndex: s.faceIndex, seenAt: s.seenAt }, perks);
-        }
-      },
-    };
+    // The aggregate stage's transaction: a retried transaction runs all of it again.
+    const results = new ResultsService(env.db, new CaptureLifecycle(env.db), { visitGapMinutes: 30, perks });
     const face = {
       box: { x: 0, y: 0, width: 10, height: 10 }, score: 0.99, landmarks: [[1, 1], [2, 1], [1.5, 2], [1, 3], [2, 3]] satisfies Landmarks5,
-      age: 30, gender: 'female' as const, genderConfidence: 0.9, quality: { eyeDistance: 1, sharpness: 1, yaw: 0 }, embedding: new Float32Array(4),
+      age: 30, gender: 'female' as const, genderConfidence: 0.9, quality: { eyeDistance: 1, sharpness: 1, yaw: 0 },
     };
     let next = 0;
     await Promise.all(Array.from({ length: 6 }, async () => {
       while (next < captures.length) {
         const { id, subject } = captures[next++];
         const match = { faceIndex: 0, kind: subject.kind, subjectId: subject.id, similarity: 0.9, newVisitor: false };
-        expect((await repository.saveResults({ captureId: id, run: 0, faces: [face], matches: [match] }, hooks)).saved).toBe(true);
+        expect((await results.save({ captureId: id, run: 0, faces: [face], matches: [match] }))?.alreadySaved).toBe(false);
       }
     }));
     const done = await env.db('captures').where({ store_id: t.storeIds[0], status: 'done' }).count({ n: '*' }).first();

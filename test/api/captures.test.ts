@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stageJobId } from '../../src/queue/contract.js';
+import { jobIdOf } from '../../src/queue/contract.js';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -21,7 +21,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const preprocess = () => t.queues.queue('preprocess');
+const vision = () => t.queues.queue('vision');
 
 describe('POST /v1/captures', () => {
   it('accepts good files and rejects bad ones per file, without sinking the batch', async () => {
@@ -64,9 +64,9 @@ describe('POST /v1/captures', () => {
     expect(row).toMatchObject({ format: 'png', width: 80, height: 80, status: 'queued', captured_at_source: 'receipt' });
     expect(await t.blobs.exists(row.blob_key)).toBe(true);
 
-    // One preprocess job per new capture, with the deterministic id.
+    // One vision job per new capture, with the deterministic id.
     for (const c of accepted) {
-      const job = await preprocess().getJob(stageJobId('preprocess', { captureId: c.id, run: 0 }));
+      const job = await vision().getJob(jobIdOf('vision', { captureId: c.id, run: 0 })!);
       expect(job?.data).toEqual({ captureId: c.id, run: 0 });
     }
 
@@ -85,7 +85,7 @@ describe('POST /v1/captures', () => {
     expect(first.status).toBe(202);
     const id = first.body.captures[0].id;
     await t.env.db('captures').where('id', id).update({ status: 'done', stage: 'aggregate' });
-    const jobsBefore = await preprocess().getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const jobsBefore = await vision().getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
 
     const other = await makeImage();
     const again = await upload(t, tenant.deviceKey, [
@@ -99,7 +99,7 @@ describe('POST /v1/captures', () => {
     expect(dup).toMatchObject({ id, status: 'done', duplicate: true, index: 1 });
     expect(dup2).toMatchObject({ id, status: 'done', duplicate: true, index: 2 });
     expect(fresh.duplicate).toBe(false);
-    const jobsAfter = await preprocess().getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const jobsAfter = await vision().getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
     expect(jobsAfter).toBe(jobsBefore + 1);
 
     // The later batch lists the duplicate too.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_QUEUES, INTERACTIVE_QUEUE, type InteractiveResult } from '../../src/queue/contract.js';
+import { QUEUE_NAMES, INTERACTIVE_QUEUE, type InteractiveResult } from '../../src/queue/contract.js';
 import { redisConnection } from '../../src/queue/queues.js';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
@@ -65,7 +65,7 @@ describe('health, readiness, metrics, openapi', () => {
     const text = await r.text();
     expect(text).toContain('process_cpu_user_seconds_total');
     expect(text).toMatch(/faceperks_http_request_duration_seconds_count\{method="GET",route="\/v1\/captures\/:id",status="404"\} \d+/);
-    expect(text).toMatch(/faceperks_queue_jobs\{queue="preprocess",state="waiting"\} \d+/);
+    expect(text).toMatch(/faceperks_queue_jobs\{queue="vision",state="waiting"\} \d+/);
 
     // Worker processes publish their registries to Redis; /metrics appends their sum.
     const { Registry, Counter } = await import('prom-client');
@@ -134,14 +134,14 @@ describe('Bull Board', () => {
     expect(r.status).toBe(200);
     expect(await r.text()).toContain('<html');
 
-    r = await fetch(`${t.url}/admin/queues/api/queues?activeQueue=preprocess&page=1&jobsPerPage=10`, { headers: { authorization: `Bearer ${t.adminKey}` } });
+    r = await fetch(`${t.url}/admin/queues/api/queues?activeQueue=vision&page=1&jobsPerPage=10`, { headers: { authorization: `Bearer ${t.adminKey}` } });
     expect(r.status).toBe(200);
     const listing = await r.json();
     r = await fetch(`${t.url}/admin/queues/static/nope.js`, { headers: { authorization: `Bearer ${t.adminKey}` } });
     expect(r.status).toBe(404);
     expect((await r.json()).error.code).toBe('not_found');
     const names = (listing.queues as { name: string }[]).map((q) => q.name).sort();
-    expect(names).toEqual([...ALL_QUEUES].sort());
+    expect(names).toEqual([...QUEUE_NAMES].sort());
   });
 });
 

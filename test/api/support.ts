@@ -57,7 +57,7 @@ export async function startTestApi(
     call,
     async close() {
       await api.close();
-      for (const name of ['preprocess', 'interactive'] as const) await queues.queue(name).obliterate({ force: true }).catch(() => undefined);
+      for (const name of ['vision', 'interactive'] as const) await queues.queue(name).obliterate({ force: true }).catch(() => undefined);
       await queues.close();
       await env.cleanup();
     },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assignExclusive } from '../../src/services/matching.js';
-import { deterministicId } from '../../src/storage/pipeline-repository.js';
+import { deterministicId } from '../../src/queue/contract.js';
 
 describe('assignExclusive', () => {
   it('gives a contested subject to the closer face and the next best subject to the other', () => {

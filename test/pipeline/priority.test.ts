@@ -31,13 +31,13 @@ function threadNiceness(names: string[], nice: number): { started: number; threa
 
 describe.runIf(linux)('worker process priority', () => {
   it('lowers every thread of a batch-only worker process (never raises it)', () => {
-    const { started, threads } = threadNiceness(['detect', 'embed'], 7);
+    const { started, threads } = threadNiceness(['vision', 'match'], 7);
     expect(threads.length).toBeGreaterThan(4);
     expect(new Set(threads)).toEqual(new Set([Math.max(started, 7)]));
   });
 
   it('leaves a process that answers interactive requests, or a niceness of 0, as it was', () => {
-    for (const [names, nice] of [[['interactive', 'detect'], 7], [['detect'], 0]] as const) {
+    for (const [names, nice] of [[['interactive', 'vision'], 7], [['vision'], 0]] as const) {
       const { started, threads } = threadNiceness([...names], nice);
       expect(new Set(threads), names.join('+')).toEqual(new Set([started]));
     }

@@ -98,7 +98,7 @@ describe('supervised worker processes', () => {
   it('recovers the jobs of pipeline processes killed mid-job (SIGKILL), once their locks expire', async () => {
     const ids = await uploadFixtures(await newDevice('robot-kill'));
     await waitFor(async () => (await statuses(ids)).some((s) => s === 'processing'), 60_000, 'processing to start');
-    const pipelines = workerGroups(env.config.PIPELINE_PROCESSES).filter((group) => group.workers.includes('detect'));
+    const pipelines = workerGroups(env.config.PIPELINE_PROCESSES).filter((group) => group.workers.includes('vision'));
     for (const group of pipelines) expect(supervisor.signal(group.name, 'SIGKILL')).toBe(true);
 
     await expectAllDoneOnce(ids);

@@ -125,7 +125,7 @@ describe.runIf(available)(`reembed${why}`, () => {
     await old.close();
     t.workers.splice(t.workers.indexOf(old), 1);
     const config = { ...t.context.config, MODEL_PACK: 'retinaface' as const };
-    t.workers.push(...(await startWorkers(['interactive'], { ...t.context, config, gallery: new ChromaGallery(config.chromaUrl, 'retinaface') })));
+    t.workers.push(...(await startWorkers(['interactive'], { ...t.context, config, gallery: new ChromaGallery(config.chromaUrl, 'retinaface') })).workers);
 
     const probe = await cropAround(group, groupFaces[0], 0.9, 300, 70);
     const r = await upload(t, tenant.merchantKey, [{ name: 'image', file: probe, filename: 'probe.jpg' }], '/v1/identify');
@@ -155,7 +155,7 @@ describe.runIf(available)(`reembed${why}`, () => {
 
   it('restarts a pack-bound worker process when the active pack changes', async () => {
     const { config } = t.env;
-    const child = fork(path.join(root, 'workers/runner.ts'), ['detect'], {
+    const child = fork(path.join(root, 'workers/runner.ts'), ['vision'], {
       cwd: root,
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -176,7 +176,7 @@ describe.runIf(available)(`reembed${why}`, () => {
     child.stderr!.on('data', (chunk) => (output += chunk));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      await waitFor(async () => /"msg":"workers started"/.test(output), 60_000, 'the detect worker to start');
+      await waitFor(async () => /"msg":"workers started"/.test(output), 60_000, 'the vision worker to start');
       // It started on the stored active pack, not on MODEL_PACK.
       expect(output).toMatch(/"pack":"retinaface"/);
       await setActivePack(t.env.db, 'default');

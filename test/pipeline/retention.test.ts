@@ -17,6 +17,20 @@ afterAll(async () => {
 });
 
 describe('retention', () => {
+  it('keeps the image of a failed capture for keepFailedDays, then deletes it', async () => {
+    const tenant = await seedTenant(t, 'Failed Co');
+    const r = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage('jpeg', 97) }]);
+    const id = r.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id }).first('blob_key');
+    await t.env.db('captures').where({ id }).update({ status: 'failed', updated_at: new Date(Date.now() - 6 * 24 * 3600_000) });
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 7)).toBe(0);
+    expect(await t.blobs.exists(key)).toBe(true);
+
+    await t.env.db('captures').where({ id }).update({ updated_at: new Date(Date.now() - 8 * 24 * 3600_000) });
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 7)).toBe(1);
+    expect(await t.blobs.exists(key)).toBe(false);
+  });
+
   it('deletes a processed image only once no capture sharing its bytes is still in flight', async () => {
     const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
     const image = await makeImage('jpeg', 96);
@@ -27,15 +41,15 @@ describe('retention', () => {
     expect((await t.env.db('captures').where({ id: idB }).first('blob_key')).blob_key).toBe(key);
 
     await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(0);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(0);
     expect(await t.blobs.exists(key)).toBe(true);
 
     await t.env.db('captures').where({ id: idB }).update({ status: 'failed' });
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(1);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(1);
     expect(await t.blobs.exists(key)).toBe(false);
     const rows = await t.env.db('captures').whereIn('id', [idA, idB]).select('image_deleted_at');
     for (const row of rows) expect(row.image_deleted_at).toBeInstanceOf(Date);
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(0);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(0);
   });
 
   /** Retention runs with `during` called at one step of its deletion; the file set aside is returned as it was. */
@@ -62,7 +76,7 @@ describe('retention', () => {
 
       let second: Awaited<ReturnType<typeof upload>> | undefined;
       const blobs = racingBlobs(during, async () => (second = await upload(t, b.deviceKey, [{ name: 'images', file: image }])));
-      expect(await purgeProcessedImages({ db: t.env.db, blobs })).toBe(0);
+      expect(await purgeProcessedImages({ db: t.env.db, blobs }, 0)).toBe(0);
 
       expect(second!.status).toBe(202);
       expect(await t.blobs.get(key)).toEqual(image);
@@ -77,7 +91,7 @@ describe('retention', () => {
     const id = first.body.captures[0].id;
     const { blob_key: key } = await t.env.db('captures').where({ id }).first('blob_key');
     await t.env.db('captures').where({ id }).update({ status: 'done' });
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(1);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(1);
 
     const again = await upload(t, tenant.deviceKey, [{ name: 'images', file: image }]);
     expect(again.body.captures[0]).toMatchObject({ id, duplicate: true, status: 'done' });
@@ -105,7 +119,7 @@ describe('retention', () => {
     const idA = first.body.captures[0].id;
     const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
     await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs })).toBe(1);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(1);
     expect(await t.blobs.exists(key)).toBe(false);
 
     const second = await upload(t, b.deviceKey, [{ name: 'images', file: image }]);

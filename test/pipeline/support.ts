@@ -7,16 +7,17 @@ import { loadConfig } from '../../src/config.js';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import { createLogger } from '../../src/logger.js';
 import { createPipelineMetrics } from '../../src/metrics/pipeline-metrics.js';
-import { PipelineRepository } from '../../src/storage/pipeline-repository.js';
+import { CaptureLifecycle } from '../../src/storage/capture-lifecycle.js';
 import { createDetector } from '../../src/vision/index.js';
 import type { Box } from '../../src/vision/types.js';
-import { startWorkers, WORKER_NAMES } from '../../workers/runner.js';
+import { startWorkers, WORKER_NAMES, type RunningWorkers } from '../../workers/runner.js';
 import type { WorkerContext } from '../../workers/context.js';
 import { startTestApi, type TestApi } from '../api/support.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../.cache/fixtures');
 
-export type TestService = TestApi & { gallery: ChromaGallery; context: WorkerContext; workers: Worker[]; startWorkers(): Promise<void> };
+/** `workers`: every queue worker started so far; a test may add its own, which `close` stops too. */
+export type TestService = TestApi & { gallery: ChromaGallery; context: WorkerContext; workers: Worker[]; startWorkers(): Promise<void>; stopWorkers(): Promise<void> };
 
 /** `workers: false` leaves the queues without consumers until `startWorkers()`. */
 export async function startTestService(env: Record<string, string> = {}, options: { workers?: boolean } = {}): Promise<TestService> {
@@ -30,11 +31,12 @@ export async function startTestService(env: Record<string, string> = {}, options
     queues: t.queues,
     blobs: t.blobs,
     gallery,
-    pipeline: new PipelineRepository(t.env.db),
+    lifecycle: new CaptureLifecycle(t.env.db),
     logger: createLogger(t.env.config.LOG_LEVEL, 'test-workers'),
     metrics: createPipelineMetrics(),
     close: async () => {},
   };
+  const running: RunningWorkers[] = [];
   const workers: Worker[] = [];
   const service: TestService = {
     ...t,
@@ -42,10 +44,15 @@ export async function startTestService(env: Record<string, string> = {}, options
     context,
     workers,
     async startWorkers() {
-      workers.push(...(await startWorkers(WORKER_NAMES, context)));
+      const started = await startWorkers(WORKER_NAMES, context);
+      running.push(started);
+      workers.push(...started.workers);
+    },
+    async stopWorkers() {
+      await Promise.all([...running.splice(0).map((started) => started.close()), ...workers.splice(0).map((worker) => worker.close())]);
     },
     async close() {
-      await Promise.all(workers.map((worker) => worker.close()));
+      await service.stopWorkers();
       await t.close();
     },
   };

@@ -5,7 +5,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Capture, CapturedAtSource } from '../../../models/Capture.js';
 import type { Face } from '../../../models/Face.js';
-import { stageJobId } from '../../queue/contract.js';
+import { INITIAL_STATE } from '../../storage/capture-lifecycle.js';
 import { batchStatus, findBatch, findCapture, listCaptureFaces, recordUpload, type IncomingCapture } from '../../storage/repositories/captures.js';
 import { memberSummaries } from '../../storage/repositories/people.js';
 import { findStore } from '../../storage/repositories/tenants.js';
@@ -224,12 +224,9 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     deps.metrics.uploadedFiles.inc({ outcome: 'duplicate' }, recorded.captures.length - fresh.length);
 
     if (fresh.length > 0) {
-      const jobs = fresh.map((c) => {
-        const data = { captureId: c.id, run: 0 };
-        return { name: 'preprocess', data, opts: { jobId: stageJobId('preprocess', data) } };
-      });
+      const jobs = fresh.map((c) => ({ captureId: c.id, run: INITIAL_STATE.run }));
       try {
-        await withTimeout(queues.queue('preprocess').addBulk(jobs), ENQUEUE_TIMEOUT_MS, () => new Error('enqueue timed out'));
+        await withTimeout(queues.enqueueMany('vision', jobs), ENQUEUE_TIMEOUT_MS, () => new Error('enqueue timed out'));
       } catch (error) {
         // MySQL holds the captures as queued: the sweeper enqueues them once Redis is back.
         (ctx.state.log ?? deps.logger).warn({ err: error, batchId: recorded.batchId }, 'enqueue failed; captures left to the sweeper');

@@ -5,7 +5,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { PACK_NAMES } from '../../config.js';
-import { REEMBED_QUEUE, reembedSchema, type ReembedPayload } from '../../queue/contract.js';
+import { REEMBED_QUEUE, type JobPayload } from '../../queue/contract.js';
 import { reprocessCaptures } from '../../services/reprocess.js';
 import { findBatch } from '../../storage/repositories/captures.js';
 import { findStore } from '../../storage/repositories/tenants.js';
@@ -60,8 +60,8 @@ export function operationRoutes(router: Router, { db, queues, config }: RouteDep
     if (pack === active) throw new ApiError(409, 'pack_active', `pack ${pack} is already the active pack`);
     const queue = queues.queue(REEMBED_QUEUE);
     const running = (await queue.getJobs(['active', 'waiting', 'delayed', 'prioritized']))
-      .filter((job) => job && job.name === 'reembed' && !(job.data as ReembedPayload).catchUp);
-    const same = running.find((job) => (job.data as ReembedPayload).pack === pack);
+      .filter((job) => job && job.name === 'reembed' && !(job.data as JobPayload<'reembed'>).catchUp);
+    const same = running.find((job) => (job.data as JobPayload<'reembed'>).pack === pack);
     if (same) {
       // A client retrying its request gets the migration that is already under way.
       ctx.status = 202;
@@ -70,9 +70,9 @@ export function operationRoutes(router: Router, { db, queues, config }: RouteDep
     }
     if (running.length > 0) {
       const other = running[0];
-      throw new ApiError(409, 'reembed_in_progress', `a migration to pack ${(other.data as ReembedPayload).pack} is under way (job ${other.id})`, { jobId: other.id });
+      throw new ApiError(409, 'reembed_in_progress', `a migration to pack ${(other.data as JobPayload<'reembed'>).pack} is under way (job ${other.id})`, { jobId: other.id });
     }
-    const job = await queue.add('reembed', reembedSchema.parse({ pack }), { removeOnComplete: { age: 30 * 86_400, count: 100 } });
+    const job = await queues.enqueue('reembed', { pack });
     ctx.status = 202;
     ctx.body = { jobId: job.id, pack, activePack: active, alreadyRunning: false };
   });
@@ -88,8 +88,8 @@ export function operationRoutes(router: Router, { db, queues, config }: RouteDep
     if (!job || job.name !== 'reembed') throw notFound('reembed job');
     ctx.body = {
       jobId: job.id,
-      pack: (job.data as ReembedPayload).pack,
-      catchUp: Boolean((job.data as ReembedPayload).catchUp),
+      pack: (job.data as JobPayload<'reembed'>).pack,
+      catchUp: Boolean((job.data as JobPayload<'reembed'>).catchUp),
       state,
       activePack: await activePack(db, config.MODEL_PACK),
       progress: typeof job.progress === 'object' ? job.progress : null,

@@ -28,6 +28,7 @@ export const personBlobPrefix = (personId: string) => `people/${personId}`;
 const ENROL_STATUS: Record<string, number> = {
   no_face: 422,
   multiple_faces: 422,
+  person_erased: 404,
   unsupported_format: 415,
   too_large: 413,
   truncated: 422,

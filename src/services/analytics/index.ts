@@ -1,5 +1,4 @@
 export { recordSightings, lockSubjects, retractCaptureSightings, type SightingInput, type SubjectRef } from './record.js';
 export { rebuildAnalytics, type RebuildOptions, type RebuildResult } from './rebuild.js';
-export { recentVisitsOfPerson } from './query.js';
 export { sessionise, applySightings, mergeIntervals, AGE_BUCKETS, type VisitAgg, type SightingPoint } from './sessionise.js';
 export { zone, Zone, isValidTimeZone, type Interval } from './time.js';

@@ -327,19 +327,4 @@ export async function recognitions(db: Knex, store: StoreRef, since: number, lim
   };
 }
 
-/** A member's most recent visits (for GET /v1/people/:id), newest first. */
-export async function recentVisitsOfPerson(db: Knex, personId: string, merchantId: string, limit = 10) {
-  const rows = await db('visits as v').join('stores as s', 's.id', 'v.store_id')
-    .where({ 'v.merchant_id': merchantId, 'v.subject_id': personId, 'v.subject_kind': 'member' })
-    .orderBy('v.started_at', 'desc').limit(limit)
-    .select('v.store_id', 's.name', 'v.started_at', 'v.ended_at', 'v.sightings');
-  return rows.map((r: Record<string, unknown>) => ({
-    storeId: r.store_id as string,
-    storeName: r.name as string,
-    startedAt: (r.started_at as Date).toISOString(),
-    endedAt: (r.ended_at as Date).toISOString(),
-    sightings: num(r.sightings),
-  }));
-}
-
 export type { Zone };

@@ -38,12 +38,14 @@ const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing t
  * `visitors` rows) in a fixed order. Call it first in the aggregate transaction, before inserting
  * faces/sightings: inserting a face takes a shared FK lock on its person/visitor row, and two
  * workers that both hold one and then want it exclusively deadlock. Idempotent within a transaction.
+ * Returns the ids of the subjects whose person or visitor row exists (and is now locked).
  */
-export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<void> {
+export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Set<string>> {
   const unique = new Map<string, SubjectRef>();
   for (const s of subjects) unique.set(subjectKey(s), s);
   const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
-  if (sorted.length === 0) return;
+  const existing = new Set<string>();
+  if (sorted.length === 0) return existing;
   const insert = trx('analytics_subjects')
     .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
     .toSQL()
@@ -51,8 +53,12 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
   const people = sorted.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId).sort();
   const visitors = sorted.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId).sort();
-  if (people.length > 0) await trx('people').whereIn('id', people).orderBy('id').forUpdate().select('id');
-  if (visitors.length > 0) await trx('visitors').whereIn('id', visitors).orderBy('id').forUpdate().select('id');
+  for (const [table, ids] of [['people', people], ['visitors', visitors]] as const) {
+    if (ids.length === 0) continue;
+    const rows: { id: string }[] = await trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
+    for (const row of rows) existing.add(row.id);
+  }
+  return existing;
 }
 
 export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Map<string, FirstVisit>> {

@@ -5,6 +5,7 @@
  * both give the same integers.
  */
 import { ageBucketIndex, visitAge, visitGender, type VisitAgg } from './sessionise.js';
+import type { SubjectKind } from '../../gallery/gallery.js';
 import type { Interval } from './time.js';
 
 export const METRICS = [
@@ -42,11 +43,7 @@ export function addInto(target: Metrics, source: Metrics, sign = 1): Metrics {
   return target;
 }
 
-export function isZero(m: Metrics): boolean {
-  return METRICS.every((k) => m[k] === 0);
-}
-
-export type SubjectKind = 'member' | 'visitor';
+export type { SubjectKind };
 export type FirstVisit = { at: number; storeId: string } | null;
 
 /**

@@ -3,7 +3,8 @@
  * consecutive sightings are less than `gap` apart: a gap of exactly `gap` (or more) starts a new
  * visit. Visits carry the sums needed for demographics so merging is exact (integer maths only).
  */
-export type Gender = 'male' | 'female';
+export type { Gender } from '../../vision/types.js';
+import type { Gender } from '../../vision/types.js';
 
 export type SightingPoint = { seenAt: number; age: number | null; gender: Gender | null };
 

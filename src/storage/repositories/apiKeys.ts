@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { ApiKey, type ApiKeyRole } from '../../../models/ApiKey.js';
 import type { Principal } from './principal.js';
@@ -12,11 +12,6 @@ export function generateApiKey(): string {
 
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-/** Constant-time comparison of two keys (through their hashes, so lengths never leak). */
-export function sameKey(a: string, b: string): boolean {
-  return timingSafeEqual(Buffer.from(hashApiKey(a), 'hex'), Buffer.from(hashApiKey(b), 'hex'));
 }
 
 export type NewKey = { id: string; key: string; role: ApiKeyRole };

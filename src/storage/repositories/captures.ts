@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import { Batch } from '../../../models/Batch.js';
 import { Capture, type CapturedAtSource, type CaptureStatus } from '../../../models/Capture.js';
 import { Face } from '../../../models/Face.js';
+import { INITIAL_STATE } from '../capture-lifecycle.js';
 import { isDuplicateKeyError, isRetryableTransactionError, type Principal } from './principal.js';
 
 export type IncomingCapture = {
@@ -84,8 +85,7 @@ async function recordUploadOnce(
         format: file.format,
         width: file.width,
         height: file.height,
-        status: 'queued',
-        stage: 'preprocess',
+        ...INITIAL_STATE,
         captured_at: file.capturedAt,
         captured_at_source: file.capturedAtSource,
         received_at: receivedAt,
@@ -161,4 +161,14 @@ export async function findBatch(db: Knex, id: string, principal: Principal): Pro
 /** A batch is done when every capture it lists is done or failed. */
 export function batchStatus(statuses: CaptureStatus[]): 'processing' | 'done' {
   return statuses.every((s) => s === 'done' || s === 'failed') ? 'done' : 'processing';
+}
+
+/** Records the decoded size, and the EXIF time when the device sent none and intake found none. */
+export async function recordDecoded(db: Knex, captureId: string, size: { width: number; height: number }, exifCapturedAt?: Date): Promise<void> {
+  const update: Record<string, unknown> = { width: size.width, height: size.height };
+  if (exifCapturedAt) {
+    update.captured_at = db.raw("IF(captured_at_source = 'receipt', ?, captured_at)", [exifCapturedAt]);
+    update.captured_at_source = db.raw("IF(captured_at_source = 'receipt', 'exif', captured_at_source)");
+  }
+  await db('captures').where({ id: captureId }).update(update);
 }

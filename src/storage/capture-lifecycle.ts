@@ -1,0 +1,95 @@
+/**
+ * A capture's states and their legal moves; the only code that changes `captures.status`, `run`
+ * and `stage` after intake inserts a capture as `queued`:
+ *
+ *   queued ──begin──▶ processing ──finish──▶ done
+ *     ▲                  │ └────────fail────▶ failed   (bad input only)
+ *     └────restart───────┘   (run + 1; from done or failed too when reprocessing)
+ *
+ * Every move names the run it belongs to: a job of a superseded run changes nothing.
+ */
+import type { Knex } from 'knex';
+import type { Stage } from '../queue/contract.js';
+
+export const CAPTURE_STATES = ['queued', 'processing', 'done', 'failed'] as const;
+export type CaptureState = (typeof CAPTURE_STATES)[number];
+export const OPEN_STATES = ['queued', 'processing'] as const satisfies readonly CaptureState[];
+export const FINAL_STATES = ['done', 'failed'] as const satisfies readonly CaptureState[];
+export const INITIAL_STATE = { status: 'queued', stage: 'preprocess', run: 0 } as const;
+
+export function isOpen(status: string): status is (typeof OPEN_STATES)[number] {
+  return (OPEN_STATES as readonly string[]).includes(status);
+}
+
+export type CaptureRow = {
+  id: string;
+  batch_id: string;
+  device_id: string;
+  store_id: string;
+  merchant_id: string;
+  blob_key: string;
+  status: CaptureState;
+  stage: Stage;
+  run: number;
+  captured_at: Date;
+  captured_at_source: 'device' | 'exif' | 'receipt';
+  updated_at: Date;
+};
+
+const now = (db: Knex) => db.raw('CURRENT_TIMESTAMP(3)');
+
+export class CaptureLifecycle {
+  constructor(private readonly db: Knex) {}
+
+  /** queued|processing → processing at `stage`; the capture row, or undefined when the run is superseded or final. */
+  async begin(captureId: string, run: number, stage: Stage): Promise<CaptureRow | undefined> {
+    const moved = await this.db('captures').where({ id: captureId, run }).whereIn('status', OPEN_STATES).update({ status: 'processing', stage, updated_at: now(this.db) });
+    if (moved === 0) return undefined;
+    return this.db<CaptureRow>('captures').where({ id: captureId }).first();
+  }
+
+  /** Records that an open capture's run reached `stage`; false when the run is superseded or final. */
+  async advance(captureId: string, run: number, stage: Stage): Promise<boolean> {
+    const moved = await this.db('captures').where({ id: captureId, run }).whereIn('status', OPEN_STATES).update({ stage, updated_at: now(this.db) });
+    return moved > 0;
+  }
+
+  /** open → failed, for bad input: `code` names the reason. */
+  async fail(captureId: string, run: number, code: string, message: string): Promise<void> {
+    await this.db('captures')
+      .where({ id: captureId, run })
+      .whereIn('status', OPEN_STATES)
+      .update({ status: 'failed', error_code: code, error_message: message.slice(0, 480), updated_at: now(this.db) });
+  }
+
+  /**
+   * Locks the capture row for the results transaction: `open` when this run may write its results,
+   * `done` when this run already did (a redelivered job), undefined when the run is superseded or failed.
+   */
+  async lockForResults(trx: Knex.Transaction, captureId: string, run: number): Promise<{ capture: CaptureRow; state: 'open' | 'done' } | undefined> {
+    const capture = await trx<CaptureRow>('captures').where({ id: captureId }).forUpdate().first();
+    if (!capture || capture.run !== run) return undefined;
+    if (isOpen(capture.status)) return { capture, state: 'open' };
+    return capture.status === 'done' ? { capture, state: 'done' } : undefined;
+  }
+
+  /** open → done, inside the results transaction that locked the row. */
+  async finish(trx: Knex.Transaction, captureId: string, faceCount: number): Promise<void> {
+    await trx('captures')
+      .where({ id: captureId })
+      .update({ status: 'done', stage: 'aggregate', face_count: faceCount, error_code: null, error_message: null, updated_at: now(trx) });
+  }
+
+  /**
+   * → queued under run + 1, from the start. The compare-and-set on `run` makes two concurrent
+   * restarters (sweeper, reprocess) win once; jobs of the older run then change nothing.
+   * `onlyIfOpen`: the sweeper's restart of a stuck capture, never of a finished one.
+   */
+  async restart(capture: { id: string; run: number }, options: { onlyIfOpen: boolean }): Promise<number | undefined> {
+    const claim = this.db('captures').where({ id: capture.id, run: capture.run });
+    if (options.onlyIfOpen) claim.whereIn('status', OPEN_STATES);
+    const run = capture.run + 1;
+    const claimed = await claim.update({ ...INITIAL_STATE, run, error_code: null, error_message: null, updated_at: now(this.db) });
+    return claimed === 0 ? undefined : run;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The vision queue: preprocess, detect and embed as checkpointed steps of one job, so the decoded
+ * pixels never leave this process (a hand-off through storage would move a 3.7 MB raw image per
+ * capture). A failed attempt saves what it finished in the job's data — the decoded size recorded,
+ * the detector's faces — and the retry resumes after it; it decodes again, since pixels are never
+ * stored. The faces leave in original-image pixels, with their embeddings, in the match payload.
+ */
+import sharp from 'sharp';
+import { ImageError } from '../src/imaging/errors.js';
+import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
+import { timingsObserver } from '../src/metrics/pipeline-metrics.js';
+import { encodeEmbedding, type JobPayload, type VisionCheckpoint } from '../src/queue/contract.js';
+import { isLastAttempt, PermanentStageError, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
+import { recordDecoded } from '../src/storage/repositories/captures.js';
+import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
+import type { Job } from 'bullmq';
+import type { WorkerContext } from './context.js';
+
+// One libvips thread per job: parallelism comes from processes, and the models need the cores.
+sharp.concurrency(1);
+
+export async function visionStage({ config, blobs, db, lifecycle, metrics }: WorkerContext): Promise<PipelineDefinition<'vision'>> {
+  const visionOptions = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: config.INFERENCE_THREADS };
+  const detector = await createDetector({ ...visionOptions, detectThreshold: config.DETECT_THRESHOLD });
+  const describer = await createDescriber(visionOptions);
+  const observeDetector = timingsObserver(metrics.inference, () => detector.timings, ['detect', 'landmarks']);
+  const observeDescriber = timingsObserver(metrics.inference, () => describer.timings, ['align', 'embed', 'attributes']);
+  const limits = imageLimits(config);
+
+  async function readUpload(key: string, job: Job): Promise<Buffer> {
+    try {
+      return await blobs.get(key);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // Retention may hold the file aside for a moment while it re-checks (services/retention.ts):
+      // only the last attempt takes a missing file as gone.
+      if (isLastAttempt(job)) throw new PermanentStageError('image_missing', 'the stored image is gone');
+      throw new Error('the stored image is missing; retrying');
+    }
+  }
+
+  async function decode(key: string, job: Job): Promise<PreparedImage> {
+    try {
+      return await prepareImage(await readUpload(key, job), limits);
+    } catch (error) {
+      if (error instanceof ImageError) throw new PermanentStageError(error.code, error.message);
+      throw error;
+    }
+  }
+
+  return {
+    queue: 'vision',
+    // onnxruntime's run() blocks this process's event loop: one image at a time per process.
+    concurrency: 1,
+    async handle(payload, step, job) {
+      const { captureId, run } = payload;
+      const checkpoint: VisionCheckpoint = { ...payload.checkpoint };
+      try {
+        const capture = await lifecycle.begin(captureId, run, 'preprocess');
+        if (!capture) return { skipped: true };
+        const prepared = await step('preprocess', async () => {
+          const decoded = await decode(capture.blob_key, job);
+          if (!checkpoint.decodedRecorded) {
+            await recordDecoded(db, captureId, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
+            checkpoint.decodedRecorded = true;
+          }
+          return decoded;
+        });
+        const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
+        checkpoint.faces = faces;
+        observeDetector();
+        const described = await step('embed', async () => (faces.length === 0 ? [] : describer.describe(prepared.image, faces)));
+        observeDescriber(described.length);
+        const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
+        const next: JobPayload<'match'> = {
+          captureId,
+          run,
+          merchantId: capture.merchant_id,
+          capturedAt: capturedAt.toISOString(),
+          pack: describer.pack,
+          faces: scaleFaces(described, 1 / prepared.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
+        };
+        return { next };
+      } catch (error) {
+        if (!(error instanceof PermanentStageError) && (checkpoint.decodedRecorded || checkpoint.faces)) {
+          // Best effort: without it (Redis down too) the retry simply starts over.
+          await job.updateData({ ...payload, checkpoint }).catch(() => undefined);
+        }
+        throw error;
+      }
+    },
+  };
+}
