@@ -11,7 +11,7 @@
  *   (scripts/bench-intake.ts).
  *
  * The service is driven through its public HTTP API only, and its processes are told apart by the
- * supervisor's children (script and arguments), never by queue names.
+ * supervisor's names for its children and their pids, never by queue names.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -21,11 +21,11 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
-import { serviceSpecs, type ChildSpec } from '../src/supervisor.js';
+import type { SupervisedService } from '../src/service.js';
 import { createDescriber, createDetector } from '../src/vision/index.js';
 import { distinctPhotos, printIntake, runIntake } from './bench-intake.js';
 import { defaultDataset, listPhotos } from './dataset.js';
-import { BENCH_HELPER, cpuSpentByKind, readServiceCpu, sharedServicePids, type ProcessView } from './process-cpu.js';
+import { BENCH_HELPER, cpuSpentByKind, readServiceCpu, sharedServicePids } from './process-cpu.js';
 import { addDevice, createTenant, prepareService, startService, uploadAndWait, type RunningService, type Upload } from './service-harness.js';
 import { percentile } from './stats.js';
 
@@ -116,23 +116,19 @@ async function stageDurations(base: string, key: string, before: StageTotals, fi
   }
 }
 
-/** `dir/name` of a script without its extension: the same for its TypeScript source and its JavaScript build. */
-const scriptId = (file: string) => `${path.basename(path.dirname(file))}/${path.basename(file).replace(/\.[cm]?[jt]s$/, '')}`;
-
 /**
- * Names a process under the bench by the supervised child it is (the supervisor's name for it,
- * numbers dropped), or as Chroma or the S3 server the bench started; others are left to process-cpu.
+ * Kinds of the service's processes by pid, as the supervisor names its children (numbers dropped:
+ * `pipeline-1` and `pipeline-2` are both `pipeline`), and the S3 server the bench started. Read
+ * afresh at each reading: a child restarted in between has a new pid.
  */
-function serviceProcessName(specs: ChildSpec[], s3ServerPid: number | undefined) {
-  return ({ pid, argv }: ProcessView): string | undefined => {
-    if (pid === s3ServerPid) return S3_KIND;
-    for (const spec of specs) {
-      const at = argv.findIndex((arg) => scriptId(arg) === scriptId(spec.script));
-      if (at >= 0 && argv.slice(at + 1).join('\0') === spec.args.join('\0')) return spec.name.replace(/-\d+$/, '');
-    }
-    if (/\bchroma\b.*\brun\b/.test(argv.join(' '))) return 'chroma';
-    return undefined;
-  };
+function serviceProcessKinds(processes: SupervisedService, s3ServerPid: number | undefined): (pid: number) => string | undefined {
+  const kinds = new Map<number, string>();
+  for (const name of processes.processNames) {
+    const pid = processes.pid(name);
+    if (pid !== undefined) kinds.set(pid, name.replace(/-\d+$/, ''));
+  }
+  if (s3ServerPid !== undefined) kinds.set(s3ServerPid, S3_KIND);
+  return (pid) => kinds.get(pid);
 }
 
 type S3Server = { pid: number; env: NodeJS.ProcessEnv; stop(): Promise<void> };
@@ -197,20 +193,22 @@ type QueuedRun = {
   sharedPids: Map<string, number[]>;
 };
 
+const portOf = (url: string, defaultPort: number) => Number(new URL(url).port) || defaultPort;
+
 /** The cost scenario's timed run: every image through the service, with the CPU each of its processes spent. */
 async function queuedRun(service: RunningService, deviceKey: string, images: Upload[], s3ServerPid: number | undefined): Promise<QueuedRun> {
   const { api, adminKey, config } = service;
-  const nameProcess = serviceProcessName(serviceSpecs(path.resolve(import.meta.dirname, '..'), config), s3ServerPid);
   // None of the warm-up may count in the run's stage figures: let every worker publish it first.
   await new Promise((resolve) => setTimeout(resolve, METRICS_SETTLE_MS));
   console.log(`queued pipeline over ${images.length} images (${config.PIPELINE_PROCESSES} pipeline processes)…`);
   const stagesBefore = await stageTotals(api, adminKey);
-  const cpuBefore = readServiceCpu(nameProcess);
+  const sharedPorts = [portOf(config.REDIS_URL, 6379), portOf(config.DATABASE_URL, 3306)];
+  const cpuBefore = readServiceCpu(serviceProcessKinds(service.processes, s3ServerPid), sharedPorts);
   const benchCpu = process.cpuUsage();
   const started = performance.now();
   const { latencies, failed } = await uploadAndWait(api, deviceKey, images, Number(args['batch-size']));
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = readServiceCpu(nameProcess);
+  const cpuAfter = readServiceCpu(serviceProcessKinds(service.processes, s3ServerPid), sharedPorts);
   const benchUsed = process.cpuUsage(benchCpu);
   const serviceCpu = cpuSpentByKind(cpuBefore, cpuAfter);
   if (!serviceCpu.has(PIPELINE_KIND)) throw new Error(`none of the supervisor's children is a ${PIPELINE_KIND} process: ${[...serviceCpu.keys()].join(', ')}`);
@@ -250,9 +248,9 @@ function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number
   console.log(`| **service (all of the above)** | ${perImage(serviceMs, n)} |`);
   console.log(`| bench client (not the service) | ${perImage(run.benchClientCpuMs, n)} |`);
   console.log(`| in-process loop, 1 thread (the baseline) | ${perImage(baseline.oneThread.cpuMs, n)} |`);
-  const shared = [...run.sharedPids].map(([kind, pids]) => `${kind.replace(' (shared)', '')} pid ${pids.join(', ')}`).join('; ');
+  const shared = [...run.sharedPids].map(([kind, pids]) => `${kind.replace(' (shared)', '')} ${pids.join(', ')}`).join(', ');
   console.log(
-    `MariaDB and Redis are the machine's shared services, measured by pid (${shared}) over the timed run: anything else using them meanwhile counts too, so run on a quiet machine.`,
+    `MariaDB and Redis are the machine's shared services, measured by pid (those listening on the service's ports: ${shared}) over the timed run: anything else using them meanwhile counts too, so run on a quiet machine.`,
   );
 
   const baselineMs = baseline.oneThread.cpuMs;

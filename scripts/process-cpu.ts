@@ -1,24 +1,17 @@
 /**
  * CPU time of a service's processes, read by pid from /proc (Linux): every process descending from
  * this one (the service a benchmark started), named by the caller, plus the machine's MariaDB and
- * Redis, which are shared: anything else that uses them in the window counts too.
+ * Redis that the service uses (the ones listening on its ports), which are shared: anything else
+ * that uses them in the window counts too.
  */
 import fs from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
-/** A process as the caller's classifier sees it. */
-export type ProcessView = { pid: number; argv: string[] };
-
 /** CPU milliseconds spent so far and the kind the process was given, per pid. */
 export type CpuReading = Map<number, { kind: string; cpuMs: number }>;
 
-/**
- * Kinds of the processes under the bench that the caller does not name: one with named processes
- * under it supervises them (part of the service); any other is a helper of the bench client's own
- * (tsx's esbuild), not part of the service.
- */
-export const SUPERVISOR = 'supervisor';
+/** Kind of the processes under the bench that belong to no named one: the bench client's own helpers (tsx's esbuild). */
 export const BENCH_HELPER = 'bench client helper';
 
 /** The machine-wide services a benchmark cannot start itself, by executable name (/proc/PID/comm). */
@@ -37,7 +30,7 @@ export function processCpuMs(pid: number): number {
   return cpuMsOf(statFields(pid));
 }
 
-type ProcessStat = { pid: number; parent: number; cpuMs: number; comm: string; argv: string[] };
+type ProcessStat = { pid: number; parent: number; cpuMs: number; comm: string };
 
 function readProcesses(): ProcessStat[] {
   const out: ProcessStat[] = [];
@@ -45,8 +38,7 @@ function readProcesses(): ProcessStat[] {
     try {
       const fields = statFields(name);
       const comm = fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim();
-      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: cpuMsOf(fields), comm, argv });
+      out.push({ pid: Number(name), parent: Number(fields[1]), cpuMs: cpuMsOf(fields), comm });
     } catch {
       // The process ended between listing and reading.
     }
@@ -54,16 +46,49 @@ function readProcesses(): ProcessStat[] {
   return out;
 }
 
+const TCP_LISTEN = '0A';
+
+/** Socket inodes listening on any of `ports` (IPv4 or IPv6), from /proc/net/tcp and tcp6. */
+function listeningSockets(ports: number[]): Set<string> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const port = parseInt(fields[1]?.split(':')[1] ?? '', 16);
+      if (fields[3] === TCP_LISTEN && ports.includes(port)) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+function socketInode(pid: number, fd: string): string | undefined {
+  try {
+    return /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+  } catch {
+    return undefined; // Closed since the listing.
+  }
+}
+
+function holdsSocket(pid: number, inodes: Set<string>): boolean {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).some((fd) => inodes.has(socketInode(pid, fd) ?? ''));
+  } catch {
+    return false; // Ended since the listing.
+  }
+}
+
 /**
  * The CPU spent so far by each process descending from this one and by the shared MariaDB and
- * Redis. `name` names a process by what it is; one it leaves unnamed takes the name of its nearest
- * named ancestor (a worker's own helper processes are the worker's cost), else SUPERVISOR or
- * BENCH_HELPER. Empty where there is no /proc.
+ * Redis listening on `sharedServicePorts`. `kindOf` names processes by pid; a process it leaves unnamed takes the kind of its nearest
+ * named ancestor (a worker's own helper processes are the worker's cost), else BENCH_HELPER.
+ * Empty where there is no /proc.
  */
-export function readServiceCpu(name: (process: ProcessView) => string | undefined): CpuReading {
+export function readServiceCpu(kindOf: (pid: number) => string | undefined, sharedServicePorts: number[]): CpuReading {
   const reading: CpuReading = new Map();
   if (!fs.existsSync('/proc/self/stat')) return reading;
   const processes = readProcesses();
+  const servicePorts = listeningSockets(sharedServicePorts);
   const parentOf = new Map(processes.map((p) => [p.pid, p.parent]));
   /** The process and its ancestors up to, not including, this one; undefined when it does not descend from this one. */
   const lineage = (pid: number): number[] | undefined => {
@@ -74,19 +99,11 @@ export function readServiceCpu(name: (process: ProcessView) => string | undefine
     }
     return undefined;
   };
-  const descendants = processes.flatMap((p) => {
-    const chain = lineage(p.pid);
-    return chain ? [{ ...p, chain }] : [];
-  });
-  const named = new Map(descendants.map((p) => [p.pid, name(p)]));
   for (const p of processes) {
     const shared = SHARED_SERVICES[p.comm];
-    if (shared) reading.set(p.pid, { kind: shared, cpuMs: p.cpuMs });
-  }
-  for (const p of descendants) {
-    const ownOrAncestors = p.chain.map((pid) => named.get(pid)).find((kind) => kind !== undefined);
-    const supervises = descendants.some((q) => q.chain.includes(p.pid) && named.get(q.pid) !== undefined);
-    reading.set(p.pid, { kind: ownOrAncestors ?? (supervises ? SUPERVISOR : BENCH_HELPER), cpuMs: p.cpuMs });
+    const chain = lineage(p.pid);
+    if (shared && holdsSocket(p.pid, servicePorts)) reading.set(p.pid, { kind: shared, cpuMs: p.cpuMs });
+    else if (chain) reading.set(p.pid, { kind: chain.map(kindOf).find((kind) => kind !== undefined) ?? BENCH_HELPER, cpuMs: p.cpuMs });
   }
   return reading;
 }
