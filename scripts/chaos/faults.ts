@@ -79,13 +79,34 @@ function blobsUnwritable(ms: number): Scenario {
       if (!isFolder) return `skipped: no blob folder at ${config.blobsDir} (blobs in object storage?)`;
       const aside = `${config.blobsDir}.chaos-aside`;
       await fs.rename(config.blobsDir, aside);
-      await fs.writeFile(config.blobsDir, 'the blob store is out of order (npm run chaos)\n');
+      // The service may create the folder again between the rename and the write (an upload, a
+      // readiness probe): fold what it wrote into the aside folder and try again.
+      for (;;) {
+        try {
+          await fs.writeFile(config.blobsDir, 'the blob store is out of order (npm run chaos)\n', { flag: 'wx' });
+          break;
+        } catch (error) {
+          if (!['EEXIST', 'EISDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+          await moveInto(config.blobsDir, aside);
+        }
+      }
       await sleep(ms);
       await fs.rm(config.blobsDir);
-      await fs.rename(aside, config.blobsDir);
+      await moveInto(aside, config.blobsDir);
       return undefined;
     },
   };
+}
+
+/** Moves the folder `from` to `to`, merging into `to` when something created it meanwhile. */
+async function moveInto(from: string, to: string): Promise<void> {
+  try {
+    await fs.rename(from, to);
+  } catch (error) {
+    if (!['EEXIST', 'ENOTEMPTY', 'EISDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    await fs.cp(from, to, { recursive: true, force: false, errorOnExist: false });
+    await fs.rm(from, { recursive: true, force: true });
+  }
 }
 
 function redisRestart(downMs: number): Scenario {
