@@ -20,15 +20,25 @@ export const DEFAULT_DURATIONS: FaultDurations = { chromaPauseMs: 60_000, blobsO
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long a fault waits for its process to be up (the supervisor may be between two restarts of it). */
+const RUNNING_TIMEOUT_MS = 60_000;
+
+async function runningPid(processes: SupervisedService, name: string): Promise<number> {
+  const deadline = Date.now() + RUNNING_TIMEOUT_MS;
+  for (let pid = processes.pid(name); ; pid = processes.pid(name)) {
+    if (pid !== undefined) return pid;
+    if (Date.now() > deadline) throw new Error(`${name} has not been up for ${RUNNING_TIMEOUT_MS / 1000} s: is it crashing at start? (its log says why)`);
+    await sleep(100);
+  }
+}
+
 /** SIGKILL to one supervised process (kill -9). */
 function kill(processName: string, key = processName, name = `kill -9 ${processName}`): Scenario {
   return {
     key,
     name,
     async inject({ processes }) {
-      const pid = processes.pid(processName);
-      if (pid === undefined) throw new Error(`${processName} is not running`);
-      process.kill(pid, 'SIGKILL');
+      process.kill(await runningPid(processes, processName), 'SIGKILL');
       return undefined;
     },
   };
@@ -58,9 +68,10 @@ function chromaPause(ms: number): Scenario {
     key: 'chroma-pause',
     name: `Chroma paused ${ms / 1000} s`,
     async inject({ processes }) {
-      if (!processes.signal('chroma', 'SIGSTOP')) throw new Error('chroma is not running');
+      const pid = await runningPid(processes, 'chroma');
+      process.kill(pid, 'SIGSTOP');
       await sleep(ms);
-      processes.signal('chroma', 'SIGCONT');
+      process.kill(pid, 'SIGCONT');
       return undefined;
     },
   };
