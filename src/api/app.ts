@@ -25,6 +25,7 @@ import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { captureRoutes } from './routes/captures.js';
+import { intakeRoutes } from './routes/intake.js';
 import { operationRoutes } from './routes/operations.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
@@ -132,6 +133,7 @@ export function createApp(deps: AppDeps): Koa {
   healthRoutes(router, resolved);
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
+  intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);
   webhookRoutes(router, resolved);
