@@ -12,7 +12,7 @@
 import type { Knex } from 'knex';
 import { faceIdOf, type CapturedFace, type FaceMatch } from '../queue/contract.js';
 import type { CaptureLifecycle, CaptureRow } from '../storage/capture-lifecycle.js';
-import { earlierSubjects, insertSightings, recordedMatches, replaceFaces, touchSubjects, type SightingRecord } from '../storage/results-repository.js';
+import { earlierSubjects, insertSightings, recordedMatches, touchSubjects, writeFaces, type SightingRecord } from '../storage/results-repository.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
@@ -49,14 +49,16 @@ export class ResultsService {
     const { capture } = locked;
     if (locked.state === 'done') return { capture, matches: await recordedMatches(trx, captureId), alreadySaved: true };
 
-    const earlier = await earlierSubjects(trx, captureId);
+    // Only a restarted or reprocessed capture (run > 0) can have results of an earlier run to replace.
+    const replacing = run > 0;
+    const earlier = replacing ? await earlierSubjects(trx, captureId) : [];
     const matched = matches.map((match) => ({ merchantId: capture.merchant_id, subjectKind: match.kind, subjectId: match.subjectId }));
     const existing = await lockSubjects(trx, [...earlier, ...matched]);
     // A person erased or a visitor purged since the match stage: the face stays, unmatched.
     const kept = matches.filter((match) => existing.has(match.subjectId));
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
-    await replaceFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])));
+    await writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
     await insertSightings(trx, captureId, sightings);
     await touchSubjects(trx, sightings, capture.captured_at);

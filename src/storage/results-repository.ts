@@ -20,9 +20,15 @@ export async function earlierSubjects(trx: Knex.Transaction, captureId: string):
   return rows.map((row) => ({ merchantId: row.merchant_id, subjectKind: row.subject_kind, subjectId: row.subject_id }));
 }
 
-/** Replaces the capture's faces (and, by cascade, their sightings) with `faces`. */
-export async function replaceFaces(trx: Knex.Transaction, captureId: string, faces: CapturedFace[], matches: Map<number, FaceMatch>): Promise<void> {
-  await trx('faces').where({ capture_id: captureId }).delete();
+/** Writes the capture's faces; `replacing`: deletes an earlier run's faces (and, by cascade, their sightings) first. */
+export async function writeFaces(
+  trx: Knex.Transaction,
+  captureId: string,
+  faces: CapturedFace[],
+  matches: Map<number, FaceMatch>,
+  options: { replacing: boolean },
+): Promise<void> {
+  if (options.replacing) await trx('faces').where({ capture_id: captureId }).delete();
   if (faces.length === 0) return;
   await trx('faces').insert(
     faces.map((face, index) => {
