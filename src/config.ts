@@ -1,9 +1,16 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const unitInterval = z.coerce.number().min(-1).max(1);
+
+function isCidr(value: string): boolean {
+  const [address, prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  return family !== 0 && rest.length === 0 && /^\d{1,3}$/.test(prefix ?? '') && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /** Model packs the service knows; each keeps its vectors in collections of its own. */
 export const PACK_NAMES = ['default', 'retinaface', 'insightface'] as const;
@@ -92,6 +99,20 @@ const schema = z.object({
   SWEEP_STALE_MS: positiveInt.default(5 * 60_000),
   /** Images of failed captures are kept this long even with KEEP_IMAGES=false, so they can be reprocessed. */
   FAILED_IMAGE_RETENTION_DAYS: z.coerce.number().min(0).default(7),
+
+  /**
+   * Webhook targets in these CIDRs (comma-separated, e.g. `10.1.0.0/16,fd00::/8`) are allowed although
+   * private, loopback or link-local; every other such target is refused at registration and delivery.
+   */
+  WEBHOOK_ALLOW_PRIVATE: z
+    .string()
+    .default('')
+    .transform((list) => list.split(',').map((item) => item.trim()).filter(Boolean))
+    .pipe(z.array(z.string().refine(isCidr, 'expected comma-separated CIDRs such as 10.0.0.0/8 or fd00::/8'))),
+  /** A webhook delivery attempt gets no answer within this long: it failed. */
+  WEBHOOK_TIMEOUT_MS: positiveInt.default(5000),
+  /** Deliveries to one merchant at a time in a worker process, so a slow endpoint leaves the other slots to the others. */
+  WEBHOOK_MERCHANT_CONCURRENCY: positiveInt.default(2),
 });
 
 export type Config = Omit<z.infer<typeof schema>, 'QUEUE_PREFIX'> & {

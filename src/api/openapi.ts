@@ -253,19 +253,45 @@ export function openApiDocument(): Schema {
       },
       '/v1/merchants/{id}/webhook': {
         put: op(
-          'Set the merchant\'s recognition webhook; answers a new signing secret, shown once. Each member recognition is POSTed as JSON with X-FacePerks-Signature: sha256=<hex HMAC-SHA256 of the body>',
+          'Set the merchant\'s recognition webhook; answers a new signing secret, shown once. Each member recognition is POSTed as JSON with X-FacePerks-Timestamp (unix seconds), X-FacePerks-Delivery (the same on retries) and X-FacePerks-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">. A URL whose host is or resolves to a loopback, private, link-local, multicast or other special address answers 422 webhook_target_refused (unless the operator allows its range)',
           'admin, merchant (own)',
           {
             parameters: [idParam('Merchant')],
             ...body({ type: 'object', required: ['url'], additionalProperties: false, properties: { url: { type: 'string', format: 'uri' } } }),
-            ...ok('200', 'The webhook and its secret', {
+            responses: {
+              ...ok('200', 'The webhook and its secret', {
+                type: 'object',
+                properties: { url: { type: 'string' }, secret: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } },
+              }).responses,
+              '422': { description: 'webhook_target_refused: the URL points inside the deployment, or its host does not resolve', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404',
+        ),
+        get: op(
+          'Read the webhook (without its secret) and how its deliveries are going: after 3 failures in a row the endpoint is paused (30 s, doubling up to 1 h) and its events wait',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Merchant')],
+            ...ok('200', 'The webhook', {
               type: 'object',
-              properties: { url: { type: 'string' }, secret: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } },
+              properties: {
+                url: { type: 'string' },
+                events: { type: 'array', items: { type: 'string' } },
+                delivery: {
+                  type: 'object',
+                  properties: {
+                    consecutiveFailures: { type: 'integer' },
+                    lastError: nullable({ type: 'string' }),
+                    lastErrorAt: nullable(instant),
+                    pausedUntil: { ...nullable(instant), description: 'Set while the endpoint is paused' },
+                  },
+                },
+              },
             }),
           },
           '400', '403', '404',
         ),
-        get: op('Read the webhook (without its secret)', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The webhook', { type: 'object', properties: { url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } } } }) }, '400', '403', '404'),
         delete: op('Remove the webhook', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('204', 'Removed') }, '400', '403', '404'),
       },
       '/v1/keys/{id}': {
