@@ -14,7 +14,7 @@ import { createQueues, type Queues } from '../queue/queues.js';
 import { openBlobStore } from '../storage/blobs.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../storage/db.js';
 import { withQueuePrefix } from '../storage/settings.js';
-import { bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
+import { adminKeyProblem, bootstrapAdminKey } from '../storage/repositories/apiKeys.js';
 import { createApp, type AppDeps } from './app.js';
 import { defaultReadinessChecks } from './readiness.js';
 
@@ -88,6 +88,12 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw error;
+  }
+  // Refused before anything else starts: a published or short key would make anyone admin.
+  const unsafeAdminKey = config.FACEPERKS_ADMIN_KEY === undefined ? null : adminKeyProblem(config.FACEPERKS_ADMIN_KEY);
+  if (unsafeAdminKey) {
+    console.error(unsafeAdminKey);
+    process.exit(2);
   }
   const logger = createLogger(config.LOG_LEVEL, 'api');
   await ensureDatabase(config);

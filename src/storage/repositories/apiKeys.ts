@@ -70,6 +70,27 @@ export async function revokeApiKey(db: Knex, keyId: string, principal: Principal
   return (await existing) !== undefined;
 }
 
+export const MIN_ADMIN_KEY_LENGTH = 32;
+
+/**
+ * Values this repository and its docs have shipped in place of an admin key: whoever read them
+ * would be admin of a deployment that kept one. Checked as literals (a compiled build has no docs to
+ * scan at start); test/api/security.test.ts fails when a doc shows a value these rules accept.
+ */
+const PUBLISHED_ADMIN_KEYS = ['change-me-to-a-long-random-admin-key', 'change-me-to-a-long-random-secret'];
+const PLACEHOLDER = /change-?me|replace-?me|example|placeholder|your[-_ ]?(admin[-_ ]?)?key/i;
+
+/** Why `key` must not be the admin key, or null when it may. */
+export function adminKeyProblem(key: string): string | null {
+  if (key.length < MIN_ADMIN_KEY_LENGTH) return `FACEPERKS_ADMIN_KEY must be at least ${MIN_ADMIN_KEY_LENGTH} characters (e.g. openssl rand -hex 32)`;
+  if (PUBLISHED_ADMIN_KEYS.includes(key.toLowerCase()) || PLACEHOLDER.test(key)) {
+    return 'FACEPERKS_ADMIN_KEY is an example value published with FacePerks; set a random one (e.g. openssl rand -hex 32)';
+  }
+  return null;
+}
+
+export class UnsafeAdminKeyError extends Error {}
+
 export type AdminBootstrap =
   /** FACEPERKS_ADMIN_KEY is the admin key (other admin keys are revoked). */
   | { source: 'configured' }
@@ -80,11 +101,13 @@ export type AdminBootstrap =
 
 /**
  * Makes sure an admin key exists. With `configuredKey` (FACEPERKS_ADMIN_KEY) that key becomes the
- * only admin key (so changing the variable rotates it). Without it, a key is generated at the first
+ * only admin key (so changing the variable rotates it); a short or published one is refused. Without it, a key is generated at the first
  * start only, and returned so the caller prints it once; only its hash is stored. A MySQL named lock
  * keeps two processes starting together from generating two keys.
  */
 export async function bootstrapAdminKey(db: Knex, configuredKey?: string): Promise<AdminBootstrap> {
+  const problem = configuredKey === undefined ? null : adminKeyProblem(configuredKey);
+  if (problem) throw new UnsafeAdminKeyError(problem);
   const conn = await db.client.acquireConnection();
   try {
     const [[{ name }]] = (await db.raw('SELECT DATABASE() AS name').connection(conn)) as [[{ name: string | null }]];
