@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { serviceSpecs, Supervisor, workerGroups } from '../../src/supervisor.js';
+import { createQueues } from '../../src/queue/queues.js';
+import { serviceSpecs, Supervisor, workerGroups, type ChildExit } from '../../src/supervisor.js';
 import { multipart } from '../api/support.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { freePort } from '../support/global-setup.js';
@@ -84,15 +85,49 @@ describe('supervised worker processes', () => {
   let storeId: string;
   const newDevice = async (name: string) => (await call('POST', `/v1/stores/${storeId}/devices`, adminKey, { name })).body.key as string;
 
-  it('finishes every capture of a batch when all workers get SIGTERM mid-batch', async () => {
+  it('drains on SIGTERM: a vision job running when the signal came completes in the same process before it exits', async () => {
     merchantId = (await call('POST', '/v1/merchants', adminKey, { name: 'Proc Co' })).body.id;
     storeId = (await call('POST', '/v1/stores', adminKey, { merchantId, name: 'Depot', timezone: 'UTC' })).body.id;
-    const ids = await uploadFixtures(await newDevice('robot-term'));
+    const pipelines = workerGroups(env.config.PIPELINE_PROCESSES).filter((group) => group.workers.includes('vision'));
+    const exits = new Map<string, ChildExit & { at: number }>();
+    const onExit = (exit: ChildExit) => {
+      if (!exits.has(exit.name)) exits.set(exit.name, { ...exit, at: Date.now() });
+    };
+    supervisor.on('exit', onExit);
+    const queues = createQueues(env.config);
+    try {
+      const ids = await uploadFixtures(await newDevice('robot-term'));
 
-    await waitFor(async () => (await statuses(ids)).some((s) => s !== 'queued'), 60_000, 'processing to start');
-    for (const group of workerGroups(env.config.PIPELINE_PROCESSES)) expect(supervisor.signal(group.name, 'SIGTERM')).toBe(true);
+      // A vision job (seconds of inference) is running: its lock is held by one of the processes.
+      await waitFor(async () => (await queues.queue('vision').getJobs(['active'])).length > 0, 60_000, 'a vision job to be active');
+      for (const group of workerGroups(env.config.PIPELINE_PROCESSES)) expect(supervisor.signal(group.name, 'SIGTERM')).toBe(true);
+      // Listed after the signal: these were running when it came (a draining worker takes no new job).
+      const running = (await queues.queue('vision').getJobs(['active'])).map((job) => job.id!);
+      expect(running.length, 'vision jobs running when SIGTERM was sent').toBeGreaterThan(0);
 
-    await expectAllDoneOnce(ids);
+      await expectAllDoneOnce(ids);
+      // Each pipeline process drained and exited by itself (code 0), not killed.
+      for (const group of pipelines) expect(exits.get(group.name), group.name).toMatchObject({ code: 0, signal: null });
+      const lastExitAt = Math.max(...pipelines.map((group) => exits.get(group.name)!.at));
+
+      // Each job running at the signal finished in its first attempt, never found stalled, and before
+      // the signalled processes had all exited: restarted processes, or stalled-job recovery (which
+      // only follows a lock left behind), would have come later and counted a stall.
+      for (const id of running) {
+        const job = (await queues.queue('vision').getJob(id))!;
+        expect({ id, stalled: job.stalledCounter, started: job.attemptsStarted, made: job.attemptsMade, completed: job.returnvalue !== null }).toEqual({
+          id,
+          stalled: 0,
+          started: 1,
+          made: 1,
+          completed: true,
+        });
+        expect(job.finishedOn!).toBeLessThanOrEqual(lastExitAt);
+      }
+    } finally {
+      supervisor.off('exit', onExit);
+      await queues.close();
+    }
   });
 
   it('recovers the jobs of pipeline processes killed mid-job (SIGKILL), once their locks expire', async () => {
