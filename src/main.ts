@@ -7,12 +7,16 @@
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startService } from './service.js';
+import { adminKeyProblem } from './storage/repositories/apiKeys.js';
 
 /** How long the API and the workers may take to finish their requests and jobs on shutdown. */
 const DRAIN_MS = 30_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // The API would refuse it at every restart: refuse it once, before starting anything.
+  const unsafeAdminKey = config.FACEPERKS_ADMIN_KEY === undefined ? null : adminKeyProblem(config.FACEPERKS_ADMIN_KEY);
+  if (unsafeAdminKey) throw new ConfigError(unsafeAdminKey);
   const logger = createLogger(config.LOG_LEVEL, 'supervisor');
   const service = await startService({ env: process.env, logger });
   logger.info({ port: config.PORT }, `FacePerks running: http://127.0.0.1:${config.PORT} (Bull Board at /admin/queues)`);
