@@ -93,10 +93,12 @@ const schema = z.object({
   /** On SIGTERM the API answers /readyz 503 this long before it stops listening. */
   SHUTDOWN_UNREADY_MS: z.coerce.number().int().min(0).default(1000),
   /**
-   * A capture left in a non-final state this long with no live job is re-enqueued by the sweeper;
-   * one whose last job gave up after its retries waits this long times 2^run (at most 8×) first.
+   * A capture whose last job gave up after its retries is re-enqueued by the sweeper once it has not
+   * moved for this long times 2^run (at most 8×).
    */
   SWEEP_STALE_MS: positiveInt.default(5 * 60_000),
+  /** A capture with no job at all in Redis (lost in a Redis restart or flush) is re-enqueued once it has not moved for this long. */
+  SWEEP_LOST_MS: positiveInt.default(60_000),
   /** Images of failed captures are kept this long even with KEEP_IMAGES=false, so they can be reprocessed. */
   FAILED_IMAGE_RETENTION_DAYS: z.coerce.number().min(0).default(7),
 

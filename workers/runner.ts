@@ -44,7 +44,7 @@ const pipelineStages: { [Q in PipelineQueue]: (context: WorkerContext) => Pipeli
 export function startMaintenance(context: WorkerContext): Housekeeping {
   const { config, db, logger } = context;
   return startHousekeeping({ db, databaseName: config.databaseName, logger }, [
-    { name: 'sweep', everyMs: config.SWEEP_INTERVAL_MS, run: () => sweepStuckCaptures(context, { staleMs: config.SWEEP_STALE_MS }) },
+    { name: 'sweep', everyMs: config.SWEEP_INTERVAL_MS, run: () => sweepStuckCaptures(context, { staleMs: config.SWEEP_STALE_MS, lostMs: config.SWEEP_LOST_MS }) },
     {
       name: 'retention',
       everyMs: config.RETENTION_INTERVAL_MS,

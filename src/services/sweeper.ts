@@ -1,8 +1,9 @@
 /**
  * MySQL is the source of truth for a capture's state; Redis may lose its jobs (a restart without
- * persistence, a flush). The sweeper walks every capture left open past `staleMs` (a keyset cursor,
- * page by page) and starts it over under a new run when it has no live job:
- * - no job of its run at all (lost with Redis, or a crash between intake and enqueue): at once;
+ * persistence, a flush). The sweeper walks every capture left open (a keyset cursor, page by page)
+ * and starts it over under a new run when it has no live job:
+ * - no job of its run at all (lost with Redis, or a crash between intake and enqueue): once it has
+ *   not moved for `lostMs` (an intake still enqueueing is harmless: its late job finds the run superseded);
  * - its last job gave up after all its retries (a long outage): after `staleMs × 2^run` (at most
  *   8×), so a capture that keeps meeting the same outage is retried less and less often, and never
  *   failed: only bad input fails a capture.
@@ -24,12 +25,12 @@ export type SweepResult = { examined: number; restarted: number };
 
 export async function sweepStuckCaptures(
   deps: { db: Knex; queues: Queues; lifecycle: CaptureLifecycle; logger: Logger },
-  options: { staleMs: number; pageSize?: number },
+  options: { staleMs: number; lostMs: number; pageSize?: number },
 ): Promise<SweepResult> {
   const { db, queues, logger } = deps;
   const pageSize = options.pageSize ?? PAGE_SIZE;
   const sweepStartedAt = Date.now();
-  const cutoff = new Date(sweepStartedAt - options.staleMs);
+  const cutoff = new Date(sweepStartedAt - Math.min(options.staleMs, options.lostMs));
   const result: SweepResult = { examined: 0, restarted: 0 };
   let after: OpenCapture | undefined;
   for (;;) {
@@ -49,7 +50,7 @@ export async function sweepStuckCaptures(
     for (const [i, capture] of page.entries()) {
       const trace = traces[i];
       if (trace === 'live') continue;
-      const waitMs = trace === 'none' ? options.staleMs : options.staleMs * Math.min(MAX_BACKOFF_FACTOR, 2 ** capture.run);
+      const waitMs = trace === 'none' ? options.lostMs : options.staleMs * Math.min(MAX_BACKOFF_FACTOR, 2 ** capture.run);
       if (sweepStartedAt - capture.updated_at.getTime() < waitMs) continue;
       if (!(await restartCapture(deps, capture, { onlyIfOpen: true }))) continue;
       logger.warn({ captureId: capture.id, run: capture.run + 1, lastJob: trace }, 're-enqueued a stuck capture');

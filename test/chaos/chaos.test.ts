@@ -18,7 +18,7 @@ import type { Photo } from '../../scripts/chaos/robot.js';
 import { resultTable, runScenario, type ScenarioResult } from '../../scripts/chaos/run-scenario.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../.cache/fixtures');
-const SWEEP = { SWEEP_INTERVAL_MS: '2000', SWEEP_STALE_MS: '20000' };
+const SWEEP = { SWEEP_INTERVAL_MS: '2000', SWEEP_STALE_MS: '20000', SWEEP_LOST_MS: '20000' };
 /** How long after a fault every capture has to end: the sweeper's 20 s and a margin for a slow, shared machine. */
 const SETTLE_MS = 120_000;
 const SCENARIO_TIMEOUT_MS = 360_000;

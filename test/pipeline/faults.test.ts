@@ -55,6 +55,7 @@ describe('outages delay captures, never fail them', () => {
       STAGE_BACKOFF_MS: '100',
       SWEEP_INTERVAL_MS: '300',
       SWEEP_STALE_MS: '500',
+      SWEEP_LOST_MS: '500',
     });
     cleanups.push(() => t.close(), () => chroma.stop());
     const tenant = await seedTenant(t, 'Fault Co');
@@ -77,7 +78,7 @@ describe('outages delay captures, never fail them', () => {
   });
 
   it('finishes every capture after Redis loses all its keys, with no process restarted', async () => {
-    const t = await startTestService({ SWEEP_INTERVAL_MS: '300', SWEEP_STALE_MS: '500' }, { workers: false });
+    const t = await startTestService({ SWEEP_INTERVAL_MS: '300', SWEEP_STALE_MS: '500', SWEEP_LOST_MS: '500' }, { workers: false });
     cleanups.push(() => t.close());
     const tenant = await seedTenant(t, 'Flush Co');
     const ids = await uploadFixtures(t, tenant.deviceKey, ['sample3.jpg', 'sample4.jpg']);
@@ -112,13 +113,13 @@ describe('the sweeper', () => {
 
     const deps = { db: t.env.db, queues: t.queues, lifecycle: t.context.lifecycle, logger: t.context.logger };
     // Lost runs restart once stale (1 s); the given-up run 2 waits 1 s × 2² first; the live one is left alone.
-    expect(await sweepStuckCaptures(deps, { staleMs: 1000, pageSize: 2 })).toEqual({ examined: 5, restarted: 3 });
+    expect(await sweepStuckCaptures(deps, { staleMs: 1000, lostMs: 1000, pageSize: 2 })).toEqual({ examined: 5, restarted: 3 });
     for (const id of [lost1, lost2, lost3]) expect(await captureRow(t, id)).toMatchObject({ status: 'queued', run: 1 });
     expect(await captureRow(t, live)).toMatchObject({ status: 'processing', run: 0 });
     expect(await captureRow(t, gaveUp)).toMatchObject({ status: 'processing', run: 2 });
 
     await age([gaveUp], 4500);
-    expect(await sweepStuckCaptures(deps, { staleMs: 1000, pageSize: 2 })).toEqual({ examined: 2, restarted: 1 });
+    expect(await sweepStuckCaptures(deps, { staleMs: 1000, lostMs: 1000, pageSize: 2 })).toEqual({ examined: 2, restarted: 1 });
     expect(await captureRow(t, gaveUp)).toMatchObject({ status: 'queued', run: 3 });
 
     await t.startWorkers();

@@ -47,7 +47,7 @@ beforeAll(async () => {
   port = await freePort();
   await startRedis();
   // The sweeper looks every 500 ms at captures open for more than 1 s.
-  t = await startTestService({ REDIS_URL: `redis://127.0.0.1:${port}`, SWEEP_INTERVAL_MS: '500', SWEEP_STALE_MS: '1000' }, { workers: false });
+  t = await startTestService({ REDIS_URL: `redis://127.0.0.1:${port}`, SWEEP_INTERVAL_MS: '500', SWEEP_STALE_MS: '1000', SWEEP_LOST_MS: '1000' }, { workers: false });
   // The workers (and the sweeper) on a Redis connection of their own, as in their own process.
   workerContext = { ...t.context, queues: createQueues(t.env.config) };
   workers = await startWorkers(WORKER_NAMES, workerContext);
