@@ -96,6 +96,9 @@ describe('supervised worker processes', () => {
     supervisor.on('exit', onExit);
     const queues = createQueues(env.config);
     try {
+      // Every pipeline process has started its workers (and installed its signal handlers): one still
+      // loading its models dies of the signal itself, having no job to drain.
+      await waitFor(async () => (await queues.queue('vision').getWorkersCount()) >= pipelines.length, 90_000, 'every pipeline process to consume vision');
       const ids = await uploadFixtures(await newDevice('robot-term'));
 
       // A vision job (seconds of inference) is running: its lock is held by one of the processes.
@@ -107,7 +110,7 @@ describe('supervised worker processes', () => {
 
       await expectAllDoneOnce(ids);
       // Each pipeline process drained and exited by itself (code 0), not killed.
-      for (const group of pipelines) expect(exits.get(group.name), group.name).toMatchObject({ code: 0, signal: null });
+      for (const group of pipelines) expect(exits.get(group.name), `${group.name} of ${JSON.stringify([...exits.values()])}`).toMatchObject({ code: 0, signal: null });
       const lastExitAt = Math.max(...pipelines.map((group) => exits.get(group.name)!.at));
 
       // Each job running at the signal finished in its first attempt, never found stalled, and before
