@@ -3,6 +3,8 @@
  * visitors, duplicates, bad files, erasure and tenancy, on the real models and services.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PACK_NAMES } from '../../src/config.js';
+import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import type { Box } from '../../src/vision/types.js';
 import { seedTenant, upload, type Part } from '../api/support.js';
 import { cropAround, facesIn, fixture, startTestService, waitFor, type TestService } from './support.js';
@@ -149,11 +151,35 @@ describe('the queued pipeline', () => {
     expect(r.body.faces[0].matches[0]).toMatchObject({ personId: memberId });
   });
 
-  it('erases a member: vectors, enrolled faces and links go, anonymous counts stay', async () => {
+  it('erases a member: vectors in every pack, enrolment images, enrolled faces and links go, anonymous counts stay', async () => {
+    // Vectors of the member in every pack's collection (as reembeds to each pack leave them), beside
+    // another member's, which stay.
+    const other = await t.call('POST', '/v1/people', { key: tenant.merchantKey, json: { displayName: 'Bob' } });
+    const galleries = PACK_NAMES.map((pack) => new ChromaGallery(t.env.config.chromaUrl, pack));
+    const vector = Float32Array.from({ length: 512 }, (_, i) => (i === 0 ? 1 : 0));
+    for (const gallery of galleries) {
+      if (gallery.collectionName('member', tenant.merchantId) !== t.gallery.collectionName('member', tenant.merchantId)) {
+        await gallery.upsert('member', tenant.merchantId, memberId, `${memberId}-copy`, vector);
+      }
+      await gallery.upsert('member', tenant.merchantId, other.body.id, `${other.body.id}-v`, vector);
+    }
+    for (const gallery of galleries) expect(await gallery.countSubjectVectors('member', tenant.merchantId, memberId)).toBeGreaterThan(0);
+    const enrolmentImages = (await t.env.db('person_faces').where({ person_id: memberId }).select('blob_key')).map((row) => row.blob_key as string);
+    expect(enrolmentImages.length).toBeGreaterThan(0);
+    for (const key of enrolmentImages) expect(await t.blobs.exists(key)).toBe(true);
+    const facesBefore = await t.env.db('faces').count({ n: '*' });
+    expect((await t.env.db('faces').where({ person_id: memberId })).length).toBeGreaterThan(0);
+
     const sightingsBefore = await t.env.db('sightings').where({ merchant_id: tenant.merchantId }).count({ n: '*' });
     const erased = await t.call('DELETE', `/v1/people/${memberId}`, { key: tenant.merchantKey });
     expect(erased.status).toBe(204);
-    expect(await t.gallery.countSubjectVectors('member', tenant.merchantId, memberId)).toBe(0);
+    for (const gallery of galleries) {
+      expect(await gallery.countSubjectVectors('member', tenant.merchantId, memberId), gallery.collectionName('member', tenant.merchantId)).toBe(0);
+      expect(await gallery.countSubjectVectors('member', tenant.merchantId, other.body.id)).toBe(1);
+    }
+    for (const key of enrolmentImages) expect(await t.blobs.exists(key), key).toBe(false);
+    expect(await t.env.db('faces').where({ person_id: memberId })).toEqual([]);
+    expect(await t.env.db('faces').count({ n: '*' })).toEqual(facesBefore);
     expect(await t.env.db('person_faces').where({ person_id: memberId })).toEqual([]);
     expect(await t.env.db('sightings').where({ person_id: memberId })).toEqual([]);
     const sightingsAfter = await t.env.db('sightings').where({ merchant_id: tenant.merchantId }).count({ n: '*' });
