@@ -243,3 +243,101 @@ describe('recordSightings', () => {
     expect(await snapshot(t.storeIds)).toEqual(afterMove);
   });
 });
+
+/**
+ * Rollups written out by hand (issue 18), not compared with sessionise or rebuildAnalytics output:
+ * every metric of every non-empty bucket, after the incremental path and again after a rebuild.
+ */
+describe('rollups against hand-written expectations', () => {
+  const METRICS = [
+    'visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors', 'sightings',
+    'male_visits', 'female_visits', 'unknown_gender_visits',
+    'age_0_17', 'age_18_24', 'age_25_34', 'age_35_44', 'age_45_54', 'age_55_64', 'age_65_plus', 'age_unknown', 'duration_ms_sum',
+  ] as const;
+  type Expected = { bucket_start: string; local_date: string; local_hour?: number } & Partial<Record<(typeof METRICS)[number], number>>;
+  /** A bucket's full row: the metrics given, every other one 0. */
+  const row = (expected: Expected) => ({ ...Object.fromEntries(METRICS.map((m) => [m, 0])), ...expected });
+
+  async function actual(storeId: string, granularity: 'hour' | 'day') {
+    return (await rollups(env.db, storeId, granularity))
+      .filter((r) => Number(r.visits) > 0)
+      .map((r) => ({
+        bucket_start: r.bucket_start,
+        local_date: r.local_date,
+        ...(granularity === 'hour' ? { local_hour: r.local_hour } : {}),
+        ...Object.fromEntries(METRICS.map((m) => [m, Number(r[m])])),
+      }));
+  }
+
+  async function expectRollups(storeId: string, hours: Expected[], days: Expected[]) {
+    expect(await actual(storeId, 'hour')).toEqual(hours.map(row));
+    expect(await actual(storeId, 'day')).toEqual(days.map(row));
+  }
+
+  const rebuild = (storeId: string) =>
+    rebuildAnalytics(env.db, { storeId, from: at('2026-01-01T00:00:00Z'), to: at('2027-01-01T00:00:00Z'), visitGapMinutes: 30 });
+
+  it('a visit across the autumn DST change (01:50 EDT to 01:10 EST) is one 20-minute visit in its first 01:00 hour', async () => {
+    const t = await seedTenant(env.db, 'dst-fall', ['America/New_York']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 40, gender: 'female' as const };
+    await recordCapture(env.db, t, 0, at('2026-11-01T05:50:00Z'), [face]); // 01:50 EDT
+    await recordCapture(env.db, t, 0, at('2026-11-01T06:10:00Z'), [face]); // 01:10 EST: 20 min later, 40 min earlier on the wall clock
+
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([['2026-11-01T05:50:00.000Z', '2026-11-01T06:10:00.000Z', 2]]);
+    const metrics = { visits: 1, unique_subjects: 1, visitor_visits: 1, new_visitors: 1, sightings: 2, female_visits: 1, age_35_44: 1, duration_ms_sum: 20 * 60_000 };
+    const hours = [{ bucket_start: '2026-11-01T05:00:00.000Z', local_date: '2026-11-01', local_hour: 1, ...metrics }];
+    // The local day starts at midnight EDT (04:00 UTC).
+    const days = [{ bucket_start: '2026-11-01T04:00:00.000Z', local_date: '2026-11-01', ...metrics }];
+    await expectRollups(t.storeIds[0], hours, days);
+    await rebuild(t.storeIds[0]);
+    await expectRollups(t.storeIds[0], hours, days);
+  });
+
+  it('a visit across the spring DST change (01:50 EST to 03:10 EDT) lasts 20 minutes, not the 80 of the wall clock', async () => {
+    const t = await seedTenant(env.db, 'dst-spring', ['America/New_York']);
+    const m = await seedPerson(env.db, t.merchantId);
+    const face = { kind: 'member' as const, subjectId: m };
+    await recordCapture(env.db, t, 0, at('2026-03-08T06:50:00Z'), [face]); // 01:50 EST
+    await recordCapture(env.db, t, 0, at('2026-03-08T07:10:00Z'), [face]); // 03:10 EDT
+
+    expect(await visitSpans(env.db, t.storeIds[0], m)).toEqual([['2026-03-08T06:50:00.000Z', '2026-03-08T07:10:00.000Z', 2]]);
+    // A member: no new/returning visitor counts; no age or gender given.
+    const metrics = { visits: 1, unique_subjects: 1, member_visits: 1, sightings: 2, unknown_gender_visits: 1, age_unknown: 1, duration_ms_sum: 20 * 60_000 };
+    const hours = [{ bucket_start: '2026-03-08T06:00:00.000Z', local_date: '2026-03-08', local_hour: 1, ...metrics }];
+    const days = [{ bucket_start: '2026-03-08T05:00:00.000Z', local_date: '2026-03-08', ...metrics }];
+    await expectRollups(t.storeIds[0], hours, days);
+    await rebuild(t.storeIds[0]);
+    await expectRollups(t.storeIds[0], hours, days);
+  });
+
+  it('a late upload between two visits of different hours merges them into one visit of the first hour', async () => {
+    const t = await seedTenant(env.db, 'late-merge', ['Europe/Paris']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 22, gender: 'male' as const };
+    const storeId = t.storeIds[0];
+    await recordCapture(env.db, t, 0, at('2026-02-10T10:50:00Z'), [face]); // 11:50 in Paris
+    await recordCapture(env.db, t, 0, at('2026-02-10T11:40:00Z'), [face]); // 50 min later: a second visit
+
+    const one = { visits: 1, unique_subjects: 1, visitor_visits: 1, sightings: 1, male_visits: 1, age_18_24: 1 };
+    await expectRollups(
+      storeId,
+      [
+        { bucket_start: '2026-02-10T10:00:00.000Z', local_date: '2026-02-10', local_hour: 11, ...one, new_visitors: 1 },
+        // First seen in an earlier hour: returning in this one.
+        { bucket_start: '2026-02-10T11:00:00.000Z', local_date: '2026-02-10', local_hour: 12, ...one, returning_visitors: 1 },
+      ],
+      [{ bucket_start: '2026-02-09T23:00:00.000Z', local_date: '2026-02-10', visits: 2, unique_subjects: 1, visitor_visits: 2, new_visitors: 1, sightings: 2, male_visits: 2, age_18_24: 2 }],
+    );
+
+    // The robot was offline: a sighting at 11:15 arrives last, 25 min from each.
+    await recordCapture(env.db, t, 0, at('2026-02-10T11:15:00Z'), [face]);
+    expect(await visitSpans(env.db, storeId, v)).toEqual([['2026-02-10T10:50:00.000Z', '2026-02-10T11:40:00.000Z', 3]]);
+    const merged = { visits: 1, unique_subjects: 1, visitor_visits: 1, new_visitors: 1, sightings: 3, male_visits: 1, age_18_24: 1, duration_ms_sum: 50 * 60_000 };
+    const hours = [{ bucket_start: '2026-02-10T10:00:00.000Z', local_date: '2026-02-10', local_hour: 11, ...merged }];
+    const days = [{ bucket_start: '2026-02-09T23:00:00.000Z', local_date: '2026-02-10', ...merged }];
+    await expectRollups(storeId, hours, days);
+    await rebuild(storeId);
+    await expectRollups(storeId, hours, days);
+  });
+});
