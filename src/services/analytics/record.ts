@@ -152,17 +152,18 @@ export async function recordSightings(
     const storeIds = [...new Set(mine.map(({ s }) => s.storeId))].sort();
     const removed: VisitRow[] = [];
     const added: (VisitAgg & { storeId: string })[] = [];
+    // A subject with no first visit has no visits at all (a new visitor, a member never seen): nothing to read.
+    const oldFirst = firsts.get(key) ?? null;
     for (const storeId of storeIds) {
       const pts = mine.filter(({ s }) => s.storeId === storeId).map(({ p }) => p);
       const lo = Math.min(...pts.map((p) => p.seenAt)) - gapMs;
       const hi = Math.max(...pts.map((p) => p.seenAt)) + gapMs;
-      const existing = await loadNearbyVisits(trx, storeId, subject.subjectId, lo, hi);
+      const existing = oldFirst === null ? [] : await loadNearbyVisits(trx, storeId, subject.subjectId, lo, hi);
       const change = applySightings(existing, pts, gapMs);
       removed.push(...change.removed);
       added.push(...change.added.map((v) => ({ ...v, storeId })));
     }
 
-    const oldFirst = firsts.get(key) ?? null;
     let newFirst = oldFirst;
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas);
@@ -216,12 +217,15 @@ async function applySubjectChange(
   for (const { storeId, start } of days.values()) {
     const z = stores.get(storeId)!.zone;
     const end = z.nextDay(start);
-    const rows = await trx('visits')
-      .where({ store_id: storeId, subject_id: subject.subjectId })
-      .where('started_at', '>=', new Date(start))
-      .where('started_at', '<', new Date(end))
-      .forUpdate()
-      .select(VISIT_COLUMNS);
+    const rows =
+      oldFirst === null
+        ? []
+        : await trx('visits')
+            .where({ store_id: storeId, subject_id: subject.subjectId })
+            .where('started_at', '>=', new Date(start))
+            .where('started_at', '<', new Date(end))
+            .forUpdate()
+            .select(VISIT_COLUMNS);
     const before: VisitAgg[] = rows.map(visitFromRow);
     const after: VisitAgg[] = [
       ...(before as VisitRow[]).filter((v) => !removedIds.has(v.id)),
