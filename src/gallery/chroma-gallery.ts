@@ -74,7 +74,19 @@ export class ChromaGallery implements Gallery {
   }
 
   async upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void> {
-    await this.onCollection(kind, merchantId, (id) => this.records.upsert(id, [vectorId], [embedding], [{ subjectId }]));
+    await this.upsertMany(kind, merchantId, [{ subjectId, vectorId, embedding }]);
+  }
+
+  async upsertMany(kind: SubjectKind, merchantId: string, vectors: { subjectId: string; vectorId: string; embedding: Float32Array }[]): Promise<void> {
+    if (vectors.length === 0) return;
+    await this.onCollection(kind, merchantId, (id) =>
+      this.records.upsert(
+        id,
+        vectors.map((v) => v.vectorId),
+        vectors.map((v) => v.embedding),
+        vectors.map((v) => ({ subjectId: v.subjectId })),
+      ),
+    );
   }
 
   async search(kind: SubjectKind, merchantId: string, embeddings: Float32Array[], limit: number): Promise<GalleryHit[][]> {

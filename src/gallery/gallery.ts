@@ -8,6 +8,8 @@ export type GalleryHit = { subjectId: string; similarity: number };
 export interface Gallery {
   /** Adds or replaces one vector (`vectorId`) of a subject. Idempotent. */
   upsert(kind: SubjectKind, merchantId: string, subjectId: string, vectorId: string, embedding: Float32Array): Promise<void>;
+  /** Adds or replaces several vectors in one request. Idempotent. */
+  upsertMany(kind: SubjectKind, merchantId: string, vectors: { subjectId: string; vectorId: string; embedding: Float32Array }[]): Promise<void>;
   /** For each embedding (one request for all of them): best similarity per subject, highest first. */
   search(kind: SubjectKind, merchantId: string, embeddings: Float32Array[], limit: number): Promise<GalleryHit[][]>;
   /** Erases every vector of a subject. */

@@ -28,8 +28,9 @@ export function assignExclusive(candidates: FaceCandidates[], threshold: number,
 
 export interface VisitorStore {
   withVisitorLock<T>(merchantId: string, work: () => Promise<T>): Promise<T>;
-  createVisitor(id: string, merchantId: string, seenAt: Date): Promise<void>;
-  visitorExists(id: string): Promise<boolean>;
+  createVisitors(ids: string[], merchantId: string, seenAt: Date): Promise<void>;
+  /** Which of `ids` have a visitor row. */
+  existingVisitors(ids: string[]): Promise<Set<string>>;
 }
 
 export type MatchThresholds = { member: number; visitor: number };
@@ -76,19 +77,20 @@ export class MatchService {
       await this.visitors.withVisitorLock(merchantId, async () => {
         // Another capture may have created a visitor for this face while we were searching.
         const fresh = assignExclusive(await searchAll('visitor', remaining), this.thresholds.visitor, taken);
-        for (const faceIndex of remaining) {
-          const hit = fresh.get(faceIndex);
-          if (hit) {
-            record(faceIndex, 'visitor', hit, false);
-            continue;
-          }
-          const visitorId = visitorOf(faceIndex);
-          await this.visitors.createVisitor(visitorId, merchantId, capturedAt);
-          await this.gallery.upsert('visitor', merchantId, visitorId, visitorId, embeddings[faceIndex]);
-          // Retention may have purged the visitor before the vector existed: no vector outlives its visitor.
-          if (!(await this.visitors.visitorExists(visitorId))) await this.gallery.deleteSubject('visitor', merchantId, visitorId);
-          record(faceIndex, 'visitor', { subjectId: visitorId, similarity: 1 }, true);
-        }
+        for (const [faceIndex, hit] of fresh) record(faceIndex, 'visitor', hit, false);
+        const created = remaining.filter((faceIndex) => !fresh.has(faceIndex)).map((faceIndex) => ({ faceIndex, visitorId: visitorOf(faceIndex) }));
+        if (created.length === 0) return;
+        const ids = created.map(({ visitorId }) => visitorId);
+        await this.visitors.createVisitors(ids, merchantId, capturedAt);
+        await this.gallery.upsertMany(
+          'visitor',
+          merchantId,
+          created.map(({ faceIndex, visitorId }) => ({ subjectId: visitorId, vectorId: visitorId, embedding: embeddings[faceIndex] })),
+        );
+        // Retention may have purged a visitor before its vector existed: no vector outlives its visitor.
+        const existing = await this.visitors.existingVisitors(ids);
+        for (const visitorId of ids.filter((id) => !existing.has(id))) await this.gallery.deleteSubject('visitor', merchantId, visitorId);
+        for (const { faceIndex, visitorId } of created) record(faceIndex, 'visitor', { subjectId: visitorId, similarity: 1 }, true);
       });
     }
     return matches.sort((a, b) => a.faceIndex - b.faceIndex);

@@ -19,11 +19,15 @@ export class VisitorRepository {
     return outcome.value;
   }
 
-  async createVisitor(id: string, merchantId: string, seenAt: Date): Promise<void> {
-    await this.db('visitors').insert({ id, merchant_id: merchantId, first_seen_at: seenAt, last_seen_at: seenAt }).onConflict('id').ignore();
+  async createVisitors(ids: string[], merchantId: string, seenAt: Date): Promise<void> {
+    await this.db('visitors')
+      .insert(ids.map((id) => ({ id, merchant_id: merchantId, first_seen_at: seenAt, last_seen_at: seenAt })))
+      .onConflict('id')
+      .ignore();
   }
 
-  async visitorExists(id: string): Promise<boolean> {
-    return (await this.db('visitors').where({ id }).first('id')) !== undefined;
+  async existingVisitors(ids: string[]): Promise<Set<string>> {
+    const rows: { id: string }[] = await this.db('visitors').whereIn('id', ids).select('id');
+    return new Set(rows.map((row) => row.id));
   }
 }
