@@ -147,6 +147,7 @@ export async function recordSightings(
   const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
 
   const deltas = new Map<string, { key: BucketKey; metrics: Metrics }>();
+  const writes = noVisitWrites();
   for (const [key, subject] of [...subjects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const mine = sightings.map((s, i) => ({ s, p: points[i] })).filter(({ s }) => subjectKey(s) === key);
     const storeIds = [...new Set(mine.map(({ s }) => s.storeId))].sort();
@@ -166,8 +167,9 @@ export async function recordSightings(
 
     let newFirst = oldFirst;
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
-    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas);
+    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
+  await flushVisitWrites(trx, writes);
   await applyRollupDeltas(trx, deltas, stores);
 }
 
@@ -185,6 +187,7 @@ async function applySubjectChange(
   change: { removed: VisitRow[]; added: (VisitAgg & { storeId: string })[]; oldFirst: FirstVisit; newFirst: FirstVisit },
   stores: Map<string, StoreInfo>,
   deltas: Deltas,
+  writes: VisitWrites,
 ): Promise<void> {
   const { removed, added, oldFirst, newFirst } = change;
   // Day buckets (per store) whose contribution from this subject may change. Every hour bucket
@@ -247,12 +250,41 @@ async function applySubjectChange(
     }
   }
 
-  if (removed.length > 0) await trx('visits').whereIn('id', removed.map((v) => v.id)).delete();
-  if (added.length > 0) await trx('visits').insert(added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
+  writes.removedVisitIds.push(...removed.map((v) => v.id));
+  writes.addedVisits.push(...added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
   if (!sameFirst(oldFirst, newFirst)) {
-    await trx('analytics_subjects')
-      .where({ merchant_id: subject.merchantId, subject_id: subject.subjectId })
-      .update({ first_visit_at: newFirst ? new Date(newFirst.at) : null, first_visit_store_id: newFirst?.storeId ?? null });
+    writes.firstVisits.push({
+      merchant_id: subject.merchantId,
+      subject_id: subject.subjectId,
+      subject_kind: subject.subjectKind,
+      first_visit_at: newFirst ? new Date(newFirst.at) : null,
+      first_visit_store_id: newFirst?.storeId ?? null,
+    });
+  }
+}
+
+/**
+ * The visit and first-visit rows every subject's change ends with, written in three statements
+ * for the whole transaction. Deferring them is safe: a subject's change reads only its own rows.
+ */
+type VisitWrites = {
+  removedVisitIds: number[];
+  addedVisits: ReturnType<typeof visitToRow>[];
+  firstVisits: { merchant_id: string; subject_id: string; subject_kind: SubjectKind; first_visit_at: Date | null; first_visit_store_id: string | null }[];
+};
+
+const noVisitWrites = (): VisitWrites => ({ removedVisitIds: [], addedVisits: [], firstVisits: [] });
+
+async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Promise<void> {
+  if (writes.removedVisitIds.length > 0) await trx('visits').whereIn('id', writes.removedVisitIds).delete();
+  if (writes.addedVisits.length > 0) await trx('visits').insert(writes.addedVisits);
+  if (writes.firstVisits.length > 0) {
+    // The rows exist and are locked (lockAnalyticsSubjects): this only updates them.
+    const insert = trx('analytics_subjects').insert(writes.firstVisits).toSQL().toNative();
+    await trx.raw(
+      `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
+      [...insert.bindings] as Knex.RawBinding[],
+    );
   }
 }
 
@@ -272,6 +304,7 @@ export async function retractCaptureSightings(trx: Knex.Transaction, captureId: 
   for (const r of rows) subjects.set(subjectKey({ merchantId: r.merchant_id, subjectId: r.subject_id }), { merchantId: r.merchant_id, subjectKind: r.subject_kind, subjectId: r.subject_id });
   const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
   const deltas: Deltas = new Map();
+  const writes = noVisitWrites();
   for (const [key, subject] of [...subjects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const removed: VisitRow[] = [];
     const added: (VisitAgg & { storeId: string })[] = [];
@@ -310,8 +343,9 @@ export async function retractCaptureSightings(trx: Knex.Transaction, captureId: 
       break;
     }
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
-    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas);
+    await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
+  await flushVisitWrites(trx, writes);
   await applyRollupDeltas(trx, deltas, stores);
 }
 
