@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { makeImage, multipart, seedTenant, startTestApi, upload, type Part, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -22,6 +22,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
 });
+
+/**
+ * Polls `probe` until `done` holds or `timeoutMs` passes, and returns the last value either way, so
+ * the caller's expectation shows what the state was: a state waited on, not a wall clock.
+ */
+async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
 function prng(seed: number) {
@@ -297,30 +310,43 @@ describe('upload fuzzing', () => {
   });
 
   it('caps parallel uploads per device with 429, other devices unaffected', async () => {
+    // Temp files of the cut uploads before are gone: each one left now is a held upload's below.
+    expect(await pollUntil(tmpFiles, (files) => files.length === 0)).toEqual([]);
     const { body, contentType } = multipart([{ name: 'images', file: Buffer.concat([await makeImage(), Buffer.alloc(100_000, 9)]) }]);
+    const answered = ['', '', '', ''];
     const held = await Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
+      answered.map(
+        (_, i) =>
           new Promise<net.Socket>((resolve) => {
             const socket = net.connect(port, '127.0.0.1', () => {
               socket.write(head(contentType, body.length));
               socket.write(body.subarray(0, 1000), () => resolve(socket));
             });
+            socket.on('data', (chunk: Buffer) => (answered[i] += chunk.toString()));
             socket.on('error', () => undefined);
           }),
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A failed expectation below must not leave them open for the next test.
+    onTestFinished(() => held.forEach((socket) => socket.destroy()));
+    // Each held upload is in the handler, past the per-device check, once it stages its file. No
+    // upload of this device is sent before that: one overtaking a held upload would take a slot for
+    // a moment and get that upload refused (what the earlier polling rewrite did: the fifth upload
+    // was polled at once, a held one got the 429, and three held slots never refused anything).
+    expect(await pollUntil(tmpFiles, (files) => files.length >= 4)).toHaveLength(4);
     const refused = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage() }]);
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('too_many_requests');
     expect(refused.headers.get('retry-after')).toBe('2');
+    // The four held uploads all got a slot (none was answered): the cap is four, not fewer.
+    expect(answered).toEqual(['', '', '', '']);
     const other = await t.call('POST', `/v1/stores/${tenant.storeId}/devices`, { key: tenant.merchantKey, json: { name: 'robot-other' } });
     expect((await upload(t, other.body.key, [{ name: 'images', file: await makeImage() }])).status).toBe(202);
+    // Closing them frees the slots once the server sees the sockets close: until then a 429.
     for (const socket of held) socket.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage() }])).status).toBe(202);
+    const image = await makeImage();
+    const freed = await pollUntil(() => upload(t, tenant.deviceKey, [{ name: 'images', file: image }]), (r) => r.status !== 429);
+    expect(freed.status).toBe(202);
   });
 
   it('answers random and mutated uploads with 202 or a 4xx in the error schema', async () => {
@@ -375,7 +401,7 @@ describe('upload fuzzing', () => {
     // Still healthy, still accepting, and no half-written temp files left behind.
     expect((await t.call('GET', '/healthz')).status).toBe(200);
     expect((await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage() }])).status).toBe(202);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await tmpFiles()).toEqual([]);
+    // Temp files of refused uploads are removed as their requests end, which may trail the answer.
+    expect(await pollUntil(tmpFiles, (files) => files.length === 0)).toEqual([]);
   });
 });
