@@ -259,7 +259,7 @@ describe('rollups against hand-written expectations', () => {
   const row = (expected: Expected) => ({ ...Object.fromEntries(METRICS.map((m) => [m, 0])), ...expected });
 
   async function actual(storeId: string, granularity: 'hour' | 'day') {
-    return (await rollups(env.db, storeId, granularity))
+    return ((await rollups(env.db, storeId, granularity)) as Record<string, unknown>[])
       .filter((r) => Number(r.visits) > 0)
       .map((r) => ({
         bucket_start: r.bucket_start,
