@@ -3,13 +3,13 @@
  * throwaway database and data folder, with a redis-server of its own and its own local Chroma, each
  * on a free port, and one merchant and store to upload to.
  */
-import net from 'node:net';
 import type { Knex } from 'knex';
 import { connectDatabase } from '../../src/storage/db.js';
 import type { RestartPolicy } from '../../src/supervisor.js';
 import { addDevice, createTenant, prepareService, startService, waitForReady, type RunningService, type ServiceCode, type Tenant } from '../service-harness.js';
 import type { ChaosTarget } from './faults.js';
 import { startPrivateRedis } from './private-redis.js';
+import { freePort } from '../free-port.js';
 
 export type ChaosEnvironment = {
   service: RunningService;
@@ -57,15 +57,4 @@ export async function startChaosEnvironment(options: ChaosOptions): Promise<Chao
     await stop();
     throw error;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -1,9 +1,11 @@
 /** One Chroma server for the whole test run (unless CHROMA_URL names one already running). */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalChroma, type LocalChroma } from '../../src/gallery/local-server.js';
+import { freePort } from '../../scripts/free-port.js';
+
+export { freePort };
 
 let chroma: LocalChroma | undefined;
 let dataDir: string | undefined;
@@ -20,14 +22,3 @@ export async function teardown(): Promise<void> {
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 }
 
-/** A port nobody listens on now (several test runs may share this machine). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
