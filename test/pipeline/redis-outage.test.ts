@@ -62,7 +62,29 @@ afterAll(async () => {
   await stopRedis();
 });
 
-describe('intake with Redis down', () => {
+describe('intake with Redis down or slow', () => {
+  // First: it needs the API's queue connection, which the next test ends.
+  it('answers an upload within its timeouts while Redis does not answer (SIGSTOP), and runs it once Redis does', async () => {
+    const tenant = await seedTenant(t!, 'Slow Co');
+    expect(redis!.kill('SIGSTOP')).toBe(true);
+    let answer;
+    const startedAt = Date.now();
+    try {
+      answer = await upload(t!, tenant.deviceKey, [{ name: 'images', file: await makeImage('jpeg', 64) }]);
+    } finally {
+      redis!.kill('SIGCONT');
+    }
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    // Answered while Redis was stopped: the guards give up after 0.5 s each and the enqueue after 3 s.
+    expect(Date.now() - startedAt).toBeLessThan(20_000);
+    const captureId = answer.body.captures[0].id as string;
+    const done = await waitFor(async () => {
+      const row = await t!.env.db('captures').where({ id: captureId }).first('status');
+      return row?.status === 'done' || row?.status === 'failed' ? row.status : undefined;
+    }, 30_000, 'the capture to be done');
+    expect(done).toBe('done');
+  });
+
   it('records the upload (202) and the sweeper runs it once Redis is back', async () => {
     const tenant = await seedTenant(t!, 'Outage Co');
     await stopRedis();
