@@ -31,6 +31,8 @@ function accepts(port: number): Promise<boolean> {
 async function startRedis(): Promise<void> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   redis = child;
+  // Not left behind when a hook times out and the test process ends without stopping it.
+  process.once('exit', () => child.kill('SIGKILL'));
   await waitFor(async () => (child.exitCode === null ? accepts(port) : Promise.reject(new Error(`redis-server exited ${child.exitCode}`))), 10_000, 'the test redis-server');
 }
 
