@@ -114,6 +114,19 @@ export function parseWorkerNames(args: string[]): WorkerName[] {
 async function main(): Promise<void> {
   const names = parseWorkerNames(process.argv.slice(2));
   const config = loadConfig();
+  // Signals are handled from the start: one that arrives while the models load exits cleanly
+  // (there is nothing to drain yet) instead of killing the process by default.
+  let stopping = false;
+  let stopRunning: ((reason: string, code: number) => Promise<void>) | undefined;
+  const stop = async (reason: string, code = 0) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    if (!stopRunning) process.exit(code);
+    await stopRunning(reason, code);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
   const reniceFailure = deprioritiseBatchWork(names, config.BATCH_WORKER_NICE);
   const context = await openWorkerContext(config, `worker:${names.join('+')}`);
   if (reniceFailure) context.logger.warn(reniceFailure);
@@ -121,19 +134,13 @@ async function main(): Promise<void> {
   publishRegistry(context.queues.connection, context.config.QUEUE_PREFIX, names.join('+'), context.metrics.registry);
   context.logger.info({ workers: names, pack: context.config.MODEL_PACK }, 'workers started');
   process.send?.({ ready: true });
-
-  let stopping = false;
-  const stop = async (reason: string, code = 0) => {
-    if (stopping) process.exit(1);
-    stopping = true;
+  stopRunning = async (reason, code) => {
     clearInterval(watch);
     context.logger.info({ reason }, 'draining: finishing active jobs');
     await workers.close();
     await context.close();
     process.exit(code);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 
   const watch = setInterval(() => {
     if (stopping || !names.some((name) => PACK_BOUND_WORKERS.includes(name))) return;
