@@ -78,7 +78,8 @@ export function errorMapper(logger: Logger) {
         (ctx.state.log as Logger | undefined ?? logger).error({ err: thrown }, 'request failed');
       }
       ctx.status = status;
-      ctx.body = body;
+      // An unexpected failure says nothing of its cause; the request id finds it in the logs.
+      ctx.body = body.error.code === 'internal_error' && ctx.state.requestId ? errorBody('internal_error', 'internal error', { requestId: ctx.state.requestId }) : body;
       for (const [name, value] of Object.entries(headers ?? {})) ctx.set(name, value);
     }
   };

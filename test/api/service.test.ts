@@ -41,9 +41,13 @@ describe('health, readiness, metrics, openapi', () => {
     expect(await t.call('GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready', checks: { mysql: 'ok', chroma: 'ok' } } });
     unready = true;
     const r = await t.call('GET', '/readyz');
+    const asAdmin = await t.call('GET', '/readyz', { key: t.adminKey });
     unready = false;
     expect(r.status).toBe(503);
-    expect(r.body).toMatchObject({ status: 'unready', checks: { mysql: 'ok', chroma: 'connection refused' }, error: { code: 'not_ready' } });
+    // Anyone sees which check fails; only the admin key sees why.
+    expect(r.body).toMatchObject({ status: 'unready', checks: { mysql: 'ok', chroma: 'fail' }, error: { code: 'not_ready' } });
+    expect(JSON.stringify(r.body)).not.toContain('connection refused');
+    expect(asAdmin.body).toMatchObject({ status: 'unready', checks: { mysql: 'ok', chroma: 'connection refused' } });
   });
 
   it('the default readiness checks name MySQL, Redis, Chroma and the blob store, not the models the API never runs', async () => {

@@ -111,7 +111,7 @@ describe('local disk faults at intake', () => {
       try {
         const r = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage('png', 32) }]);
         expectStorageError(r, 'unavailable');
-        expect((await t.call('GET', '/readyz')).body.checks.blobs).toMatch(/EROFS/);
+        expect((await t.call('GET', '/readyz', { key: t.adminKey })).body.checks.blobs).toMatch(/EROFS/);
       } finally {
         execFileSync('mount', ['-o', 'remount,rw', blobsDir]);
       }

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { Principal } from '../../storage/repositories/principal.js';
 import type { RouteDeps } from '../app.js';
 import { readPublishedMetrics } from '../../metrics/published-registry.js';
 import { withTimeout } from '../interactive.js';
@@ -12,9 +13,11 @@ export function healthRoutes(router: Router, deps: RouteDeps): void {
     ctx.body = { status: 'ok' };
   });
 
-  /** Readiness: every backing service answers. */
+  /** Readiness: every backing service answers. Why a check fails (backend errors, paths) is for the admin key only. */
   router.get('/readyz', async (ctx) => {
-    const result = await runReadinessChecks(deps.readiness);
+    const checked = await runReadinessChecks(deps.readiness);
+    const isAdmin = (ctx.state.principal as Principal | undefined)?.role === 'admin';
+    const result = isAdmin ? checked : { ...checked, checks: Object.fromEntries(Object.entries(checked.checks).map(([name, status]) => [name, status === 'ok' ? 'ok' : 'fail'])) };
     ctx.set('Cache-Control', 'no-store');
     ctx.status = result.ready ? 200 : 503;
     ctx.body = result.ready
