@@ -71,6 +71,9 @@ const schema = z.object({
   /** Per-device token bucket for POST /v1/captures: average rate and burst, in requests. */
   DEVICE_UPLOADS_PER_MINUTE: positiveInt.default(600),
   DEVICE_UPLOAD_BURST: positiveInt.default(60),
+  /** Per-merchant token bucket for enrolment and identify together (they share the interactive workers). */
+  MERCHANT_INTERACTIVE_PER_MINUTE: positiveInt.default(300),
+  MERCHANT_INTERACTIVE_BURST: positiveInt.default(30),
   /** Longest side the preprocess stage keeps; boxes are still reported in original pixels. */
   WORK_IMAGE_MAX_SIDE: positiveInt.default(1280),
   /** false: a capture's stored image is deleted once it is done or failed (reprocessing then needs a re-upload). */

@@ -61,16 +61,30 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, wait}
 `;
 
-/** Throws 429 when a device sends uploads faster than `perMinute` on average, allowing bursts of `burst`. */
-export function deviceRateLimiter(redis: Redis, prefix: string, perMinute: number, burst: number): (deviceId: string) => Promise<void> {
-  const ratePerSecond = perMinute / 60;
-  return async (deviceId) => {
-    const answer = await orUndefined(redis.eval(TOKEN_BUCKET, 1, `${prefix}:ratelimit:device:${deviceId}`, ratePerSecond, burst, Date.now()));
+/**
+ * A token bucket per key in Redis: throws 429 with Retry-After when `key` asks more often than
+ * `perMinute` on average, allowing bursts of `burst`. Fails open when Redis is down or slow.
+ */
+function rateLimiter(redis: Redis, prefix: string, scope: string, limit: { perMinute: number; burst: number }, refusal: string): (key: string) => Promise<void> {
+  const ratePerSecond = limit.perMinute / 60;
+  return async (key) => {
+    const answer = await orUndefined(redis.eval(TOKEN_BUCKET, 1, `${prefix}:ratelimit:${scope}:${key}`, ratePerSecond, limit.burst, Date.now()));
     const [allowed, waitMs] = (answer ?? [1, 0]) as [number, number];
     if (allowed !== 1) {
-      throw new ApiError(429, 'rate_limited', `this device sends more than ${perMinute} uploads a minute; retry later`, undefined, {
-        'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))),
-      });
+      throw new ApiError(429, 'rate_limited', `${refusal}; retry later`, undefined, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
     }
   };
+}
+
+/** Uploads per device. */
+export function deviceRateLimiter(redis: Redis, prefix: string, perMinute: number, burst: number): (deviceId: string) => Promise<void> {
+  return rateLimiter(redis, prefix, 'device', { perMinute, burst }, `this device sends more than ${perMinute} uploads a minute`);
+}
+
+/**
+ * Enrolments and identifies per merchant, together: they run models in the few interactive
+ * workers, so one merchant must not starve the others' sign-ins.
+ */
+export function interactiveRateLimiter(redis: Redis, prefix: string, perMinute: number, burst: number): (merchantId: string) => Promise<void> {
+  return rateLimiter(redis, prefix, 'interactive', { perMinute, burst }, `this merchant asks more than ${perMinute} enrolments and identifies a minute`);
 }

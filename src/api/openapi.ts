@@ -365,7 +365,7 @@ export function openApiDocument(): Schema {
               '200': { description: 'This image was already enrolled for this member', content: json({ type: 'object', properties: { faceId: uuid, personId: uuid, duplicate: { const: true } } }) },
             },
           },
-          '400', '403', '404', '413', '415', '422', '503',
+          '400', '403', '404', '413', '415', '422', '429', '503',
         ),
       },
       '/v1/captures': {
@@ -501,7 +501,7 @@ export function openApiDocument(): Schema {
             ...multipartImage,
             ...ok('200', 'Faces and their best member matches', ref('IdentifyResult')),
           },
-          '400', '403', '404', '413', '415', '422', '503',
+          '400', '403', '404', '413', '415', '422', '429', '503',
         ),
       },
       '/v1/stores/{id}/analytics/traffic': { get: analyticsOp('Visits, unique subjects, members, new and returning visitors per bucket') },

@@ -9,6 +9,7 @@ import { memberSummaries } from '../../storage/repositories/people.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
+import { interactiveRateLimiter } from '../backpressure.js';
 import { runInteractive } from '../interactive.js';
 import { idParams, parse, uuid } from '../validation.js';
 import { receiveSingleImage } from './single-image.js';
@@ -64,7 +65,8 @@ function captureView(capture: Capture, faces: Face[]) {
 }
 
 export function captureRoutes(router: Router, deps: RouteDeps): void {
-  const { db, blobs, queues } = deps;
+  const { db, blobs, queues, config } = deps;
+  const checkInteractiveRate = interactiveRateLimiter(queues.connection, config.QUEUE_PREFIX, config.MERCHANT_INTERACTIVE_PER_MINUTE, config.MERCHANT_INTERACTIVE_BURST);
 
 
   router.get('/v1/batches/:id', async (ctx) => {
@@ -101,6 +103,7 @@ export function captureRoutes(router: Router, deps: RouteDeps): void {
     const principal = authorize(ctx, 'merchant', 'admin');
     const query = parse(identifyQuery, ctx.query, 'query');
     const merchantId = actingMerchant(principal, query.merchantId);
+    await checkInteractiveRate(merchantId);
     const prefix = `identify/${randomUUID()}`;
     try {
       const image = await receiveSingleImage(ctx.req, deps, prefix);

@@ -11,6 +11,7 @@ import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
+import { interactiveRateLimiter } from '../backpressure.js';
 import { runInteractive } from '../interactive.js';
 import { receiveSingleImage } from './single-image.js';
 import { externalIdField, idParams, nameField, parse, uuid } from '../validation.js';
@@ -37,6 +38,7 @@ const ENROL_STATUS: Record<string, number> = {
 
 export function peopleRoutes(router: Router, deps: RouteDeps): void {
   const { db, blobs, config, queues } = deps;
+  const checkInteractiveRate = interactiveRateLimiter(queues.connection, config.QUEUE_PREFIX, config.MERCHANT_INTERACTIVE_PER_MINUTE, config.MERCHANT_INTERACTIVE_BURST);
 
   const personView = async (person: Person) => {
     const faces = await listPersonFaces(db, person.id);
@@ -108,6 +110,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   /** Enrols one face from multipart field `image`; answered once the worker has stored its vector. */
   router.post('/v1/people/:id/faces', async (ctx) => {
     const person = await personOf(ctx);
+    await checkInteractiveRate(person.merchantId);
     const image = await receiveSingleImage(ctx.req, deps, personBlobPrefix(person.id));
 
     // The same image enrolled again (a client retrying after a timeout) answers the existing face.
