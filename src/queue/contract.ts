@@ -26,10 +26,6 @@ export const STAGES_OF_QUEUE = {
   aggregate: ['aggregate'],
 } as const satisfies Record<PipelineQueue, readonly Stage[]>;
 
-export const QUEUE_OF_STAGE = Object.fromEntries(
-  PIPELINE_QUEUES.flatMap((queue) => STAGES_OF_QUEUE[queue].map((stage) => [stage, queue])),
-) as Record<Stage, PipelineQueue>;
-
 /** Synchronous requests from the API (enrolment, identify) answered by a worker that owns the models. */
 export const INTERACTIVE_QUEUE = 'interactive';
 /** Background re-embedding of enrolled faces into another model pack, then the switch to it. */

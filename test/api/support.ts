@@ -19,17 +19,9 @@ export type TestApi = {
   close(): Promise<void>;
 };
 
-export async function startTestApi(
-  options: { env?: Record<string, string>; deps?: Partial<AppDeps> } = {},
-): Promise<TestApi> {
-  const env = await createTestEnvironment(options.env);
-  const queues = createQueues(env.config);
-  const blobs = openBlobStore(env.config);
-  const boot = await bootstrapAdminKey(env.db);
-  if (boot.source !== 'generated') throw new Error('expected a generated admin key');
-  const api = await listen({ config: env.config, db: env.db, blobs, queues, ...options.deps }, 0, '127.0.0.1');
-  const url = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-  const call: TestApi['call'] = async (method, path, opts = {}) => {
+/** JSON (or raw) calls to the API at `url`, with an optional bearer key; the body parsed when it is JSON. */
+export function apiCaller(url: string): TestApi['call'] {
+  return async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.key) headers.authorization = `Bearer ${opts.key}`;
     let body = opts.body;
@@ -47,6 +39,19 @@ export async function startTestApi(
     }
     return { status: response.status, body: parsed as any, headers: response.headers };
   };
+}
+
+export async function startTestApi(
+  options: { env?: Record<string, string>; deps?: Partial<AppDeps> } = {},
+): Promise<TestApi> {
+  const env = await createTestEnvironment(options.env);
+  const queues = createQueues(env.config);
+  const blobs = openBlobStore(env.config);
+  const boot = await bootstrapAdminKey(env.db);
+  if (boot.source !== 'generated') throw new Error('expected a generated admin key');
+  const api = await listen({ config: env.config, db: env.db, blobs, queues, ...options.deps }, 0, '127.0.0.1');
+  const url = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+  const call = apiCaller(url);
   return {
     env,
     queues,

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startS3Server } from '../../scripts/s3-server.js';
 import { createTestEnvironment } from '../support/services.js';
 import { freePort } from '../support/global-setup.js';
-import { seedTenant, upload, type TestApi } from '../api/support.js';
+import { apiCaller, seedTenant, upload, type TestApi } from '../api/support.js';
 import { fixture, startTestService, waitFor } from './support.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -88,19 +88,7 @@ describe('two hosts, one object store', () => {
     const url = `http://127.0.0.1:${port}`;
     const ready = await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200 || undefined, 60_000, 'the API host to be ready');
     expect(ready).toBe(true);
-    const call: TestApi['call'] = async (method, route, options = {}) => {
-      const headers: Record<string, string> = { ...options.headers };
-      if (options.key) headers.authorization = `Bearer ${options.key}`;
-      let body = options.body;
-      if (options.json !== undefined) {
-        headers['content-type'] = 'application/json';
-        body = JSON.stringify(options.json);
-      }
-      const response = await fetch(`${url}${route}`, { method, headers, body });
-      const text = await response.text();
-      return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
-    };
-    const api = { call, adminKey } as TestApi;
+    const api = { call: apiCaller(url), adminKey } as TestApi;
     const photos = await Promise.all(PHOTOS.map(async (name) => ({ name: 'images', file: await fixture(name), filename: name })));
 
     const tenant = await seedTenant(api, 'Two Hosts');
