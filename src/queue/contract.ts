@@ -140,15 +140,20 @@ export function jobNamesOf(queue: QueueName): JobName[] {
  * run, one webhook delivery per recognised face. Other jobs get BullMQ's own ids.
  */
 export function jobIdOf<N extends JobName>(name: N, payload: JobPayload<N>): string | undefined {
-  if (name === 'vision' || name === 'match' || name === 'aggregate') {
+  if ((PIPELINE_QUEUES as readonly string[]).includes(name)) {
     const { captureId, run } = payload as { captureId: string; run: number };
-    return `${name}-${captureId}-${run}`;
+    return pipelineJobId(name as PipelineQueue, { captureId, run });
   }
   if (name === 'member.recognized') {
     const event = payload as JobPayload<'member.recognized'>;
     return `webhook-${event.captureId}-${event.faceIndex}-${event.run}`;
   }
   return undefined;
+}
+
+/** The job of one capture run on a pipeline queue (the sweeper looks jobs up by it). */
+export function pipelineJobId(queue: PipelineQueue, run: { captureId: string; run: number }): string {
+  return `${queue}-${run.captureId}-${run.run}`;
 }
 
 export type MemberRecognizedEvent = Omit<JobPayload<'member.recognized'>, 'run'>;

@@ -9,7 +9,7 @@
  *   failed: only bad input fails a capture.
  */
 import type { Logger } from 'pino';
-import { PIPELINE_QUEUES, jobIdOf } from '../queue/contract.js';
+import { PIPELINE_QUEUES, pipelineJobId } from '../queue/contract.js';
 import type { Queues } from '../queue/queues.js';
 import { OPEN_STATES, type CaptureLifecycle } from '../storage/capture-lifecycle.js';
 import type { Knex } from 'knex';
@@ -69,8 +69,8 @@ async function jobTraces(queues: Queues, captures: OpenCapture[]): Promise<JobTr
   const batch = queues.connection.pipeline();
   for (const capture of captures) {
     for (const queue of PIPELINE_QUEUES) {
-      const jobId = jobIdOf(queue, { captureId: capture.id, run: capture.run } as never);
-      batch.hmget(queues.queue(queue).toKey(jobId!), 'timestamp', 'finishedOn', 'returnvalue');
+      const jobId = pipelineJobId(queue, { captureId: capture.id, run: capture.run });
+      batch.hmget(queues.queue(queue).toKey(jobId), 'timestamp', 'finishedOn', 'returnvalue');
     }
   }
   const replies = (await batch.exec()) ?? [];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobIdOf } from '../../src/queue/contract.js';
+import { pipelineJobId } from '../../src/queue/contract.js';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -66,7 +66,7 @@ describe('POST /v1/captures', () => {
 
     // One vision job per new capture, with the deterministic id.
     for (const c of accepted) {
-      const job = await vision().getJob(jobIdOf('vision', { captureId: c.id, run: 0 })!);
+      const job = await vision().getJob(pipelineJobId('vision', { captureId: c.id, run: 0 }));
       expect(job?.data).toEqual({ captureId: c.id, run: 0 });
     }
 

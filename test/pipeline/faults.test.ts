@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startLocalChroma, type LocalChroma } from '../../src/gallery/local-server.js';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { jobIdOf } from '../../src/queue/contract.js';
+import { pipelineJobId } from '../../src/queue/contract.js';
 import { redisConnection } from '../../src/queue/queues.js';
 import { ResultsService } from '../../src/services/results.js';
 import { sweepStuckCaptures } from '../../src/services/sweeper.js';
@@ -63,7 +63,7 @@ describe('outages delay captures, never fail them', () => {
     await chroma.stop();
     const [captureId] = await uploadFixtures(t, tenant.deviceKey, ['sample2.jpg']);
     // Both attempts of the match job fail: the job gives up, the capture does not.
-    const matchJob = jobIdOf('match', { captureId, run: 0 } as never)!;
+    const matchJob = pipelineJobId('match', { captureId, run: 0 });
     await waitFor(async () => (await (await t.queues.queue('match').getJob(matchJob))?.getState()) === 'failed', 60_000, 'the match job to give up');
     expect((await captureRow(t, captureId)).status).toBe('processing');
     // The sweeper keeps restarting it (under growing waits) while Chroma is down; it never fails it.
@@ -99,10 +99,10 @@ describe('the sweeper', () => {
     const tenant = await seedTenant(t, 'Sweep Co');
     const [lost1, lost2, lost3, live, gaveUp] = await uploadFixtures(t, tenant.deviceKey, ['sample1.jpg', 'sample2.jpg', 'sample3.jpg', 'sample4.jpg', 'sample5.jpg']);
     const vision = t.queues.queue('vision');
-    for (const id of [lost1, lost2, lost3, gaveUp]) await (await vision.getJob(jobIdOf('vision', { captureId: id, run: 0 })!))!.remove();
+    for (const id of [lost1, lost2, lost3, gaveUp]) await (await vision.getJob(pipelineJobId('vision', { captureId: id, run: 0 })))!.remove();
     // A capture on its third run whose job gave up after its retries: taken by hand and failed for good.
     await t.env.db('captures').where({ id: gaveUp }).update({ run: 2 });
-    await vision.add('vision', { captureId: gaveUp, run: 2 }, { jobId: jobIdOf('vision', { captureId: gaveUp, run: 2 }), lifo: true });
+    await vision.add('vision', { captureId: gaveUp, run: 2 }, { jobId: pipelineJobId('vision', { captureId: gaveUp, run: 2 }), lifo: true });
     const hand = new Worker('vision', null, { connection: redisConnection(t.env.config), prefix: t.env.config.QUEUE_PREFIX });
     const taken = (await hand.getNextJob('test-token'))!;
     expect(taken.data).toEqual({ captureId: gaveUp, run: 2 });
