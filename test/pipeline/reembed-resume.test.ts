@@ -4,27 +4,20 @@
  * worker, which embeds only the faces still missing from the target collections.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import type { Gallery } from '../../src/gallery/gallery.js';
 import { REEMBED_QUEUE } from '../../src/queue/contract.js';
 import { activePack } from '../../src/storage/settings.js';
-import { packFiles, resolvePack } from '../../src/vision/packs.js';
 import { startReembedWorker } from '../../workers/reembed.js';
 import { startWorkers, type RunningWorkers } from '../../workers/runner.js';
 import { seedTenant, upload } from '../api/support.js';
-import { SHARED_DIR } from '../support/services.js';
-import { cropAround, facesIn, fixture, startTestService, waitFor, type TestService } from './support.js';
+import { cropAround, facesIn, fixture, modelsWithRetinaface, retinafaceAvailable, retinafaceSkipReason, startTestService, waitFor, type TestService } from './support.js';
 
-const RETINAFACE = path.join(SHARED_DIR, 'models', 'retinaface_mnet025__FaceDetector.onnx');
-const available = fs.existsSync(RETINAFACE);
-// Skipped, saying why in the suite's name, without it; a skip fails a CI run (scripts/run-tests.mjs).
-const why = available ? '' : ` [skipped: ${RETINAFACE} is absent (the retinaface pack's detector; set FACEPERKS_SHARED_DIR)]`;
+const available = retinafaceAvailable;
+const why = retinafaceSkipReason;
 
-const root = path.resolve(import.meta.dirname, '../..');
 let t: TestService;
 let modelsDir: string;
 let interactive: RunningWorkers | undefined;
@@ -32,10 +25,7 @@ const reembedWorkers: Worker[] = [];
 
 beforeAll(async () => {
   if (!available) return;
-  modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceperks-reembed-resume-models-'));
-  const defaultDir = path.resolve(root, process.env.MODELS_DIR ?? 'data/models');
-  for (const { file } of packFiles(resolvePack('default'))) fs.symlinkSync(path.join(defaultDir, file), path.join(modelsDir, file));
-  fs.symlinkSync(RETINAFACE, path.join(modelsDir, path.basename(RETINAFACE)));
+  modelsDir = modelsWithRetinaface('reembed-resume');
   // Enrolment only: the reembed workers are this test's own.
   t = await startTestService({ MODELS_DIR: modelsDir }, { workers: false });
   interactive = await startWorkers(['interactive'], t.context);

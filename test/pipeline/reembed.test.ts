@@ -5,24 +5,20 @@
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import { REEMBED_QUEUE } from '../../src/queue/contract.js';
 import { activePack, setActivePack } from '../../src/storage/settings.js';
 import { RESTART_EXIT_CODE } from '../../src/supervisor.js';
-import { packFiles, resolvePack } from '../../src/vision/packs.js';
 import { startWorkers } from '../../workers/runner.js';
 import { seedTenant, upload } from '../api/support.js';
 import { runCli } from '../cli/support.js';
-import { createTestEnvironment, SHARED_DIR } from '../support/services.js';
-import { cropAround, facesIn, fixture, startTestService, waitFor, type TestService } from './support.js';
+import { createTestEnvironment } from '../support/services.js';
+import { cropAround, facesIn, fixture, modelsWithRetinaface, retinafaceAvailable, retinafaceSkipReason, startTestService, waitFor, type TestService } from './support.js';
 
-const RETINAFACE = path.join(SHARED_DIR, 'models', 'retinaface_mnet025__FaceDetector.onnx');
-const available = fs.existsSync(RETINAFACE);
-// Skipped, saying why in the suites' names, without it; a skip fails a CI run (scripts/run-tests.mjs).
-const why = available ? '' : ` [skipped: ${RETINAFACE} is absent (the retinaface pack's detector; set FACEPERKS_SHARED_DIR)]`;
+const available = retinafaceAvailable;
+const why = retinafaceSkipReason;
 
 const root = path.resolve(import.meta.dirname, '../..');
 let t: TestService;
@@ -33,11 +29,7 @@ let groupFaces: Awaited<ReturnType<typeof facesIn>>;
 
 beforeAll(async () => {
   if (!available) return;
-  // The default pack's files plus RetinaFace: the retinaface pack is installed, insightface is not.
-  modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceperks-reembed-models-'));
-  const defaultDir = path.resolve(root, process.env.MODELS_DIR ?? 'data/models');
-  for (const { file } of packFiles(resolvePack('default'))) fs.symlinkSync(path.join(defaultDir, file), path.join(modelsDir, file));
-  fs.symlinkSync(RETINAFACE, path.join(modelsDir, path.basename(RETINAFACE)));
+  modelsDir = modelsWithRetinaface('reembed');
   t = await startTestService({ MODELS_DIR: modelsDir });
   tenant = await seedTenant(t, 'Reembed Co');
   group = await fixture('sample1.jpg');

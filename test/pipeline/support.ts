@@ -1,5 +1,7 @@
 /** The whole service in one test process: the API plus every worker, on real MariaDB, Redis, Chroma and models. */
+import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Worker } from 'bullmq';
 import sharp from 'sharp';
@@ -9,10 +11,12 @@ import { createLogger } from '../../src/logger.js';
 import { createPipelineMetrics } from '../../src/metrics/pipeline-metrics.js';
 import { CaptureLifecycle } from '../../src/storage/capture-lifecycle.js';
 import { createDetector } from '../../src/vision/index.js';
+import { packFiles, resolvePack } from '../../src/vision/packs.js';
 import type { Box } from '../../src/vision/types.js';
 import { startWorkers, WORKER_NAMES, type RunningWorkers } from '../../workers/runner.js';
 import type { WorkerContext } from '../../workers/context.js';
 import { startTestApi, type TestApi } from '../api/support.js';
+import { SHARED_DIR } from '../support/services.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../.cache/fixtures');
 
@@ -98,4 +102,19 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, ti
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** RetinaFace's detector from ../shared/models: with it the retinaface pack can be installed. */
+export const RETINAFACE_MODEL = path.join(SHARED_DIR, 'models', 'retinaface_mnet025__FaceDetector.onnx');
+export const retinafaceAvailable = existsSync(RETINAFACE_MODEL);
+/** Appended to a suite's name when it skips without the model; a skip fails a CI run (scripts/run-tests.mjs). */
+export const retinafaceSkipReason = retinafaceAvailable ? '' : ` [skipped: ${RETINAFACE_MODEL} is absent (the retinaface pack's detector; set FACEPERKS_SHARED_DIR)]`;
+
+/** A new models folder with the default pack's files and RetinaFace's: the retinaface pack is installed, insightface is not. */
+export function modelsWithRetinaface(label: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `faceperks-${label}-models-`));
+  const defaultDir = path.resolve(import.meta.dirname, '../..', process.env.MODELS_DIR ?? 'data/models');
+  for (const { file } of packFiles(resolvePack('default'))) symlinkSync(path.join(defaultDir, file), path.join(dir, file));
+  symlinkSync(RETINAFACE_MODEL, path.join(dir, path.basename(RETINAFACE_MODEL)));
+  return dir;
 }
