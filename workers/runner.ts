@@ -58,7 +58,15 @@ export function startMaintenance(context: WorkerContext): Housekeeping {
   ]);
 }
 
-export type RunningWorkers = { readonly workers: Worker[]; close(): Promise<void> };
+/** How long `close()` waits for active jobs before giving up on them (they come back as stalled and are retried). */
+export const DRAIN_DEADLINE_MS = 25_000;
+
+/**
+ * `close()` stops taking jobs and waits for active ones, at most `drainMs`. It must end even when
+ * Redis is down: BullMQ's Worker.close() waits for its blocking connection to end, which a
+ * connection that is reconnecting never does (taskforcesh/bullmq#4656). Returns whether it drained.
+ */
+export type RunningWorkers = { readonly workers: Worker[]; close(options?: { drainMs?: number }): Promise<boolean> };
 
 export async function startWorkers(names: readonly WorkerName[], context: WorkerContext): Promise<RunningWorkers> {
   const workers: Worker[] = [];
@@ -77,8 +85,14 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
   }
   return {
     workers,
-    async close() {
-      await Promise.all([...workers.map((worker) => worker.close()), maintenance?.stop()]);
+    async close({ drainMs = DRAIN_DEADLINE_MS } = {}) {
+      const drained = Promise.all([...workers.map((worker) => worker.close()), maintenance?.stop()]).then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), drainMs)));
+      const done = await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (!done) context.logger.warn({ drainMs }, 'workers did not drain in time (Redis unreachable?): their active jobs will be retried as stalled');
+      return done;
     },
   };
 }
@@ -137,8 +151,9 @@ async function main(): Promise<void> {
   stopRunning = async (reason, code) => {
     clearInterval(watch);
     context.logger.info({ reason }, 'draining: finishing active jobs');
-    await workers.close();
-    await context.close();
+    const drained = await workers.close();
+    // Closing the connections would wait for a Redis that did not let the workers drain.
+    if (drained) await context.close();
     process.exit(code);
   };
 

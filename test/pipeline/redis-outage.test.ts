@@ -111,4 +111,14 @@ describe('intake with Redis down or slow', () => {
     // Run 1: the sweeper's restart, not the intake's enqueue (Redis came back empty).
     expect(done).toEqual({ status: 'done', run: 1 });
   });
+
+  it('lets the workers stop within their drain deadline while Redis is down', async () => {
+    await stopRedis();
+    const startedAt = Date.now();
+    expect(await workers!.close({ drainMs: 1000 })).toBe(false);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    workers = undefined;
+    // For afterAll: the queues' own connection closes once Redis answers again.
+    await startRedis();
+  });
 });
