@@ -9,8 +9,8 @@ import { PIPELINE_QUEUES } from './queue/contract.js';
 /** A supervised worker process: its name (logs, signals) and the workers it runs. */
 export type WorkerGroup = { name: string; workers: string[] };
 
-/** Workers of each pipeline process: every pipeline queue, webhooks and the housekeeping timers. */
-export const PIPELINE_WORKERS = [...PIPELINE_QUEUES, 'webhooks', 'maintenance'];
+/** Workers of each pipeline process: every pipeline queue, webhooks, operations and the housekeeping timers. */
+export const PIPELINE_WORKERS = [...PIPELINE_QUEUES, 'webhooks', 'operations', 'maintenance'];
 
 /**
  * `npm start`'s worker processes: `pipelineProcesses` identical processes running every stage, then

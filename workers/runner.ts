@@ -21,12 +21,13 @@ import { aggregateStage } from './aggregate.js';
 import { openWorkerContext, workerDeps, type WorkerContext } from './context.js';
 import { startInteractiveWorker } from './interactive.js';
 import { matchStage } from './match.js';
+import { startOperationsWorker } from './operations.js';
 import { startReembedWorker } from './reembed.js';
 import { visionStage } from './vision.js';
 import { startWebhookWorker } from './webhooks.js';
 
 /** What a worker process can run: the pipeline queues, the other queues, and `maintenance` (the sweeper and retention timers). */
-export const WORKER_NAMES = [...PIPELINE_QUEUES, 'interactive', 'reembed', 'webhooks', 'maintenance'] as const;
+export const WORKER_NAMES = [...PIPELINE_QUEUES, 'interactive', 'reembed', 'webhooks', 'operations', 'maintenance'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Workers whose models or collections are those of the active pack: their process restarts when it changes. */
@@ -75,6 +76,7 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
     if (name === 'interactive') workers.push(await startInteractiveWorker(context));
     else if (name === 'reembed') workers.push(await startReembedWorker(context));
     else if (name === 'webhooks') workers.push(startWebhookWorker(context));
+    else if (name === 'operations') workers.push(startOperationsWorker(context));
     else if (name === 'maintenance') maintenance = startMaintenance(context);
     else {
       const definition = (await pipelineStages[name](context)) as PipelineDefinition<PipelineQueue>;

@@ -3,8 +3,7 @@
  * and a per-device token bucket (in Redis, so every API process shares it).
  */
 import type { Redis } from 'ioredis';
-import { PIPELINE_QUEUES } from '../queue/contract.js';
-import type { Queues } from '../queue/queues.js';
+import { pipelineBacklog, type Queues } from '../queue/queues.js';
 import { ApiError } from './errors.js';
 
 const DEPTH_CACHE_MS = 1000;
@@ -30,10 +29,7 @@ export function queueDepthGuard(queues: Queues, maxDepth: number): () => Promise
   let readAt = 0;
   return async () => {
     if (Date.now() - readAt > DEPTH_CACHE_MS) {
-      const counts = await orUndefined(
-        Promise.all(PIPELINE_QUEUES.map((queue) => queues.queue(queue).getJobCountByTypes('waiting', 'delayed', 'prioritized'))),
-      );
-      depth = counts ? counts.reduce((sum, count) => sum + count, 0) : 0;
+      depth = (await orUndefined(pipelineBacklog(queues))) ?? 0;
       readAt = Date.now();
     }
     if (depth > maxDepth) {

@@ -437,9 +437,30 @@ export function openApiDocument(): Schema {
                 },
               ],
             }),
-            ...ok('202', 'Captures re-queued, and those whose stored image was already deleted (KEEP_IMAGES=false)', {
+            ...ok('202', 'A background job restarts the selection a page at a time, pausing while the pipeline is busy; follow it at the Location header (GET /v1/reprocess/{jobId})', {
               type: 'object',
-              properties: { queued: { type: 'integer' }, imageGone: { type: 'integer' } },
+              properties: { jobId: { type: 'string' }, state: { type: 'string' }, total: { type: 'integer', description: 'Captures in the selection when it was queued' } },
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/reprocess/{jobId}': {
+        get: op(
+          'Follow a reprocess job: state and progress (captures looked at, restarted, and those whose stored image was already deleted, KEEP_IMAGES=false)',
+          'admin, merchant (own)',
+          {
+            parameters: [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } }],
+            ...ok('200', 'The reprocess job', {
+              type: 'object',
+              properties: {
+                jobId: { type: 'string' },
+                selection: { type: 'object' },
+                state: { type: 'string', examples: ['waiting', 'active', 'delayed', 'completed', 'failed'] },
+                progress: nullable({ type: 'object', properties: { total: { type: 'integer' }, done: { type: 'integer' }, queued: { type: 'integer' }, imageGone: { type: 'integer' } } }),
+                attempts: { type: 'integer' },
+                error: { type: 'string' },
+              },
             }),
           },
           '400', '403', '404',

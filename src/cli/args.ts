@@ -46,10 +46,11 @@ Admin (admin key; a merchant key works for its own stores, devices and keys):
   Each prints the created resource as JSON on stdout; keys are shown once.
 
 Reprocess (admin or merchant key): re-run captures through the pipeline, replacing their results
-  faceperks reprocess --batch ID
-  faceperks reprocess --store ID --from ISO-8601 --to ISO-8601
-  Prints {"queued": N, "imageGone": M}; captures whose image was deleted after processing
-  (KEEP_IMAGES=false) cannot be re-run.
+  faceperks reprocess --batch ID [--wait]
+  faceperks reprocess --store ID --from ISO-8601 --to ISO-8601 [--wait]
+  A background job restarts the captures a page at a time, pausing while the pipeline is busy.
+  Prints {"jobId", "total"}; --wait follows it and prints {progress: {total, done, queued,
+  imageGone}}: captures whose image was deleted after processing (KEEP_IMAGES=false) cannot re-run.
 
 Reembed (admin key): switch recognition to another model pack (default, retinaface, insightface)
   faceperks reembed --pack NAME [--wait]

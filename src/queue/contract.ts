@@ -32,8 +32,10 @@ export const INTERACTIVE_QUEUE = 'interactive';
 export const REEMBED_QUEUE = 'reembed';
 /** Signed notifications to merchants' webhooks, retried on their own so they never hold up the pipeline. */
 export const WEBHOOK_QUEUE = 'webhooks';
+/** Operator requests too large for a request: reprocessing a batch or a store's range, a page at a time. */
+export const OPERATIONS_QUEUE = 'operations';
 
-export const QUEUE_NAMES = [...PIPELINE_QUEUES, INTERACTIVE_QUEUE, REEMBED_QUEUE, WEBHOOK_QUEUE] as const;
+export const QUEUE_NAMES = [...PIPELINE_QUEUES, INTERACTIVE_QUEUE, REEMBED_QUEUE, WEBHOOK_QUEUE, OPERATIONS_QUEUE] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 const GENDERS = ['male', 'female'] as const satisfies readonly Gender[];
@@ -109,6 +111,20 @@ export const JOBS = {
    * `catchUp`: queued by a worker that enrolled a face in the old pack after the switch; it only fills gaps.
    */
   reembed: { queue: REEMBED_QUEUE, payload: z.object({ pack: packNameSchema, catchUp: z.boolean().optional() }) },
+  /**
+   * Restart every capture of a batch, or of a store in [from, to), under a new run. `merchantId`: the
+   * owner of the selection (only it and admins read the job). `after` and `progress`: written after
+   * each page, so a retry resumes there.
+   */
+  reprocess: {
+    queue: OPERATIONS_QUEUE,
+    payload: z.object({
+      merchantId: id,
+      selection: z.union([z.strictObject({ batchId: id }), z.strictObject({ storeId: id, from: z.string().datetime(), to: z.string().datetime() })]),
+      after: z.object({ id, capturedAt: z.string().datetime() }).optional(),
+      progress: z.object({ total: z.number().int(), done: z.number().int(), queued: z.number().int(), imageGone: z.number().int() }).optional(),
+    }),
+  },
   'member.recognized': {
     queue: WEBHOOK_QUEUE,
     payload: z.object({
@@ -167,6 +183,10 @@ export type InteractiveResult = {
   enrol: { ok: true; faceId: string; face: FaceSummary } | { ok: false; code: 'no_face' | 'multiple_faces' | 'person_erased' | ImageErrorCode; message: string };
   identify: { ok: true; faces: (FaceSummary & { matches: { personId: string; similarity: number }[] })[] } | { ok: false; code: ImageErrorCode; message: string };
 };
+
+export type ReprocessSelection = JobPayload<'reprocess'>['selection'];
+/** `done` of `total` captures looked at; `queued` restarted, `imageGone` not (their image was deleted). */
+export type ReprocessProgress = NonNullable<JobPayload<'reprocess'>['progress']>;
 
 export type ReembedProgress = { pass: number; done: number; total: number; failed: number };
 export type ReembedResult = {

@@ -35,8 +35,16 @@ export function queueJobOptions(policy: RetryPolicy): Record<QueueName, JobsOpti
     // A synchronous caller retries on its own; a late second attempt would answer nobody.
     interactive: { attempts: 1, removeOnComplete: { age: 3600, count: 1000 }, removeOnFail: { age: 24 * 3600, count: 1000 } },
     reembed: { attempts: 3, backoff: { type: 'exponential', delay: 30_000 }, removeOnComplete: { age: 30 * 86_400, count: 100 }, removeOnFail: { age: 30 * 86_400, count: 100 } },
+    // Transient faults only (a page is idempotent): retried for as long as a pipeline job.
+    operations: { attempts: policy.STAGE_ATTEMPTS, backoff: { type: CAPPED_BACKOFF }, removeOnComplete: { age: 30 * 86_400, count: 1000 }, removeOnFail: { age: 30 * 86_400, count: 1000 } },
     webhooks: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 24 * 3600, count: 10_000 }, removeOnFail: { age: 7 * 24 * 3600, count: 10_000 } },
   };
+}
+
+/** Pipeline jobs waiting to run (waiting, delayed or prioritised), over every pipeline queue. */
+export async function pipelineBacklog(queues: Queues): Promise<number> {
+  const counts = await Promise.all(PIPELINE_QUEUES.map((queue) => queues.queue(queue).getJobCountByTypes('waiting', 'delayed', 'prioritized')));
+  return counts.reduce((sum, count) => sum + count, 0);
 }
 
 export type Queues = {

@@ -339,12 +339,12 @@ describe('faceperks upload against the real service', () => {
     expect(before.map((c) => c.status)).toEqual(['done', 'done']);
     const facesBefore = await t.env.db('faces').whereIn('capture_id', ids).count({ n: '*' });
     expect(Number(facesBefore[0].n)).toBeGreaterThan(0);
-    const reprocess = await runCli(['reprocess', '--store', store.json.id, '--from', '2026-02-01T00:00:00Z', '--to', '2026-03-02T00:00:00Z'], {
+    const reprocess = await runCli(['reprocess', '--store', store.json.id, '--from', '2026-02-01T00:00:00Z', '--to', '2026-03-02T00:00:00Z', '--wait'], {
       FACEPERKS_URL: t.url,
       FACEPERKS_ADMIN_KEY: mkey.json.key,
     });
     expect(reprocess.code, reprocess.stderr).toBe(0);
-    expect(reprocess.json).toEqual({ queued: 2, imageGone: 0 });
+    expect([reprocess.json.state, reprocess.json.progress]).toEqual(['completed', { total: 2, done: 2, queued: 2, imageGone: 0 }]);
     // Both captures ran again, under the next run number, to the end: same capture times, nothing doubled.
     const rerun = await waitFor(
       async () => {

@@ -5,8 +5,8 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { PACK_NAMES } from '../../config.js';
-import { REEMBED_QUEUE, type JobPayload } from '../../queue/contract.js';
-import { reprocessCaptures } from '../../services/reprocess.js';
+import { JOBS, OPERATIONS_QUEUE, REEMBED_QUEUE, type JobPayload } from '../../queue/contract.js';
+import { countSelection } from '../../services/reprocess.js';
 import { findBatch } from '../../storage/repositories/captures.js';
 import { findStore } from '../../storage/repositories/tenants.js';
 import { activePack } from '../../storage/settings.js';
@@ -26,15 +26,19 @@ const reembedBody = z.strictObject({ pack: z.enum(PACK_NAMES) });
 const jobParams = z.object({ jobId: z.string().regex(/^[A-Za-z0-9:_-]{1,100}$/, { message: 'must be a job id' }) });
 
 export function operationRoutes(router: Router, { db, queues, config }: RouteDeps): void {
-  /** 202 {queued, imageGone}: captures whose stored image was already deleted (KEEP_IMAGES=false) cannot re-run. */
+  /**
+   * 202 {jobId, total}: a background job restarts the selection a page at a time, yielding while the
+   * pipeline is busy; its progress is at GET /v1/reprocess/:jobId. Captures whose stored image was
+   * already deleted (KEEP_IMAGES=false) cannot re-run: counted as imageGone.
+   */
   router.post('/v1/reprocess', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const body = parse(reprocessBody, ctx.request.body, 'body');
-    let outcome;
+    let merchantId: string;
     if ('batchId' in body) {
       const batch = await findBatch(db, body.batchId, principal);
       if (!batch) throw notFound('batch');
-      outcome = await reprocessCaptures({ db, queues }, { batchId: body.batchId });
+      merchantId = batch.batch.merchantId;
     } else {
       const store = await findStore(db, body.storeId, principal);
       if (!store) throw notFound('store');
@@ -42,10 +46,32 @@ export function operationRoutes(router: Router, { db, queues, config }: RouteDep
       if (!(from < to) || to.getTime() - from.getTime() > MAX_RANGE_DAYS * 86_400_000) {
         throw new ApiError(400, 'validation_error', `from must be before to, at most ${MAX_RANGE_DAYS} days apart`);
       }
-      outcome = await reprocessCaptures({ db, queues }, { storeId: store.id, from, to });
+      merchantId = store.merchantId;
     }
+    const selection = 'batchId' in body ? body : { storeId: body.storeId, from: new Date(body.from).toISOString(), to: new Date(body.to).toISOString() };
+    const job = await queues.enqueue('reprocess', { merchantId, selection });
     ctx.status = 202;
-    ctx.body = outcome;
+    ctx.set('Location', `/v1/reprocess/${job.id}`);
+    ctx.body = { jobId: job.id, state: 'waiting', total: await countSelection(db, merchantId, selection) };
+  });
+
+  /** The job's state and progress {total, done, queued, imageGone}; another merchant's job is a 404. */
+  router.get('/v1/reprocess/:jobId', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { jobId } = parse(jobParams, ctx.params, 'path');
+    const queue = queues.queue(OPERATIONS_QUEUE);
+    const state = await queue.getJobState(jobId);
+    const job = await queue.getJob(jobId);
+    const payload = job?.name === 'reprocess' ? JOBS.reprocess.payload.safeParse(job.data) : undefined;
+    if (!job || !payload?.success || (principal.role === 'merchant' && principal.merchantId !== payload.data.merchantId)) throw notFound('reprocess job');
+    ctx.body = {
+      jobId: job.id,
+      selection: payload.data.selection,
+      state,
+      progress: typeof job.progress === 'object' ? job.progress : null,
+      attempts: job.attemptsMade,
+      ...(job.failedReason ? { error: job.failedReason } : {}),
+    };
   });
 
   /**

@@ -52,7 +52,8 @@ export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   });
   const v = values as Record<string, string | undefined>;
   const wait = values.wait === true;
-  if (wait && name !== 'reembed') throw new UsageError(`admin ${name}: --wait is for reembed only`);
+  const follow = FOLLOWERS[name];
+  if (wait && !follow) throw new UsageError(`admin ${name}: --wait is for ${Object.keys(FOLLOWERS).join(' and ')} only`);
   for (const flag of action.flags) required(v[flag], `--${flag}`);
   if (action.positional && positionals.length === 0) throw new UsageError(`admin ${name}: missing ${action.positional}`);
   if (!action.positional && positionals.length) throw new UsageError(`admin ${name}: unexpected argument ${positionals[0]}`);
@@ -68,23 +69,37 @@ export async function adminCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   // A reembed request is safe to repeat: the server answers the migration already under way.
   const idempotent = action.method === 'DELETE' || name === 'reembed';
   const response = await client.request({ method: action.method, path: action.path(v, positionals), json: action.body?.(v, positionals), idempotent });
-  if (wait) return followReembed(client, String(response.body.jobId));
+  if (wait && follow) return followJob(client, follow, String(response.body.jobId));
   if (response.status === 204) process.stdout.write(`${JSON.stringify({ revoked: positionals[0] })}\n`);
   else process.stdout.write(`${JSON.stringify(response.body, null, 2)}\n`);
   return 0;
 }
 
-/** Polls the migration until it ends: progress lines on stderr, the final state as JSON on stdout; 1 if it failed. */
-async function followReembed(client: ApiClient, jobId: string): Promise<number> {
+/** The background jobs `--wait` follows: their status path and one progress line. */
+type JobStatus = { state: string; pack?: string; progress: Record<string, number> | null };
+type Follower = { path: (jobId: string) => string; line: (status: JobStatus) => string };
+
+const FOLLOWERS: Record<string, Follower> = {
+  reembed: {
+    path: (jobId) => `/v1/reembed/${encodeURIComponent(jobId)}`,
+    line: ({ pack, state, progress: p }) => (p ? `reembed ${pack}: ${state}, pass ${p.pass}: ${p.done}/${p.total} faces, ${p.failed} failed` : `reembed ${pack}: ${state}`),
+  },
+  reprocess: {
+    path: (jobId) => `/v1/reprocess/${encodeURIComponent(jobId)}`,
+    line: ({ state, progress: p }) => (p ? `reprocess: ${state}, ${p.done}/${p.total} captures, ${p.queued} queued, ${p.imageGone} image gone` : `reprocess: ${state}`),
+  },
+};
+
+/** Polls a background job until it ends: progress lines on stderr, the final state as JSON on stdout; 1 if it failed. */
+async function followJob(client: ApiClient, follower: Follower, jobId: string): Promise<number> {
   let last = '';
   for (;;) {
-    const { body } = await client.request({ method: 'GET', path: `/v1/reembed/${encodeURIComponent(jobId)}` });
+    const { body } = await client.request({ method: 'GET', path: follower.path(jobId) });
     if (body.state === 'completed' || body.state === 'failed') {
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return body.state === 'completed' ? 0 : 1;
     }
-    const p = body.progress as { pass: number; done: number; total: number; failed: number } | null;
-    const line = p ? `reembed ${body.pack}: ${body.state}, pass ${p.pass}: ${p.done}/${p.total} faces, ${p.failed} failed` : `reembed ${body.pack}: ${body.state}`;
+    const line = follower.line(body as JobStatus);
     if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
