@@ -3,6 +3,7 @@
  * same Redis, MySQL and Chroma). Creates the database if missing, migrates, makes sure an admin key
  * exists (printing a generated one once), listens, and drains on SIGTERM/SIGINT.
  */
+import fs from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,15 +21,23 @@ import { defaultReadinessChecks } from './readiness.js';
 
 export { bootstrapAdminKey };
 
-/** Prints a freshly generated admin key once, on stdout (the only place it ever appears). */
-export function announceAdminKey(result: Awaited<ReturnType<typeof bootstrapAdminKey>>, logger: Logger): void {
-  if (result.source === 'generated') {
-    process.stdout.write(
-      `\nFacePerks admin key (shown once, store it now; set FACEPERKS_ADMIN_KEY to choose your own):\n\n  ${result.key}\n\n`,
-    );
-  } else {
-    logger.info({ source: result.source }, 'admin key ready');
+/** The file under DATA_DIR that receives a generated admin key: logs are kept and shipped, a 0600 file is not. */
+export const ADMIN_KEY_FILE = 'admin-key';
+
+/** Writes a freshly generated admin key to DATA_DIR/admin-key (mode 0600) and prints only where it is. */
+export async function announceAdminKey(result: Awaited<ReturnType<typeof bootstrapAdminKey>>, options: { dataDir: string; logger: Logger }): Promise<void> {
+  if (result.source !== 'generated') {
+    options.logger.info({ source: result.source }, 'admin key ready');
+    return;
   }
+  const file = path.join(options.dataDir, ADMIN_KEY_FILE);
+  await fs.mkdir(options.dataDir, { recursive: true });
+  // Created afresh, so a file left with wider permissions is not reused.
+  await fs.rm(file, { force: true });
+  await fs.writeFile(file, `${result.key}\n`, { mode: 0o600, flag: 'wx' });
+  process.stdout.write(
+    `\nFacePerks admin key generated and written to ${file} (mode 0600): store it, then delete the file; set FACEPERKS_ADMIN_KEY to choose your own.\n\n`,
+  );
 }
 
 export type RunningApi = { server: Server; close(): Promise<void> };
@@ -99,7 +108,7 @@ async function main(): Promise<void> {
   await ensureDatabase(config);
   const db: Knex = connectDatabase(config);
   await migrateLatest(db);
-  announceAdminKey(await bootstrapAdminKey(db, config.FACEPERKS_ADMIN_KEY), logger);
+  await announceAdminKey(await bootstrapAdminKey(db, config.FACEPERKS_ADMIN_KEY), { dataDir: config.DATA_DIR, logger });
   config = await withQueuePrefix(db, config);
 
   const queues: Queues = createQueues(config);
