@@ -13,6 +13,11 @@ export class ApiKey extends BaseModel {
   merchantId!: string | null;
   /** Set for device keys only. */
   deviceId!: string | null;
+  label!: string | null;
   createdAt!: Date;
+  /** A key past its expiry is refused like a revoked one. */
+  expiresAt!: Date | null;
+  /** Updated at most once a minute per key. */
+  lastUsedAt!: Date | null;
   revokedAt!: Date | null;
 }

@@ -37,6 +37,7 @@ function op(summary: string, roles: string, extra: Schema, ...errorCodes: string
   };
 }
 const body = (schema: Schema) => ({ requestBody: { required: true, content: json(schema) } });
+const optionalBody = (schema: Schema) => ({ requestBody: { required: false, content: json(schema) } });
 const ok = (status: string, description: string, schema?: Schema, headers?: Schema) => ({
   responses: { [status]: { description, ...(schema ? { content: json(schema) } : {}), ...(headers ? { headers } : {}) } },
 });
@@ -79,7 +80,28 @@ const schemas: Record<string, Schema> = {
   NewKey: {
     type: 'object',
     description: 'The key is shown once; only its sha256 is stored.',
-    properties: { id: uuid, key: { type: 'string', examples: ['fpk_…'] }, role: { enum: ['merchant', 'device'] }, merchantId: uuid, deviceId: uuid },
+    properties: { id: uuid, key: { type: 'string', examples: ['fpk_…'] }, role: { enum: ['admin', 'merchant', 'device'] }, merchantId: uuid, deviceId: uuid },
+  },
+  NewKeyRequest: {
+    type: 'object',
+    description: 'Optional: a label to tell keys apart, and an expiry after which the key is refused like a revoked one.',
+    additionalProperties: false,
+    properties: { label: { type: 'string', maxLength: 100 }, expiresAt: { type: 'string', format: 'date-time' } },
+  },
+  KeyInfo: {
+    type: 'object',
+    description: 'A key without its secret. lastUsedAt is updated at most once a minute.',
+    properties: {
+      id: uuid,
+      role: { enum: ['admin', 'merchant', 'device'] },
+      merchantId: nullable(uuid),
+      deviceId: nullable(uuid),
+      label: nullable({ type: 'string' }),
+      createdAt: instant,
+      expiresAt: nullable(instant),
+      lastUsedAt: nullable(instant),
+      revokedAt: nullable(instant),
+    },
   },
   Store: { type: 'object', properties: { id: uuid, merchantId: uuid, name: { type: 'string' }, timezone: { type: 'string' }, createdAt: instant } },
   Device: { type: 'object', properties: { id: uuid, storeId: uuid, name: { type: 'string' }, createdAt: instant } },
@@ -249,7 +271,7 @@ export function openApiDocument(): Schema {
         get: op('Read a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The merchant', ref('Merchant')) }, '400', '403', '404'),
       },
       '/v1/merchants/{id}/keys': {
-        post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
+        post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...optionalBody(ref('NewKeyRequest')), ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
       },
       '/v1/merchants/{id}/webhook': {
         put: op(
@@ -294,6 +316,29 @@ export function openApiDocument(): Schema {
         ),
         delete: op('Remove the webhook', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('204', 'Removed') }, '400', '403', '404'),
       },
+      '/v1/admin-keys': {
+        post: op(
+          'Create another admin key (shown once): rotate without a restart by switching to it and revoking the old one. With FACEPERKS_ADMIN_KEY set, a restart makes that key the only admin key again',
+          'admin',
+          { ...optionalBody(ref('NewKeyRequest')), ...ok('201', 'The new key', ref('NewKey')) },
+          '400', '403',
+        ),
+      },
+      '/v1/keys': {
+        get: op(
+          'List keys without their secrets, newest first: admin every key (or one merchant\'s with merchantId), a merchant its own and its devices\' keys',
+          'admin, merchant (own)',
+          {
+            parameters: [
+              { name: 'merchantId', in: 'query', schema: uuid },
+              { name: 'cursor', in: 'query', schema: uuid, description: 'nextCursor of the previous page' },
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+            ],
+            ...ok('200', 'A page of keys', { type: 'object', properties: { items: { type: 'array', items: ref('KeyInfo') }, nextCursor: nullable(uuid) } }),
+          },
+          '400', '403', '404',
+        ),
+      },
       '/v1/keys/{id}': {
         delete: op('Revoke a key', 'admin, merchant (its own merchant and device keys)', { parameters: [idParam('Key')], ...ok('204', 'Revoked') }, '400', '403', '404'),
       },
@@ -330,8 +375,16 @@ export function openApiDocument(): Schema {
         ),
         get: op('List devices of a store', 'admin, merchant (own store)', { parameters: [idParam('Store')], ...ok('200', 'Devices', { type: 'object', properties: { devices: { type: 'array', items: ref('Device') } } }) }, '400', '403', '404'),
       },
+      '/v1/devices/{id}': {
+        delete: op('Remove a device: its keys stop working at once; its captures and analytics stay', 'admin, merchant (own device)', { parameters: [idParam('Device')], ...ok('204', 'Removed') }, '400', '403', '404'),
+      },
       '/v1/devices/{id}/keys': {
-        post: op('Create another key for a device (rotation)', 'admin, merchant (own device)', { parameters: [idParam('Device')], ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
+        post: op(
+          'Create another key for a device (rotation)',
+          'admin, merchant (own device)',
+          { parameters: [idParam('Device')], ...optionalBody(ref('NewKeyRequest')), ...ok('201', 'The new key', ref('NewKey')) },
+          '400', '403', '404',
+        ),
       },
       '/v1/people': {
         post: op(

@@ -16,12 +16,11 @@ export function hashApiKey(key: string): string {
 
 export type NewKey = { id: string; key: string; role: ApiKeyRole };
 
+export type KeyGrant = { role: 'admin' } | { role: 'merchant'; merchantId: string } | { role: 'device'; merchantId: string; deviceId: string };
+export type KeyOptions = { label?: string; expiresAt?: Date };
+
 /** Stores the hash of a new key; the key itself is returned once and never stored. */
-export async function createApiKey(
-  db: Knex,
-  grant: { role: 'admin' } | { role: 'merchant'; merchantId: string } | { role: 'device'; merchantId: string; deviceId: string },
-  key = generateApiKey(),
-): Promise<NewKey> {
+export async function createApiKey(db: Knex, grant: KeyGrant, options: KeyOptions = {}, key = generateApiKey()): Promise<NewKey> {
   const id = randomUUID();
   await ApiKey.query(db).insert({
     id,
@@ -29,8 +28,21 @@ export async function createApiKey(
     role: grant.role,
     merchantId: grant.role === 'admin' ? null : grant.merchantId,
     deviceId: grant.role === 'device' ? grant.deviceId : null,
+    label: options.label ?? null,
+    expiresAt: options.expiresAt ?? null,
   });
   return { id, key, role: grant.role };
+}
+
+const LAST_USED_RESOLUTION_S = 60;
+
+/** Notes that a key was used, at most once a minute, so authentication does not write on every request. */
+function touchKey(db: Knex, keyId: string): void {
+  db('api_keys')
+    .where('id', keyId)
+    .where((q) => q.whereNull('last_used_at').orWhereRaw('last_used_at < NOW(3) - INTERVAL ? SECOND', [LAST_USED_RESOLUTION_S]))
+    .update({ last_used_at: db.raw('NOW(3)') })
+    .catch(() => undefined);
 }
 
 /** The principal a presented key stands for, or undefined when it is unknown or revoked. */
@@ -39,8 +51,11 @@ export async function findPrincipalByKey(db: Knex, key: string): Promise<Princip
     .leftJoin('devices as d', 'd.id', 'k.device_id')
     .where('k.key_hash', hashApiKey(key))
     .whereNull('k.revoked_at')
+    .where((q) => q.whereNull('k.expires_at').orWhereRaw('k.expires_at > NOW(3)'))
+    .whereNull('d.deleted_at')
     .first('k.id', 'k.role', 'k.merchant_id', 'k.device_id', 'd.store_id');
   if (!row) return undefined;
+  touchKey(db, row.id);
   switch (row.role as ApiKeyRole) {
     case 'admin':
       return { role: 'admin', keyId: row.id };
@@ -68,6 +83,44 @@ export async function revokeApiKey(db: Knex, keyId: string, principal: Principal
   const existing = ApiKey.query(db).findById(keyId);
   if (principal.role !== 'admin') existing.where('merchant_id', principal.merchantId);
   return (await existing) !== undefined;
+}
+
+export type KeyView = {
+  id: string;
+  role: ApiKeyRole;
+  merchantId: string | null;
+  deviceId: string | null;
+  label: string | null;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+};
+
+const iso = (date: Date | null) => (date ? date.toISOString() : null);
+
+/**
+ * Keys the principal may manage, newest first, never their secrets: admin every key (or one
+ * merchant's), a merchant its merchant and device keys. `before`: the last id of the previous page.
+ */
+export async function listApiKeys(db: Knex, scope: { merchantId?: string }, page: { limit: number; before?: string }): Promise<KeyView[]> {
+  const query = ApiKey.query(db).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit);
+  if (scope.merchantId) query.where('merchant_id', scope.merchantId);
+  if (page.before) {
+    const last = ApiKey.query(db).findById(page.before).select('created_at');
+    query.where((q) => q.where('created_at', '<', last).orWhere((q2) => q2.where('created_at', '=', last).where('id', '<', page.before!)));
+  }
+  return (await query).map((key) => ({
+    id: key.id,
+    role: key.role,
+    merchantId: key.merchantId,
+    deviceId: key.deviceId,
+    label: key.label,
+    createdAt: key.createdAt.toISOString(),
+    expiresAt: iso(key.expiresAt),
+    lastUsedAt: iso(key.lastUsedAt),
+    revokedAt: iso(key.revokedAt),
+  }));
 }
 
 export const MIN_ADMIN_KEY_LENGTH = 32;
@@ -121,7 +174,7 @@ export async function bootstrapAdminKey(db: Knex, configuredKey?: string): Promi
           await trx('api_keys').where({ role: 'admin' }).whereNot('key_hash', hash).whereNull('revoked_at').update({ revoked_at: new Date() });
           const existing = await trx('api_keys').where('key_hash', hash).first('id', 'role');
           if (!existing) {
-            await createApiKey(trx, { role: 'admin' }, configuredKey);
+            await createApiKey(trx, { role: 'admin' }, {}, configuredKey);
           } else if (existing.role !== 'admin') {
             throw new Error('FACEPERKS_ADMIN_KEY is already in use as a non-admin key; choose another value');
           } else {

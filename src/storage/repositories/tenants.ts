@@ -50,13 +50,14 @@ export async function createDevice(db: Knex, store: Store, name: string): Promis
 }
 
 export async function listDevices(db: Knex, storeId: string): Promise<Device[]> {
-  return Device.query(db).where('store_id', storeId).orderBy('created_at').orderBy('id');
+  return Device.query(db).where('store_id', storeId).whereNull('deleted_at').orderBy('created_at').orderBy('id');
 }
 
 export async function findDevice(db: Knex, id: string, principal: Principal): Promise<(Device & { merchantId: string }) | undefined> {
   const query = db('devices as d')
     .join('stores as s', 's.id', 'd.store_id')
     .where('d.id', id)
+    .whereNull('d.deleted_at')
     .first('d.id', 'd.store_id', 'd.name', 'd.created_at', 's.merchant_id');
   const scope = merchantScope(principal);
   if (scope !== null) query.where('s.merchant_id', scope);
@@ -64,4 +65,12 @@ export async function findDevice(db: Knex, id: string, principal: Principal): Pr
   const row = await query;
   if (!row) return undefined;
   return Object.assign(Device.fromDatabaseJson(row), { merchantId: row.merchant_id as string });
+}
+
+/** Removes a device: its keys are revoked and it leaves the store's list; its captures and analytics stay. */
+export async function removeDevice(db: Knex, deviceId: string): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('devices').where('id', deviceId).whereNull('deleted_at').update({ deleted_at: trx.raw('NOW(3)') });
+    await trx('api_keys').where('device_id', deviceId).whereNull('revoked_at').update({ revoked_at: trx.raw('NOW(3)') });
+  });
 }
