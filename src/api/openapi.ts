@@ -27,10 +27,20 @@ const errors = (...codes: string[]) =>
 const idParam = (what: string) => ({ name: 'id', in: 'path', required: true, description: `${what} id`, schema: uuid });
 const bearer = [{ bearerKey: [] }];
 
+const ROLES = ['admin', 'merchant', 'device'] as const;
+
+/**
+ * `roles`: "public", or the roles that may call it, each with how far its reach goes, e.g.
+ * "admin, merchant (own)". `x-roles` lists them for machines (the tenancy matrix test).
+ */
 function op(summary: string, roles: string, extra: Schema, ...errorCodes: string[]): Schema {
+  const allowed = roles === 'public' ? [] : roles.split(',').map((part) => part.trim().split(' ')[0]);
+  const unknown = allowed.filter((role) => !(ROLES as readonly string[]).includes(role));
+  if (unknown.length > 0) throw new Error(`openapi: unknown role ${unknown.join(', ')} in "${roles}"`);
   return {
     summary,
     description: `Roles: ${roles}.`,
+    'x-roles': allowed,
     security: roles === 'public' ? [] : bearer,
     ...extra,
     responses: { ...(extra.responses as Schema), ...errors(...(roles === 'public' ? [] : ['401']), ...errorCodes) },
@@ -616,6 +626,7 @@ export function openApiDocument(): Schema {
         get: {
           summary: 'Bull Board (HTML): every queue; admin key as Basic password (any user) or Bearer token',
           security: [{ basicAdmin: [] }, { bearerKey: [] }],
+          'x-roles': ['admin'],
           responses: { '200': { description: 'The board' }, ...errors('401', '403') },
         },
       },
