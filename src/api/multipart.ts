@@ -124,11 +124,15 @@ function precheck(req: IncomingMessage, options: MultipartOptions): void {
 export async function receiveMultipart(req: IncomingMessage, options: MultipartOptions): Promise<ReceivedForm> {
   precheck(req, options);
   // A client that vanished while the request waited (auth, rate limits) has already closed it: the
-  // 'close' listener below would never fire and the upload would wait forever.
+  // 'close' listener would never fire and the upload would wait forever.
   if (req.destroyed) throw new ApiError(400, 'invalid_multipart', 'the upload was interrupted');
-  let parser: busboy.Busboy;
+  const parser = createParser(req, options);
+  return new Promise<ReceivedForm>((resolve, reject) => new FormReceiver(req, parser, options, resolve, reject).start());
+}
+
+function createParser(req: IncomingMessage, options: MultipartOptions): busboy.Busboy {
   try {
-    parser = busboy({
+    return busboy({
       headers: req.headers,
       preservePath: false,
       limits: {
@@ -144,121 +148,137 @@ export async function receiveMultipart(req: IncomingMessage, options: MultipartO
   } catch (error) {
     throw new ApiError(400, 'invalid_multipart', `malformed multipart request: ${(error as Error).message}`);
   }
+}
 
-  const budget = { used: 0, max: options.maxTotalBytes };
-  const images: Promise<ReceivedImage>[] = [];
-  const fields = new Map<string, string[]>();
-  let failure: ApiError | undefined;
+/** One request's parts as they stream in: images staged one by one, text fields collected, the first failure ending it all. */
+class FormReceiver {
+  private readonly budget: { used: number; max: number };
+  private readonly images: Promise<ReceivedImage>[] = [];
+  private readonly fields = new Map<string, string[]>();
+  private failure: ApiError | undefined;
 
-  return new Promise<ReceivedForm>((resolve, reject) => {
-    // A staged file that is not kept: a store too sick to delete it leaves it to the staged sweep.
-    const drop = (stored: StagedBlob) => options.blobs.discard(stored).catch(() => undefined);
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly parser: busboy.Busboy,
+    private readonly options: MultipartOptions,
+    private readonly resolve: (form: ReceivedForm) => void,
+    private readonly reject: (error: ApiError) => void,
+  ) {
+    this.budget = { used: 0, max: options.maxTotalBytes };
+  }
 
-    const fail = (error: ApiError) => {
-      if (failure) return;
-      failure = error;
-      // Nothing of a failed request is recorded: drop what was staged.
-      void Promise.allSettled(images).then((settled) =>
-        Promise.allSettled(settled.map((s) => (s.status === 'fulfilled' && s.value.stored ? drop(s.value.stored) : undefined))),
-      );
-      req.unpipe(parser);
-      // Discard the rest of the body so the answer can be read by the client.
-      req.resume();
-      parser.destroy();
-      reject(error);
-    };
-
-    const storeFile = async (index: number, filename: string | null, file: Readable & { truncated?: boolean }): Promise<ReceivedImage> => {
-      const tap = new Tap(budget);
-      // Errors reach stageStream through the pipeline; this keeps one raised before it attaches from escaping.
-      tap.on('error', () => undefined);
-      file.on('error', (error: Error) => tap.destroy(error));
-      file.pipe(tap);
-      let stored: StagedBlob;
-      try {
-        stored = await options.blobs.stageStream(options.prefix, tap, options.maxFileBytes);
-      } catch (error) {
-        file.unpipe(tap);
-        file.resume();
-        if (error instanceof BlobTooLargeError) {
-          return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
-        }
-        if (error instanceof TotalLimitError) {
-          fail(new ApiError(413, 'request_too_large', `the upload exceeds the limit of ${options.maxTotalBytes} bytes in total`));
-        } else if (error instanceof BlobStoreFault) {
-          fail(storageError(error));
-        } else {
-          fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${(error as Error).message}`));
-        }
-        return { index, filename, rejection: { status: 422, code: 'aborted', message: 'the request failed' } };
-      }
-      if (file.truncated) {
-        await drop(stored);
-        return { index, filename, rejection: { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } };
-      }
-      const rejection = await inspect(stored, tap.head(), options).catch(async (error: unknown) => {
-        await drop(stored);
-        throw error;
-      });
-      if (typeof rejection === 'object' && 'status' in rejection) {
-        await drop(stored);
-        return { index, filename, rejection };
-      }
-      return { index, filename, stored: { ...stored, header: rejection } };
-    };
-
-    parser.on('file', (name, file, info) => {
-      // Busboy destroys an unfinished file stream with an error when the request fails; that error
-      // is reported through the parser, so it must not surface as an unhandled stream error.
-      file.on('error', () => undefined);
-      if (failure) return void file.resume();
-      if (typeof name !== 'string' || !options.imageFields.includes(name)) {
-        file.resume();
-        return fail(new ApiError(400, 'unexpected_field', `unexpected file field ${JSON.stringify(String(name ?? '').slice(0, 50))}; send images as ${options.imageFields.map((f) => `"${f}"`).join(' or ')}`));
-      }
-      const index = images.length;
-      images.push(storeFile(index, sanitizeFilename(info.filename), file));
-    });
-
-    parser.on('field', (name, value, info) => {
-      if (failure) return;
-      if (typeof name !== 'string' || !options.textFields.includes(name)) {
-        return fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(String(name ?? '').slice(0, 50))}`));
-      }
-      if (info.valueTruncated) return fail(new ApiError(400, 'validation_error', `field ${name} is too long`));
-      // busboy hands over no value for some malformed parts (found by the fuzz test).
-      if (typeof value !== 'string') return fail(new ApiError(400, 'validation_error', `field ${name} has no value`));
-      if (options.fieldsBeforeImages && images.length > 0) {
-        return fail(new ApiError(400, 'validation_error', `${name} fields must come before the images`));
-      }
-      const list = fields.get(name) ?? [];
-      list.push(value);
-      fields.set(name, list);
-    });
-
+  start(): void {
+    const { req, parser, options } = this;
+    parser.on('file', (name, file, info) => this.onFile(name, file, info.filename));
+    parser.on('field', (name, value, info) => this.onField(name, value, info.valueTruncated));
     // A second image where one is expected is a malformed request; past a batch's limit, a request too large.
-    parser.on('filesLimit', () => fail(new ApiError(options.maxFiles === 1 ? 400 : 413, 'too_many_files', `at most ${options.maxFiles} file${options.maxFiles === 1 ? '' : 's'} per request`)));
-    parser.on('partsLimit', () => fail(new ApiError(413, 'too_many_parts', 'too many parts in the request')));
+    parser.on('filesLimit', () => this.fail(new ApiError(options.maxFiles === 1 ? 400 : 413, 'too_many_files', `at most ${options.maxFiles} file${options.maxFiles === 1 ? '' : 's'} per request`)));
+    parser.on('partsLimit', () => this.fail(new ApiError(413, 'too_many_parts', 'too many parts in the request')));
     // With no text field allowed, busboy reports the first one as over its limit of 0.
     parser.on('fieldsLimit', () =>
-      fail(options.textFields.length === 0 ? new ApiError(400, 'unexpected_field', 'this endpoint takes no text fields, only the image') : new ApiError(413, 'too_many_parts', 'too many fields in the request')),
+      this.fail(options.textFields.length === 0 ? new ApiError(400, 'unexpected_field', 'this endpoint takes no text fields, only the image') : new ApiError(413, 'too_many_parts', 'too many fields in the request')),
     );
-    parser.on('error', (error: Error) => fail(new ApiError(400, 'invalid_multipart', `malformed multipart request: ${error.message}`)));
-    req.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${error.message}`)));
+    parser.on('error', (error: Error) => this.fail(new ApiError(400, 'invalid_multipart', `malformed multipart request: ${error.message}`)));
+    req.on('error', (error) => this.fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${error.message}`)));
     req.on('close', () => {
-      if (!req.complete) fail(new ApiError(400, 'invalid_multipart', 'the upload was interrupted'));
+      if (!req.complete) this.fail(new ApiError(400, 'invalid_multipart', 'the upload was interrupted'));
     });
-    parser.on('finish', () => {
-      Promise.all(images).then(
-        (received) => {
-          if (failure) return;
-          resolve({ images: received, fields });
-        },
-        (error: unknown) => fail(error instanceof BlobStoreFault ? storageError(error) : new ApiError(500, 'internal_error', (error as Error).message)),
-      );
-    });
+    parser.on('finish', () => this.finish());
     req.pipe(parser);
-  });
+  }
+
+  private finish(): void {
+    Promise.all(this.images).then(
+      (received) => {
+        if (!this.failure) this.resolve({ images: received, fields: this.fields });
+      },
+      (error: unknown) => this.fail(error instanceof BlobStoreFault ? storageError(error) : new ApiError(500, 'internal_error', (error as Error).message)),
+    );
+  }
+
+  private fail(error: ApiError): void {
+    if (this.failure) return;
+    this.failure = error;
+    // Nothing of a failed request is recorded: drop what was staged.
+    void Promise.allSettled(this.images).then((settled) =>
+      Promise.allSettled(settled.map((s) => (s.status === 'fulfilled' && s.value.stored ? this.drop(s.value.stored) : undefined))),
+    );
+    this.req.unpipe(this.parser);
+    // Discard the rest of the body so the answer can be read by the client.
+    this.req.resume();
+    this.parser.destroy();
+    this.reject(error);
+  }
+
+  /** A staged file that is not kept: a store too sick to delete it leaves it to the staged sweep. */
+  private drop(stored: StagedBlob): Promise<void> {
+    return this.options.blobs.discard(stored).catch(() => undefined);
+  }
+
+  private onFile(name: string, file: Readable & { truncated?: boolean }, filename: string | undefined): void {
+    // Busboy destroys an unfinished file stream with an error when the request fails; that error
+    // is reported through the parser, so it must not surface as an unhandled stream error.
+    file.on('error', () => undefined);
+    if (this.failure) return void file.resume();
+    const { imageFields } = this.options;
+    if (typeof name !== 'string' || !imageFields.includes(name)) {
+      file.resume();
+      return this.fail(new ApiError(400, 'unexpected_field', `unexpected file field ${JSON.stringify(String(name ?? '').slice(0, 50))}; send images as ${imageFields.map((f) => `"${f}"`).join(' or ')}`));
+    }
+    this.images.push(this.stageImage(this.images.length, sanitizeFilename(filename), file));
+  }
+
+  private onField(name: string, value: string, truncated: boolean): void {
+    if (this.failure) return;
+    if (typeof name !== 'string' || !this.options.textFields.includes(name)) {
+      return this.fail(new ApiError(400, 'unexpected_field', `unexpected field ${JSON.stringify(String(name ?? '').slice(0, 50))}`));
+    }
+    if (truncated) return this.fail(new ApiError(400, 'validation_error', `field ${name} is too long`));
+    // busboy hands over no value for some malformed parts (found by the fuzz test).
+    if (typeof value !== 'string') return this.fail(new ApiError(400, 'validation_error', `field ${name} has no value`));
+    if (this.options.fieldsBeforeImages && this.images.length > 0) {
+      return this.fail(new ApiError(400, 'validation_error', `${name} fields must come before the images`));
+    }
+    const list = this.fields.get(name) ?? [];
+    list.push(value);
+    this.fields.set(name, list);
+  }
+
+  /** Streams one image part into the blob store, then checks what it is; a rejection leaves nothing staged. */
+  private async stageImage(index: number, filename: string | null, file: Readable & { truncated?: boolean }): Promise<ReceivedImage> {
+    const { options } = this;
+    const tooLarge = { status: 413, code: 'too_large', message: `the file exceeds the limit of ${options.maxFileBytes} bytes` } as const;
+    const tap = new Tap(this.budget);
+    // Errors reach stageStream through the pipeline; this keeps one raised before it attaches from escaping.
+    tap.on('error', () => undefined);
+    file.on('error', (error: Error) => tap.destroy(error));
+    file.pipe(tap);
+    let stored: StagedBlob;
+    try {
+      stored = await options.blobs.stageStream(options.prefix, tap, options.maxFileBytes);
+    } catch (error) {
+      file.unpipe(tap);
+      file.resume();
+      if (error instanceof BlobTooLargeError) return { index, filename, rejection: tooLarge };
+      if (error instanceof TotalLimitError) this.fail(new ApiError(413, 'request_too_large', `the upload exceeds the limit of ${options.maxTotalBytes} bytes in total`));
+      else if (error instanceof BlobStoreFault) this.fail(storageError(error));
+      else this.fail(new ApiError(400, 'invalid_multipart', `the upload was interrupted: ${(error as Error).message}`));
+      return { index, filename, rejection: { status: 422, code: 'aborted', message: 'the request failed' } };
+    }
+    if (file.truncated) {
+      await this.drop(stored);
+      return { index, filename, rejection: tooLarge };
+    }
+    const header = await inspect(stored, tap.head(), options).catch(async (error: unknown) => {
+      await this.drop(stored);
+      throw error;
+    });
+    if ('status' in header) {
+      await this.drop(stored);
+      return { index, filename, rejection: header };
+    }
+    return { index, filename, stored: { ...stored, header } };
+  }
 }
 
 /** Sniffs the real format and reads the header; a rejection when the file is not a usable image. */
