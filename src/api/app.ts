@@ -58,6 +58,53 @@ export type RouteDeps = Required<Omit<AppDeps, 'gallery'>> & Pick<AppDeps, 'gall
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
+/** Request id (the client's if well-formed), access log line and duration histogram. */
+function requestLog(logger: Logger, metrics: ApiMetrics): Koa.Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? (ctx.path.startsWith('/admin/queues') ? '/admin/queues' : 'unmatched');
+      metrics.httpDuration.observe({ method: ctx.method, route: String(route), status: String(ctx.status) }, seconds);
+      const log = ctx.state.log as Logger;
+      const line = { method: ctx.method, path: ctx.path, route, status: ctx.status, ms: Math.round(seconds * 1000) };
+      if (ctx.status >= 500) log.error(line, 'request');
+      else log.info(line, 'request');
+    }
+  };
+}
+
+function jsonBody(): Koa.Middleware {
+  return bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: '100kb',
+    encoding: 'utf-8',
+    onError(error) {
+      const status = (error as { status?: number }).status;
+      if (status === 413) throw new ApiError(413, 'payload_too_large', 'the JSON body exceeds 100 kB');
+      if (status === 415) throw new ApiError(415, 'unsupported_media_type', 'unsupported body charset or encoding');
+      throw new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+    },
+  });
+}
+
+/** Bodies are JSON or (uploads) multipart: anything else would reach validation as an empty body. */
+function onlyJsonOrMultipart(): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.request.length && !ctx.is('application/json', 'multipart/form-data')) {
+      throw new ApiError(415, 'unsupported_media_type', `send the body as application/json (or multipart/form-data for uploads), not ${ctx.get('content-type') || 'without a content type'}`);
+    }
+    return next();
+  };
+}
+
 export function createApp(deps: AppDeps): Koa {
   const logger = deps.logger ?? createLogger(deps.config.LOG_LEVEL, 'api');
   const resolved: RouteDeps = {
@@ -73,27 +120,8 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true;
 
-  // Request id, access log and duration histogram: outermost, so they see the final status.
-  app.use(async (ctx, next) => {
-    const started = process.hrtime.bigint();
-    const incoming = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.state.log = logger.child({ requestId });
-    ctx.set('X-Request-Id', requestId);
-    try {
-      await next();
-    } finally {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? (ctx.path.startsWith('/admin/queues') ? '/admin/queues' : 'unmatched');
-      resolved.metrics.httpDuration.observe({ method: ctx.method, route: String(route), status: String(ctx.status) }, seconds);
-      const log = ctx.state.log as Logger;
-      const line = { method: ctx.method, path: ctx.path, route, status: ctx.status, ms: Math.round(seconds * 1000) };
-      if (ctx.status >= 500) log.error(line, 'request');
-      else log.info(line, 'request');
-    }
-  });
-
+  // Outermost, so they see the final status.
+  app.use(requestLog(logger, resolved.metrics));
   app.use(errorMapper(logger));
 
   // Bull Board before the body parser: it parses its own bodies.
@@ -105,26 +133,8 @@ export function createApp(deps: AppDeps): Koa {
     }),
   );
 
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: '100kb',
-      encoding: 'utf-8',
-      onError(error) {
-        const status = (error as { status?: number }).status;
-        if (status === 413) throw new ApiError(413, 'payload_too_large', 'the JSON body exceeds 100 kB');
-        if (status === 415) throw new ApiError(415, 'unsupported_media_type', 'unsupported body charset or encoding');
-        throw new ApiError(400, 'invalid_json', 'the body is not valid JSON');
-      },
-    }),
-  );
-  // Bodies are JSON or (uploads) multipart: anything else would reach validation as an empty body.
-  app.use(async (ctx, next) => {
-    if (ctx.request.length && !ctx.is('application/json', 'multipart/form-data')) {
-      throw new ApiError(415, 'unsupported_media_type', `send the body as application/json (or multipart/form-data for uploads), not ${ctx.get('content-type') || 'without a content type'}`);
-    }
-    return next();
-  });
+  app.use(jsonBody());
+  app.use(onlyJsonOrMultipart());
   // The merchant dashboard is a static page; it calls the API with the key the user signs in with.
   app.use(merchantDashboard().routes());
   app.use(authenticate(deps.db));
