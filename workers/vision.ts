@@ -60,7 +60,10 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
         if (!capture) return { skipped: true };
         const prepared = await step('preprocess', async () => {
           const decoded = await decode(capture.blob_key, job);
-          if (!checkpoint.decodedRecorded) {
+          // Intake recorded the header's size and EXIF time; most images need no correction.
+          const resized = decoded.originalWidth !== capture.width || decoded.originalHeight !== capture.height;
+          const laterExif = capture.captured_at_source === 'receipt' && decoded.exifCapturedAt !== undefined;
+          if (!checkpoint.decodedRecorded && (resized || laterExif)) {
             await recordDecoded(db, captureId, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
             checkpoint.decodedRecorded = true;
           }

@@ -28,6 +28,9 @@ export type CaptureRow = {
   store_id: string;
   merchant_id: string;
   blob_key: string;
+  /** From the image header at intake: vision corrects them if decoding says otherwise. */
+  width: number | null;
+  height: number | null;
   status: CaptureState;
   stage: Stage;
   run: number;
