@@ -95,4 +95,16 @@ export class CaptureLifecycle {
     const claimed = await claim.update({ ...INITIAL_STATE, run, error_code: null, error_message: null, updated_at: now(this.db) });
     return claimed === 0 ? undefined : run;
   }
+
+  /**
+   * Takes back an upload whose images could not be stored (it answered 503/507, so the client
+   * resends): its batch and the captures it recorded go, as long as none has started. Left in
+   * place, a capture would wait for an image that only a resend brings, and fail without one.
+   */
+  async withdrawUpload(batchId: string): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      await trx('captures').where({ batch_id: batchId, run: INITIAL_STATE.run, status: INITIAL_STATE.status }).delete();
+      await trx('batches').where('id', batchId).whereNotExists(trx('captures').where('batch_id', batchId).select(trx.raw('1'))).delete();
+    });
+  }
 }

@@ -4,6 +4,7 @@
  * half-written stays behind. Real faults only: a tmpfs that is really full or read-only (mounted
  * here, which needs root), a folder replaced by a file, an S3 server that went away.
  */
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -177,12 +178,15 @@ describe('uploads on S3', () => {
     expectStorageError(r, 'unavailable');
     await expectNoStagedFiles(path.join(t.env.config.DATA_DIR, 'tmp'));
     expect((await t.call('GET', '/readyz')).body.checks.blobs).not.toBe('ok');
+    // Recorded before its commit failed, then taken back: no capture waits for an image that may never come.
+    const sha256 = createHash('sha256').update(image).digest('hex');
+    expect(await t.env.db('captures').where({ sha256 }).count({ n: '*' })).toEqual([{ n: 0 }]);
+    expect(await t.env.db('batches').where({ device_id: tenant.deviceId }).count({ n: '*' })).toEqual([{ n: 1 }]);
 
     s3 = await startS3Server({ directory: s3Dir, port: s3.port });
     const again = await upload(t, tenant.deviceKey, [{ name: 'images', file: image }]);
     expect(again.status).toBe(202);
-    // The first attempt had recorded the capture before its commit failed: the resend completes it.
-    expect(again.body.captures[0]).toMatchObject({ status: 'queued', duplicate: true });
+    expect(again.body.captures[0]).toMatchObject({ status: 'queued', duplicate: false });
     const { blob_key: key } = await t.env.db('captures').where({ id: again.body.captures[0].id }).first('blob_key');
     expect((await t.blobs.get(key)).equals(image)).toBe(true);
   });

@@ -6,7 +6,7 @@ import type Router from '@koa/router';
 import type { Knex } from 'knex';
 import type { Context } from 'koa';
 import type { CapturedAtSource } from '../../../models/Capture.js';
-import { INITIAL_STATE } from '../../storage/capture-lifecycle.js';
+import { CaptureLifecycle, INITIAL_STATE } from '../../storage/capture-lifecycle.js';
 import { recordUpload, type IncomingCapture } from '../../storage/repositories/captures.js';
 import { findStore } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
@@ -114,6 +114,7 @@ export function intakeRoutes(router: Router, deps: RouteDeps): void {
    */
   const inFlight = new Map<string, number>();
   const checkQueueDepth = queueDepthGuard(queues, config.MAX_QUEUE_DEPTH);
+  const lifecycle = new CaptureLifecycle(db);
   const checkDeviceRate = deviceRateLimiter(queues.connection, config.QUEUE_PREFIX, config.DEVICE_UPLOADS_PER_MINUTE, config.DEVICE_UPLOAD_BURST);
   router.post('/v1/captures', async (ctx) => {
     const device = authorize(ctx, 'device');
@@ -162,14 +163,22 @@ export function intakeRoutes(router: Router, deps: RouteDeps): void {
     // Committed only now that captures reference them (see BlobStore on retention). A re-sent file
     // whose capture is finished is not needed again: committing it would bring back an image that
     // retention already deleted and will not look at again. A store fault here answers 507/503
-    // (errors.ts); the captures stay recorded, and the client's resend of the files commits them.
-    await Promise.all(
+    // (errors.ts) and takes back what this request recorded; the client's resend records it anew.
+    const committed = await Promise.allSettled(
       accepted.map((image, i) => {
         const capture = recorded.captures[i];
         const finished = capture.duplicate && (capture.status === 'done' || capture.status === 'failed');
         return finished ? blobs.discard(image.stored!) : blobs.commit(image.stored!);
       }),
     );
+    const storeFault = committed.find((outcome) => outcome.status === 'rejected');
+    if (storeFault) {
+      await lifecycle.withdrawUpload(recorded.batchId).catch((withdrawal: unknown) =>
+        (ctx.state.log ?? deps.logger).error({ err: withdrawal, batchId: recorded.batchId }, 'could not withdraw an upload whose images were not stored'),
+      );
+      await Promise.allSettled(accepted.map((image) => blobs.discard(image.stored!)));
+      throw storeFault.reason;
+    }
     const fresh = recorded.captures.filter((c) => !c.duplicate);
     deps.metrics.uploadedFiles.inc({ outcome: 'new' }, fresh.length);
     deps.metrics.uploadedBytes.inc(accepted.reduce((sum, image) => sum + image.stored!.bytes, 0));
