@@ -56,7 +56,7 @@ describe('keys', () => {
     const a = await seedTenant(t, 'Keys Expiry');
     const past = await t.call('POST', `/v1/merchants/${a.merchantId}/keys`, { key: t.adminKey, json: { expiresAt: '2020-01-01T00:00:00Z' } });
     expect([past.status, past.body.error.code]).toEqual([400, 'validation_error']);
-    const expiresAt = new Date(Date.now() + 1500).toISOString();
+    const expiresAt = new Date(Date.now() + 3000).toISOString();
     const brief = await t.call('POST', `/v1/devices/${a.deviceId}/keys`, { key: a.merchantKey, json: { expiresAt } });
     expect((await t.call('GET', `/v1/stores/${a.storeId}`, { key: brief.body.key })).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, Date.parse(expiresAt) - Date.now() + 100));
