@@ -38,8 +38,8 @@ export type AppDeps = {
   db: Knex;
   blobs: BlobStore;
   queues: Queues;
-  /** Needed by DELETE /v1/people/:id to erase vectors; without it that endpoint answers 503. */
-  gallery?: Pick<Gallery, 'deleteSubject'>;
+  /** Needed to erase vectors (DELETE /v1/people/:id and its faces); without it those endpoints answer 503. */
+  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors'>;
   logger?: Logger;
   /** Defaults to MySQL, Redis, Chroma heartbeat and model files. */
   readiness?: ReadinessCheck[];

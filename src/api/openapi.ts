@@ -56,6 +56,17 @@ const rangeParams = [
   { name: 'interval', in: 'query', schema: { enum: ['hour', 'day'], default: 'hour' }, description: "Buckets in the store's time zone" },
   { name: 'format', in: 'query', schema: { enum: ['json', 'csv'], default: 'json' } },
 ];
+const pageParams = [
+  { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'nextCursor of the previous page (opaque); absent for the first page' },
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+];
+/** A list answer: one page of `item` and the cursor of the next page (null on the last). */
+const listOf = (item: Schema): Schema => ({
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: { items: { type: 'array', items: item }, nextCursor: nullable({ type: 'string' }) },
+});
+const merchantIdParam = { name: 'merchantId', in: 'query', schema: uuid, description: 'Required with an admin key; a merchant key implies its own' };
 const analyticsOp = (summary: string) =>
   op(summary, 'admin, merchant (own stores)', { parameters: [idParam('Store'), ...rangeParams], ...ok('200', summary, { type: 'object' }) }, '400', '403', '404');
 
@@ -95,6 +106,11 @@ const schemas: Record<string, Schema> = {
       lastSeenAt: nullable(instant),
       createdAt: instant,
     },
+  },
+  Visit: {
+    type: 'object',
+    description: 'A run of sightings of one subject at one store with gaps under VISIT_GAP_MINUTES',
+    properties: { storeId: uuid, startedAt: instant, endedAt: instant, sightings: { type: 'integer' } },
   },
   CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
   ErrorDetail: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
@@ -343,9 +359,39 @@ export function openApiDocument(): Schema {
           },
           '400', '403', '404', '409',
         ),
+        get: op(
+          "List a merchant's members: most recently seen first (never seen last) or most points first; ties by id",
+          'admin (with merchantId), merchant',
+          {
+            parameters: [
+              merchantIdParam,
+              { name: 'q', in: 'query', schema: name200, description: 'Part of the display name, any case' },
+              { name: 'externalId', in: 'query', schema: name200, description: 'Exactly this external id' },
+              { name: 'sort', in: 'query', schema: { enum: ['lastSeen', 'points'], default: 'lastSeen' } },
+              ...pageParams,
+            ],
+            ...ok('200', 'A page of members', listOf(ref('Person'))),
+          },
+          '400', '403', '404',
+        ),
       },
       '/v1/people/{id}': {
         get: op('Read a member (points, enrolled faces, last seen)', 'admin, merchant (own)', { parameters: [idParam('Person')], ...ok('200', 'The member', ref('Person')) }, '400', '403', '404'),
+        patch: op(
+          'Rename a member or change its external id (null clears it)',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              minProperties: 1,
+              additionalProperties: false,
+              properties: { displayName: name200, externalId: nullable(name200) },
+            }),
+            ...ok('200', 'The member as changed', ref('Person')),
+          },
+          '400', '403', '404', '409',
+        ),
         delete: op(
           'Erase a member: gallery vectors, enrolled faces and images; sightings are unlinked (anonymous counts stay)',
           'admin, merchant (own)',
@@ -366,6 +412,22 @@ export function openApiDocument(): Schema {
             },
           },
           '400', '403', '404', '413', '415', '422', '429', '503',
+        ),
+      },
+      '/v1/people/{id}/faces/{faceId}': {
+        delete: op(
+          "Remove one enrolled face: its vectors in every pack's member gallery, its row and its image (the last face may go too)",
+          'admin, merchant (own)',
+          { parameters: [idParam('Person'), { name: 'faceId', in: 'path', required: true, description: 'Enrolled face id', schema: uuid }], ...ok('204', 'Removed') },
+          '400', '403', '404', '503',
+        ),
+      },
+      '/v1/people/{id}/visits': {
+        get: op(
+          "A member's visits at the merchant's stores, latest first",
+          'admin, merchant (own)',
+          { parameters: [idParam('Person'), ...pageParams], ...ok('200', 'A page of visits', listOf(ref('Visit'))) },
+          '400', '403', '404',
         ),
       },
       '/v1/captures': {

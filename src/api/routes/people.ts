@@ -1,11 +1,23 @@
-/** Members: create, read, erase, and enrol faces (through a worker). */
+/** Members: create, list, read, update, erase, enrol and remove faces (through a worker), their visits. */
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
-import { createPerson, deletePersonRows, DuplicateExternalIdError, findPerson, listPersonFaces } from '../../storage/repositories/people.js';
+import {
+  createPerson,
+  deletePersonFace,
+  deletePersonRows,
+  DuplicateExternalIdError,
+  findPerson,
+  findPersonFace,
+  listMemberVisits,
+  listPeople,
+  listPersonFaces,
+  PEOPLE_SORTS,
+  updatePerson,
+} from '../../storage/repositories/people.js';
 import { findMerchant } from '../../storage/repositories/tenants.js';
 import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
@@ -15,12 +27,30 @@ import { interactiveRateLimiter } from '../backpressure.js';
 import { runInteractive } from '../interactive.js';
 import { receiveSingleImage } from './single-image.js';
 import { externalIdField, idParams, nameField, parse, uuid } from '../validation.js';
+import { decodeCursor, listBody, pageQuery } from '../pagination.js';
 
 const createPersonBody = z.strictObject({
   merchantId: uuid.optional(),
   externalId: externalIdField.nullable().optional(),
   displayName: nameField,
 });
+
+const listPeopleQuery = z.strictObject({
+  merchantId: uuid.optional(),
+  q: nameField.optional(),
+  externalId: externalIdField.optional(),
+  sort: z.enum(PEOPLE_SORTS).default('lastSeen'),
+  ...pageQuery,
+});
+const peopleCursor = z.strictObject({ value: z.union([z.string(), z.number(), z.null()]), id: uuid });
+
+const updatePersonBody = z
+  .strictObject({ displayName: nameField.optional(), externalId: externalIdField.nullable().optional() })
+  .refine((b) => b.displayName !== undefined || b.externalId !== undefined, { message: 'name displayName, externalId or both' });
+
+const faceParams = z.object({ id: uuid, faceId: uuid });
+const visitsQuery = z.strictObject(pageQuery);
+const visitsCursor = z.strictObject({ startedAt: z.iso.datetime(), id: z.number().int() });
 
 /** Where a member's enrolment images live; erasure removes the whole folder. */
 export const personBlobPrefix = (personId: string) => `people/${personId}`;
@@ -40,9 +70,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   const { db, blobs, config, queues } = deps;
   const checkInteractiveRate = interactiveRateLimiter(queues.connection, config.QUEUE_PREFIX, config.MERCHANT_INTERACTIVE_PER_MINUTE, config.MERCHANT_INTERACTIVE_BURST);
 
-  const personView = async (person: Person) => {
-    const faces = await listPersonFaces(db, person.id);
-    return {
+  const personView = (person: Person, faces: PersonFace[]) => ({
       id: person.id,
       merchantId: person.merchantId,
       externalId: person.externalId,
@@ -51,25 +79,45 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
       faces: faces.map((f) => ({ id: f.id, pack: f.pack, createdAt: f.createdAt.toISOString() })),
       lastSeenAt: person.lastSeenAt ? person.lastSeenAt.toISOString() : null,
       createdAt: person.createdAt.toISOString(),
-    };
+  });
+
+  const conflictOnDuplicate = async <T>(write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } catch (error) {
+      if (error instanceof DuplicateExternalIdError) throw new ApiError(409, 'conflict', error.message);
+      throw error;
+    }
   };
+
+  router.get('/v1/people', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const query = parse(listPeopleQuery, ctx.query, 'query');
+    const merchantId = actingMerchant(principal, query.merchantId);
+    if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
+    const after = decodeCursor(query.cursor, peopleCursor);
+    const page = await listPeople(db, { merchantId, q: query.q, externalId: query.externalId, sort: query.sort, after, limit: query.limit });
+    const faces = await listPersonFaces(db, page.rows.map((p) => p.id));
+    ctx.body = listBody(page, (person) => personView(person, faces.filter((f) => f.personId === person.id)));
+  });
 
   router.post('/v1/people', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const body = parse(createPersonBody, ctx.request.body, 'body');
     const merchantId = actingMerchant(principal, body.merchantId);
     if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
-    let person: Person;
-    try {
-      person = await createPerson(db, { merchantId, externalId: body.externalId ?? null, displayName: body.displayName });
-    } catch (error) {
-      if (error instanceof DuplicateExternalIdError) throw new ApiError(409, 'conflict', error.message);
-      throw error;
-    }
+    const person = await conflictOnDuplicate(() => createPerson(db, { merchantId, externalId: body.externalId ?? null, displayName: body.displayName }));
     ctx.status = 201;
     ctx.set('Location', `/v1/people/${person.id}`);
-    ctx.body = await personView(person);
+    ctx.body = personView(person, await listPersonFaces(db, [person.id]));
   });
+
+  const galleryOrUnavailable = (what: string) => {
+    if (!deps.gallery) throw new ApiError(503, 'gallery_unavailable', `${what} needs the face gallery, which this API process is not connected to`);
+    return deps.gallery;
+  };
+  const galleryUnavailable = (outcome: string) =>
+    new ApiError(503, 'gallery_unavailable', `the face gallery is unavailable; ${outcome}, retry later`, undefined, { 'Retry-After': '5' });
 
   /** The member named in the path, if the caller's merchant owns it (else 404). */
   const personOf = async (ctx: Context) => {
@@ -82,7 +130,21 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
 
   router.get('/v1/people/:id', async (ctx) => {
     const person = await personOf(ctx);
-    ctx.body = await personView(person);
+    ctx.body = personView(person, await listPersonFaces(db, [person.id]));
+  });
+
+  router.patch('/v1/people/:id', async (ctx) => {
+    const person = await personOf(ctx);
+    const changes = parse(updatePersonBody, ctx.request.body, 'body');
+    const updated = await conflictOnDuplicate(() => updatePerson(db, person.id, changes));
+    ctx.body = personView(updated, await listPersonFaces(db, [person.id]));
+  });
+
+  router.get('/v1/people/:id/visits', async (ctx) => {
+    const person = await personOf(ctx);
+    const query = parse(visitsQuery, ctx.query, 'query');
+    const page = await listMemberVisits(db, person, { after: decodeCursor(query.cursor, visitsCursor), limit: query.limit });
+    ctx.body = listBody(page, (v) => ({ storeId: v.storeId, startedAt: v.startedAt.toISOString(), endedAt: v.endedAt.toISOString(), sightings: v.sightings }));
   });
 
   /**
@@ -92,18 +154,37 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
    */
   router.delete('/v1/people/:id', async (ctx) => {
     const person = await personOf(ctx);
-    if (!deps.gallery) {
-      throw new ApiError(503, 'gallery_unavailable', 'erasure needs the face gallery, which this API process is not connected to');
-    }
+    const gallery = galleryOrUnavailable('erasure');
     try {
-      await deps.gallery.deleteSubject('member', person.merchantId, person.id);
+      await gallery.deleteSubject('member', person.merchantId, person.id);
     } catch (error) {
       (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id }, 'gallery erasure failed');
-      throw new ApiError(503, 'gallery_unavailable', 'the face gallery is unavailable; nothing was erased, retry later', undefined, { 'Retry-After': '5' });
+      throw galleryUnavailable('nothing was erased');
     }
     // Every enrolment image is under the person's prefix, so that the folder goes in one call.
     await blobs.deletePrefix(personBlobPrefix(person.id));
     await deletePersonRows(db, person.id);
+    ctx.status = 204;
+  });
+
+  /**
+   * Removes one enrolled face: its vectors in every pack's member gallery first (if that fails the
+   * face stays and the call can be retried), then its row, then its image unless another face uses it.
+   */
+  router.delete('/v1/people/:id/faces/:faceId', async (ctx) => {
+    const person = await personOf(ctx);
+    const { faceId } = parse(faceParams, ctx.params, 'path');
+    const face = await findPersonFace(db, person.id, faceId);
+    if (!face) throw notFound('face');
+    const gallery = galleryOrUnavailable('removing a face');
+    try {
+      await gallery.deleteVectors('member', person.merchantId, [face.id]);
+    } catch (error) {
+      (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id, faceId }, 'gallery face removal failed');
+      throw galleryUnavailable('nothing was removed');
+    }
+    const { imageStillUsed } = await deletePersonFace(db, face);
+    if (!imageStillUsed) await blobs.delete(face.blobKey).catch(() => undefined);
     ctx.status = 204;
   });
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
+import { pageOf, type Page } from './keyset.js';
 import { isDuplicateKeyError, merchantScope, type Principal } from './principal.js';
 
 export class DuplicateExternalIdError extends Error {
@@ -34,8 +35,10 @@ export async function findPerson(db: Knex, id: string, principal: Principal): Pr
   return query;
 }
 
-export async function listPersonFaces(db: Knex, personId: string): Promise<PersonFace[]> {
-  return PersonFace.query(db).where('person_id', personId).orderBy('created_at').orderBy('id');
+/** The enrolled faces of these members, oldest first. */
+export async function listPersonFaces(db: Knex, personIds: string[]): Promise<PersonFace[]> {
+  if (personIds.length === 0) return [];
+  return PersonFace.query(db).whereIn('person_id', personIds).orderBy('created_at').orderBy('id');
 }
 
 /**
@@ -58,4 +61,90 @@ export async function memberSummaries(db: Knex, merchantId: string, ids: string[
   if (ids.length === 0) return new Map();
   const rows = await Person.query(db).where('merchant_id', merchantId).whereIn('id', ids);
   return new Map(rows.map((p) => [p.id, { id: p.id, externalId: p.externalId, displayName: p.displayName }]));
+}
+
+export const PEOPLE_SORTS = ['lastSeen', 'points'] as const;
+export type PeopleSort = (typeof PEOPLE_SORTS)[number];
+
+/** Where a page of members continues: the last row's sort value (null: never seen) and id. */
+export type PeopleKeyset = { value: string | number | null; id: string };
+
+export type PeopleFilter = { merchantId: string; q?: string; externalId?: string; sort: PeopleSort; after?: PeopleKeyset; limit: number };
+
+/**
+ * A merchant's members, most recently seen (never-seen last) or most points first, ties by id.
+ * `q` matches anywhere in the display name, ignoring case (the database's collation is binary).
+ */
+export async function listPeople(db: Knex, filter: PeopleFilter): Promise<Page<Person>> {
+  const column = filter.sort === 'points' ? 'points' : 'last_seen_at';
+  const query = Person.query(db).where('merchant_id', filter.merchantId);
+  if (filter.q !== undefined) query.whereRaw('LOWER(display_name) LIKE ?', [`%${escapeLike(filter.q.toLowerCase())}%`]);
+  if (filter.externalId !== undefined) query.where('external_id', filter.externalId);
+  const after = filter.after;
+  if (after) {
+    const value = column === 'last_seen_at' && after.value !== null ? new Date(after.value) : after.value;
+    query.where((w) => {
+      if (value === null) {
+        w.whereNull(column).where('id', '>', after.id);
+      } else {
+        w.where(column, '<', value)
+          .orWhere((same) => same.where(column, value).where('id', '>', after.id))
+          .orWhereNull(column);
+      }
+    });
+  }
+  if (column === 'last_seen_at') query.orderByRaw('last_seen_at IS NULL');
+  const rows = await query.orderBy(column, 'desc').orderBy('id').limit(filter.limit + 1);
+  return pageOf(rows, filter.limit, (p) => ({
+    value: filter.sort === 'points' ? p.points : (p.lastSeenAt?.toISOString() ?? null),
+    id: p.id,
+  }));
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Renames a member or changes its external id (null clears it); a taken external id is a DuplicateExternalIdError. */
+export async function updatePerson(db: Knex, id: string, changes: { displayName?: string; externalId?: string | null }): Promise<Person> {
+  if (Object.keys(changes).length > 0) {
+    try {
+      await Person.query(db).findById(id).patch(changes);
+    } catch (error) {
+      if (isDuplicateKeyError(error) && changes.externalId) throw new DuplicateExternalIdError(changes.externalId);
+      throw error;
+    }
+  }
+  return Person.query(db).findById(id).throwIfNotFound();
+}
+
+export async function findPersonFace(db: Knex, personId: string, faceId: string): Promise<PersonFace | undefined> {
+  return PersonFace.query(db).findById(faceId).where('person_id', personId);
+}
+
+/** Deletes one enrolled face; answers whether its image is still used by another enrolled face (else the caller deletes it). */
+export async function deletePersonFace(db: Knex, face: PersonFace): Promise<{ imageStillUsed: boolean }> {
+  return db.transaction(async (trx) => {
+    await trx('person_faces').where('id', face.id).delete();
+    const others = await trx('person_faces').where('blob_key', face.blobKey).first('id');
+    return { imageStillUsed: others !== undefined };
+  });
+}
+
+export type MemberVisit = { id: number; storeId: string; startedAt: Date; endedAt: Date; sightings: number };
+
+/** A member's visits at its merchant's stores, latest first. */
+export async function listMemberVisits(db: Knex, person: Person, page: { after?: { startedAt: string; id: number }; limit: number }): Promise<Page<MemberVisit>> {
+  const query = db('visits')
+    .where({ merchant_id: person.merchantId, subject_kind: 'member', subject_id: person.id })
+    .select('id', 'store_id', 'started_at', 'ended_at', 'sightings');
+  const after = page.after;
+  if (after) {
+    const startedAt = new Date(after.startedAt);
+    query.where((w) => w.where('started_at', '<', startedAt).orWhere((same) => same.where('started_at', startedAt).where('id', '<', after.id)));
+  }
+  const rows: { id: number | string; store_id: string; started_at: Date; ended_at: Date; sightings: number }[] = await query
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1);
+  const visits = rows.map((r) => ({ id: Number(r.id), storeId: r.store_id, startedAt: r.started_at, endedAt: r.ended_at, sightings: r.sightings }));
+  return pageOf(visits, page.limit, (v) => ({ startedAt: v.startedAt.toISOString(), id: v.id }));
 }
