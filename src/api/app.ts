@@ -31,6 +31,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
+import { pointRoutes } from './routes/points.js';
 import { tenantRoutes } from './routes/tenants.js';
 
 export type AppDeps = {
@@ -133,6 +134,7 @@ export function createApp(deps: AppDeps): Koa {
   healthRoutes(router, resolved);
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
+  pointRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);

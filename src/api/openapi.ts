@@ -112,6 +112,31 @@ const schemas: Record<string, Schema> = {
     description: 'A run of sightings of one subject at one store with gaps under VISIT_GAP_MINUTES',
     properties: { storeId: uuid, startedAt: instant, endedAt: instant, sightings: { type: 'integer' } },
   },
+  LedgerEntry: {
+    type: 'object',
+    description: 'An award (recognised at a store, for a capture) or a redemption; points is the change to the balance',
+    properties: {
+      id: uuid,
+      kind: { enum: ['award', 'redemption'] },
+      points: { type: 'integer', description: 'Positive for an award, negative for a redemption' },
+      at: { ...instant, description: "An award's capture time, a redemption's time" },
+      storeId: nullable(uuid),
+      captureId: nullable(uuid),
+      reason: nullable({ type: 'string' }),
+    },
+  },
+  Redemption: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      personId: uuid,
+      points: { type: 'integer' },
+      reason: { type: 'string' },
+      idempotencyKey: { type: 'string' },
+      balance: { type: 'integer', description: 'The balance right after this redemption' },
+      redeemedAt: instant,
+    },
+  },
   CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
   ErrorDetail: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
   AcceptedCapture: {
@@ -427,6 +452,47 @@ export function openApiDocument(): Schema {
           "A member's visits at the merchant's stores, latest first",
           'admin, merchant (own)',
           { parameters: [idParam('Person'), ...pageParams], ...ok('200', 'A page of visits', listOf(ref('Visit'))) },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/people/{id}/points': {
+        get: op(
+          "A member's balance and points history: awards and redemptions, latest first",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person'), ...pageParams],
+            ...ok('200', 'The balance and a page of the history', {
+              type: 'object',
+              required: ['balance', 'items', 'nextCursor'],
+              properties: { balance: { type: 'integer' }, items: { type: 'array', items: ref('LedgerEntry') }, nextCursor: nullable({ type: 'string' }) },
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/people/{id}/redemptions': {
+        post: op(
+          "Spend a member's points. The balance never goes below zero; a request sent again with the same idempotencyKey is answered with the first redemption (200) and redeems nothing",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              required: ['points', 'reason', 'idempotencyKey'],
+              additionalProperties: false,
+              properties: {
+                points: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+                reason: name200,
+                idempotencyKey: { type: 'string', minLength: 1, maxLength: 100 },
+              },
+            }),
+            responses: {
+              '201': { description: 'Redeemed', content: json(ref('Redemption')) },
+              '200': { description: 'This idempotencyKey was redeemed before: that redemption', content: json(ref('Redemption')) },
+              '409': { description: 'idempotency_key_reused: the key was used for a different redemption (points or reason)', content: json(ref('Error')) },
+              '422': { description: 'insufficient_points: the balance (error.balance) is below points', content: json(ref('Error')) },
+            },
+          },
           '400', '403', '404',
         ),
       },

@@ -10,7 +10,6 @@ import {
   deletePersonFace,
   deletePersonRows,
   DuplicateExternalIdError,
-  findPerson,
   findPersonFace,
   listMemberVisits,
   listPeople,
@@ -25,8 +24,9 @@ import { actingMerchant, authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import { interactiveRateLimiter } from '../backpressure.js';
 import { runInteractive } from '../interactive.js';
+import { memberInPath } from './member-in-path.js';
 import { receiveSingleImage } from './single-image.js';
-import { externalIdField, idParams, nameField, parse, uuid } from '../validation.js';
+import { externalIdField, nameField, parse, uuid } from '../validation.js';
 import { decodeCursor, listBody, pageQuery } from '../pagination.js';
 
 const createPersonBody = z.strictObject({
@@ -119,14 +119,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   const galleryUnavailable = (outcome: string) =>
     new ApiError(503, 'gallery_unavailable', `the face gallery is unavailable; ${outcome}, retry later`, undefined, { 'Retry-After': '5' });
 
-  /** The member named in the path, if the caller's merchant owns it (else 404). */
-  const personOf = async (ctx: Context) => {
-    const principal = authorize(ctx, 'admin', 'merchant');
-    const { id } = parse(idParams, ctx.params, 'path');
-    const person = await findPerson(db, id, principal);
-    if (!person) throw notFound('person');
-    return person;
-  };
+  const personOf = (ctx: Context) => memberInPath(ctx, db);
 
   router.get('/v1/people/:id', async (ctx) => {
     const person = await personOf(ctx);
