@@ -33,6 +33,7 @@ import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
 import { pointRoutes } from './routes/points.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { visitorRoutes } from './routes/visitors.js';
 
 export type AppDeps = {
   config: Config;
@@ -135,6 +136,7 @@ export function createApp(deps: AppDeps): Koa {
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
   pointRoutes(router, resolved);
+  visitorRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);

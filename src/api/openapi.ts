@@ -137,6 +137,17 @@ const schemas: Record<string, Schema> = {
       redeemedAt: instant,
     },
   },
+  VisitorSummary: {
+    type: 'object',
+    description: 'An anonymous returning visitor of the merchant',
+    properties: {
+      id: uuid,
+      visits: { type: 'integer', description: 'Its visits (at storeId when the list is filtered by store)' },
+      firstSeenAt: instant,
+      lastSeenAt: instant,
+      storeIds: { type: 'array', items: uuid, description: 'Every store it visited' },
+    },
+  },
   CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
   ErrorDetail: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
   AcceptedCapture: {
@@ -492,6 +503,35 @@ export function openApiDocument(): Schema {
               '409': { description: 'idempotency_key_reused: the key was used for a different redemption (points or reason)', content: json(ref('Error')) },
               '422': { description: 'insufficient_points: the balance (error.balance) is below points', content: json(ref('Error')) },
             },
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors': {
+        get: op(
+          "List a merchant's anonymous visitors: most recently seen or most visits first; ties by id",
+          'admin (with merchantId), merchant',
+          {
+            parameters: [
+              merchantIdParam,
+              { name: 'storeId', in: 'query', schema: uuid, description: 'Only visitors of this store, with their visits there' },
+              { name: 'sort', in: 'query', schema: { enum: ['lastSeen', 'visits'], default: 'lastSeen' } },
+              ...pageParams,
+            ],
+            ...ok('200', 'A page of visitors', listOf(ref('VisitorSummary'))),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/{id}': {
+        get: op(
+          'Read a visitor and its visits, latest first (cursor and limit page the history)',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Visitor'), ...pageParams],
+            ...ok('200', 'The visitor and a page of its visits', {
+              allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid, history: listOf(ref('Visit')) } }],
+            }),
           },
           '400', '403', '404',
         ),

@@ -11,7 +11,6 @@ import {
   deletePersonRows,
   DuplicateExternalIdError,
   findPersonFace,
-  listMemberVisits,
   listPeople,
   listPersonFaces,
   PEOPLE_SORTS,
@@ -26,6 +25,7 @@ import { interactiveRateLimiter } from '../backpressure.js';
 import { runInteractive } from '../interactive.js';
 import { memberInPath } from './member-in-path.js';
 import { receiveSingleImage } from './single-image.js';
+import { visitHistory, visitHistoryQuery } from './visit-history.js';
 import { externalIdField, nameField, parse, uuid } from '../validation.js';
 import { decodeCursor, listBody, pageQuery } from '../pagination.js';
 
@@ -49,8 +49,6 @@ const updatePersonBody = z
   .refine((b) => b.displayName !== undefined || b.externalId !== undefined, { message: 'name displayName, externalId or both' });
 
 const faceParams = z.object({ id: uuid, faceId: uuid });
-const visitsQuery = z.strictObject(pageQuery);
-const visitsCursor = z.strictObject({ startedAt: z.iso.datetime(), id: z.number().int() });
 
 /** Where a member's enrolment images live; erasure removes the whole folder. */
 export const personBlobPrefix = (personId: string) => `people/${personId}`;
@@ -135,9 +133,8 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
 
   router.get('/v1/people/:id/visits', async (ctx) => {
     const person = await personOf(ctx);
-    const query = parse(visitsQuery, ctx.query, 'query');
-    const page = await listMemberVisits(db, person, { after: decodeCursor(query.cursor, visitsCursor), limit: query.limit });
-    ctx.body = listBody(page, (v) => ({ storeId: v.storeId, startedAt: v.startedAt.toISOString(), endedAt: v.endedAt.toISOString(), sightings: v.sightings }));
+    const query = parse(visitHistoryQuery, ctx.query, 'query');
+    ctx.body = await visitHistory(db, { merchantId: person.merchantId, kind: 'member', id: person.id }, query);
   });
 
   /**

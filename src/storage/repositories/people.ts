@@ -128,23 +128,3 @@ export async function deletePersonFace(db: Knex, face: PersonFace): Promise<{ im
     return { imageStillUsed: others !== undefined };
   });
 }
-
-export type MemberVisit = { id: number; storeId: string; startedAt: Date; endedAt: Date; sightings: number };
-
-/** A member's visits at its merchant's stores, latest first. */
-export async function listMemberVisits(db: Knex, person: Person, page: { after?: { startedAt: string; id: number }; limit: number }): Promise<Page<MemberVisit>> {
-  const query = db('visits')
-    .where({ merchant_id: person.merchantId, subject_kind: 'member', subject_id: person.id })
-    .select('id', 'store_id', 'started_at', 'ended_at', 'sightings');
-  const after = page.after;
-  if (after) {
-    const startedAt = new Date(after.startedAt);
-    query.where((w) => w.where('started_at', '<', startedAt).orWhere((same) => same.where('started_at', startedAt).where('id', '<', after.id)));
-  }
-  const rows: { id: number | string; store_id: string; started_at: Date; ended_at: Date; sightings: number }[] = await query
-    .orderBy('started_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1);
-  const visits = rows.map((r) => ({ id: Number(r.id), storeId: r.store_id, startedAt: r.started_at, endedAt: r.ended_at, sightings: r.sightings }));
-  return pageOf(visits, page.limit, (v) => ({ startedAt: v.startedAt.toISOString(), id: v.id }));
-}

@@ -1,6 +1,8 @@
-/** Anonymous visitors' rows, as the match stage creates them. */
+/** Anonymous visitors' rows: created by the match stage, listed and read by the API. */
 import type { Knex } from 'knex';
 import { withNamedLock } from '../named-lock.js';
+import { pageOf, type Page } from './keyset.js';
+import { merchantScope, type Principal } from './principal.js';
 
 /** How long a match job waits for another one creating visitors at the same merchant. */
 const VISITOR_LOCK_WAIT_SECONDS = 30;
@@ -30,4 +32,83 @@ export class VisitorRepository {
     const rows: { id: string }[] = await this.db('visitors').whereIn('id', ids).select('id');
     return new Set(rows.map((row) => row.id));
   }
+}
+
+export const VISITOR_SORTS = ['visits', 'lastSeen'] as const;
+export type VisitorSort = (typeof VISITOR_SORTS)[number];
+
+/** A visitor and its visits: counted at one store when the list is filtered by store. */
+export type VisitorSummary = { id: string; visits: number; firstSeenAt: Date; lastSeenAt: Date; storeIds: string[] };
+
+/** Where a page of visitors continues: the last row's sort value and id. */
+export type VisitorKeyset = { value: string | number; id: string };
+
+export type VisitorFilter = { merchantId: string; storeId?: string; sort: VisitorSort; after?: VisitorKeyset; limit: number };
+
+/**
+ * A merchant's visitors, most visits or most recently seen first, ties by id; with `storeId`,
+ * only those who visited that store, and their visits there.
+ */
+export async function listVisitors(db: Knex, filter: VisitorFilter): Promise<Page<VisitorSummary>> {
+  const counts = db('visits').where('merchant_id', filter.merchantId).groupBy('subject_id').select('subject_id', db.raw('COUNT(*) AS visits'));
+  if (filter.storeId !== undefined) counts.where('store_id', filter.storeId);
+  const query = db('visitors as v')
+    .where('v.merchant_id', filter.merchantId)
+    .select('v.id', 'v.first_seen_at', 'v.last_seen_at', db.raw('COALESCE(c.visits, 0) AS visits'));
+  if (filter.storeId !== undefined) query.join(counts.as('c'), 'c.subject_id', 'v.id');
+  else query.leftJoin(counts.as('c'), 'c.subject_id', 'v.id');
+  const sortKey = filter.sort === 'visits' ? 'COALESCE(c.visits, 0)' : 'v.last_seen_at';
+  const after = filter.after;
+  if (after) {
+    const value = filter.sort === 'visits' ? after.value : new Date(after.value);
+    query.where((w) =>
+      w.whereRaw(`${sortKey} < ?`, [value]).orWhere((same) => same.whereRaw(`${sortKey} = ?`, [value]).where('v.id', '>', after.id)),
+    );
+  }
+  const rows: { id: string; first_seen_at: Date; last_seen_at: Date; visits: number | string }[] = await query
+    .orderByRaw(`${sortKey} DESC`)
+    .orderBy('v.id')
+    .limit(filter.limit + 1);
+  const stores = await storesVisited(db, filter.merchantId, rows.map((r) => r.id));
+  const summaries = rows.map((r) => ({
+    id: r.id,
+    visits: Number(r.visits),
+    firstSeenAt: r.first_seen_at,
+    lastSeenAt: r.last_seen_at,
+    storeIds: stores.get(r.id) ?? [],
+  }));
+  return pageOf(summaries, filter.limit, (v) => ({ value: filter.sort === 'visits' ? v.visits : v.lastSeenAt.toISOString(), id: v.id }));
+}
+
+/** The visitor if the principal's merchant owns it (devices never read visitors). */
+export async function findVisitor(db: Knex, id: string, principal: Principal): Promise<VisitorSummary & { merchantId: string } | undefined> {
+  if (principal.role === 'device') return undefined;
+  const query = db('visitors').where('id', id).first('id', 'merchant_id', 'first_seen_at', 'last_seen_at');
+  const scope = merchantScope(principal);
+  if (scope !== null) query.where('merchant_id', scope);
+  const row = await query;
+  if (!row) return undefined;
+  const counted = await db('visits').where({ merchant_id: row.merchant_id, subject_id: id }).count({ visits: '*' }).first();
+  const stores = await storesVisited(db, row.merchant_id, [id]);
+  return {
+    id,
+    merchantId: row.merchant_id,
+    visits: Number(counted?.visits ?? 0),
+    firstSeenAt: row.first_seen_at,
+    lastSeenAt: row.last_seen_at,
+    storeIds: stores.get(id) ?? [],
+  };
+}
+
+/** The stores each subject visited, by subject id. */
+async function storesVisited(db: Knex, merchantId: string, subjectIds: string[]): Promise<Map<string, string[]>> {
+  if (subjectIds.length === 0) return new Map();
+  const rows: { subject_id: string; store_id: string }[] = await db('visits')
+    .where('merchant_id', merchantId)
+    .whereIn('subject_id', subjectIds)
+    .distinct('subject_id', 'store_id')
+    .orderBy('store_id');
+  const stores = new Map<string, string[]>();
+  for (const row of rows) stores.set(row.subject_id, [...(stores.get(row.subject_id) ?? []), row.store_id]);
+  return stores;
 }
