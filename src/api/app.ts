@@ -24,6 +24,7 @@ import { createApiMetrics, registerQueueGauges, type ApiMetrics } from './metric
 import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
+import { auditRoutes } from './routes/audit.js';
 import { captureRoutes } from './routes/captures.js';
 import { intakeRoutes } from './routes/intake.js';
 import { operationRoutes } from './routes/operations.js';
@@ -137,6 +138,7 @@ export function createApp(deps: AppDeps): Koa {
   peopleRoutes(router, resolved);
   pointRoutes(router, resolved);
   visitorRoutes(router, resolved);
+  auditRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);

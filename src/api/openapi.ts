@@ -148,6 +148,22 @@ const schemas: Record<string, Schema> = {
       storeIds: { type: 'array', items: uuid, description: 'Every store it visited' },
     },
   },
+  AuditEntry: {
+    type: 'object',
+    description: "One change to a member's identity or points. Details hold ids and field names only, never a name or external id; an erased member's entries stay",
+    properties: {
+      id: { type: 'integer' },
+      at: instant,
+      merchantId: uuid,
+      actor: { type: 'object', properties: { keyId: uuid, role: { enum: ['admin', 'merchant'] } } },
+      action: { enum: ['member.created', 'member.updated', 'member.erased', 'face.enrolled', 'face.removed', 'points.redeemed'] },
+      subject: { type: 'object', properties: { kind: { enum: ['member', 'visitor'] }, id: uuid } },
+      details: {
+        type: 'object',
+        examples: [{ fields: ['displayName'] }, { faceId: '…' }, { redemptionId: '…', points: 10 }],
+      },
+    },
+  },
   CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
   ErrorDetail: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
   AcceptedCapture: {
@@ -532,6 +548,17 @@ export function openApiDocument(): Schema {
             ...ok('200', 'The visitor and a page of its visits', {
               allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid, history: listOf(ref('Visit')) } }],
             }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/audit': {
+        get: op(
+          "Audit trail of changes to members (created, updated, faces enrolled and removed, points redeemed, erased), newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
+          'admin, merchant (own)',
+          {
+            parameters: [{ name: 'merchantId', in: 'query', schema: uuid, description: 'Admin: only this merchant; merchant: its own id or omitted' }, ...pageParams],
+            ...ok('200', 'A page of entries', listOf(ref('AuditEntry'))),
           },
           '400', '403', '404',
         ),

@@ -6,11 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import type { Person } from '../../models/Person.js';
 import { PointRedemption } from '../../models/PointRedemption.js';
+import { recordAudit, type Actor } from '../storage/repositories/audit.js';
 import { findRedemption, insertRedemption, lockBalance } from '../storage/repositories/points.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
 
-export type RedemptionRequest = { personId: string; points: number; reason: string; idempotencyKey: string; apiKeyId: string };
+export type RedemptionRequest = { person: Pick<Person, 'id' | 'merchantId'>; points: number; reason: string; idempotencyKey: string; actor: Actor };
 
 export type RedemptionOutcome =
   | { outcome: 'redeemed' | 'replayed'; redemption: PointRedemption }
@@ -28,9 +30,10 @@ export function redeemPoints(db: Knex, request: RedemptionRequest): Promise<Rede
 }
 
 async function redeemOnce(trx: Knex.Transaction, request: RedemptionRequest): Promise<RedemptionOutcome> {
-  const balance = await lockBalance(trx, request.personId);
+  const { person, actor } = request;
+  const balance = await lockBalance(trx, person.id);
   if (balance === undefined) return { outcome: 'person_gone' };
-  const earlier = await findRedemption(trx, request.personId, request.idempotencyKey);
+  const earlier = await findRedemption(trx, person.id, request.idempotencyKey);
   if (earlier) {
     const same = earlier.points === request.points && earlier.reason === request.reason;
     return { outcome: same ? 'replayed' : 'key_reused', redemption: earlier };
@@ -38,14 +41,21 @@ async function redeemOnce(trx: Knex.Transaction, request: RedemptionRequest): Pr
   if (request.points > balance) return { outcome: 'insufficient_points', balance };
   const redemption = PointRedemption.fromJson({
     id: randomUUID(),
-    personId: request.personId,
+    personId: person.id,
     points: request.points,
     reason: request.reason,
     idempotencyKey: request.idempotencyKey,
     balanceAfter: balance - request.points,
-    apiKeyId: request.apiKeyId,
+    apiKeyId: actor.keyId,
     redeemedAt: new Date(),
   });
   await insertRedemption(trx, redemption);
+  await recordAudit(trx, {
+    merchantId: person.merchantId,
+    actor,
+    action: 'points.redeemed',
+    subject: { kind: 'member', id: person.id },
+    details: { redemptionId: redemption.id, points: redemption.points },
+  });
   return { outcome: 'redeemed', redemption };
 }

@@ -1,22 +1,18 @@
 /** Members: create, list, read, update, erase, enrol and remove faces (through a worker), their visits. */
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
-import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
 import {
-  createPerson,
-  deletePersonFace,
-  deletePersonRows,
   DuplicateExternalIdError,
   findPersonFace,
   listPeople,
   listPersonFaces,
   PEOPLE_SORTS,
-  updatePerson,
 } from '../../storage/repositories/people.js';
 import { findMerchant } from '../../storage/repositories/tenants.js';
+import { createMember, eraseMemberRows, recordEnrolment, removeFaceRow, updateMember } from '../../services/members.js';
 import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize } from '../auth.js';
@@ -104,7 +100,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     const body = parse(createPersonBody, ctx.request.body, 'body');
     const merchantId = actingMerchant(principal, body.merchantId);
     if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
-    const person = await conflictOnDuplicate(() => createPerson(db, { merchantId, externalId: body.externalId ?? null, displayName: body.displayName }));
+    const person = await conflictOnDuplicate(() => createMember(db, principal, { merchantId, externalId: body.externalId ?? null, displayName: body.displayName }));
     ctx.status = 201;
     ctx.set('Location', `/v1/people/${person.id}`);
     ctx.body = personView(person, await listPersonFaces(db, [person.id]));
@@ -117,22 +113,20 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   const galleryUnavailable = (outcome: string) =>
     new ApiError(503, 'gallery_unavailable', `the face gallery is unavailable; ${outcome}, retry later`, undefined, { 'Retry-After': '5' });
 
-  const personOf = (ctx: Context) => memberInPath(ctx, db);
-
   router.get('/v1/people/:id', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person } = await memberInPath(ctx, db);
     ctx.body = personView(person, await listPersonFaces(db, [person.id]));
   });
 
   router.patch('/v1/people/:id', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person, principal } = await memberInPath(ctx, db);
     const changes = parse(updatePersonBody, ctx.request.body, 'body');
-    const updated = await conflictOnDuplicate(() => updatePerson(db, person.id, changes));
+    const updated = await conflictOnDuplicate(() => updateMember(db, principal, person, changes));
     ctx.body = personView(updated, await listPersonFaces(db, [person.id]));
   });
 
   router.get('/v1/people/:id/visits', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person } = await memberInPath(ctx, db);
     const query = parse(visitHistoryQuery, ctx.query, 'query');
     ctx.body = await visitHistory(db, { merchantId: person.merchantId, kind: 'member', id: person.id }, query);
   });
@@ -140,10 +134,11 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   /**
    * Erasure: the member's vectors in the gallery, then the enrolment images (if either fails the
    * rows are untouched and the call can be retried), then the rows (person, enrolled faces, perk
-   * awards; faces and sightings keep anonymous counts with the link cleared).
+   * awards, redemptions; faces and sightings keep anonymous counts with the link cleared). The
+   * audit trail keeps that the member was erased, by whom.
    */
   router.delete('/v1/people/:id', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person, principal } = await memberInPath(ctx, db);
     const gallery = galleryOrUnavailable('erasure');
     try {
       await gallery.deleteSubject('member', person.merchantId, person.id);
@@ -153,7 +148,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     }
     // Every enrolment image is under the person's prefix, so that the folder goes in one call.
     await blobs.deletePrefix(personBlobPrefix(person.id));
-    await deletePersonRows(db, person.id);
+    await eraseMemberRows(db, principal, person);
     ctx.status = 204;
   });
 
@@ -162,7 +157,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
    * face stays and the call can be retried), then its row, then its image unless another face uses it.
    */
   router.delete('/v1/people/:id/faces/:faceId', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person, principal } = await memberInPath(ctx, db);
     const { faceId } = parse(faceParams, ctx.params, 'path');
     const face = await findPersonFace(db, person.id, faceId);
     if (!face) throw notFound('face');
@@ -173,14 +168,14 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
       (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id, faceId }, 'gallery face removal failed');
       throw galleryUnavailable('nothing was removed');
     }
-    const { imageStillUsed } = await deletePersonFace(db, face);
+    const { imageStillUsed } = await removeFaceRow(db, principal, person, face);
     if (!imageStillUsed) await blobs.delete(face.blobKey).catch(() => undefined);
     ctx.status = 204;
   });
 
   /** Enrols one face from multipart field `image`; answered once the worker has stored its vector. */
   router.post('/v1/people/:id/faces', async (ctx) => {
-    const person = await personOf(ctx);
+    const { person, principal } = await memberInPath(ctx, db);
     await checkInteractiveRate(person.merchantId);
     const image = await receiveSingleImage(ctx.req, deps, personBlobPrefix(person.id));
 
@@ -205,6 +200,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
       if (referenced === 0) await blobs.delete(image.key).catch(() => undefined);
       throw new ApiError(ENROL_STATUS[result.code] ?? 422, result.code, result.message);
     }
+    await recordEnrolment(db, principal, person, result.faceId);
     ctx.status = 201;
     ctx.body = { faceId: result.faceId, personId: person.id, face: result.face };
   });

@@ -5,7 +5,6 @@ import type { PointRedemption } from '../../../models/PointRedemption.js';
 import { redeemPoints } from '../../services/points.js';
 import { listLedger } from '../../storage/repositories/points.js';
 import type { RouteDeps } from '../app.js';
-import { authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import { decodeCursor, listBody, pageQuery } from '../pagination.js';
 import { idempotencyKeyField, parse, reasonField } from '../validation.js';
@@ -33,7 +32,7 @@ const redemptionView = (r: PointRedemption) => ({
 
 export function pointRoutes(router: Router, { db }: RouteDeps): void {
   router.get('/v1/people/:id/points', async (ctx) => {
-    const person = await memberInPath(ctx, db);
+    const { person } = await memberInPath(ctx, db);
     const query = parse(ledgerQuery, ctx.query, 'query');
     const page = await listLedger(db, person.id, { after: decodeCursor(query.cursor, ledgerCursor), limit: query.limit });
     ctx.body = {
@@ -43,10 +42,9 @@ export function pointRoutes(router: Router, { db }: RouteDeps): void {
   });
 
   router.post('/v1/people/:id/redemptions', async (ctx) => {
-    const person = await memberInPath(ctx, db);
-    const principal = authorize(ctx, 'admin', 'merchant');
+    const { person, principal } = await memberInPath(ctx, db);
     const body = parse(redemptionBody, ctx.request.body, 'body');
-    const result = await redeemPoints(db, { personId: person.id, ...body, apiKeyId: principal.keyId });
+    const result = await redeemPoints(db, { person, ...body, actor: principal });
     switch (result.outcome) {
       case 'redeemed':
         ctx.status = 201;

@@ -42,7 +42,7 @@ export async function listPersonFaces(db: Knex, personIds: string[]): Promise<Pe
 }
 
 /**
- * Deletes a member's rows: the person, enrolled faces and perk awards (cascade); faces and
+ * Deletes a member's rows: the person, enrolled faces, perk awards and redemptions (cascade); faces and
  * sightings that named them keep their anonymous counts with person_id set to NULL (foreign keys).
  * Returns the blob keys of the enrolled images so the caller can delete them.
  */
