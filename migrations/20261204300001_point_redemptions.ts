@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
  * (people.points) changes only in the transaction that writes an award or a redemption, with the
  * person row locked, so it always equals awards minus redemptions. A redemption is recorded once
  * per (person, idempotency key); balance_after lets a retried request be answered as the first was.
+ * Who redeemed is in the audit trail (audit_entries).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('point_redemptions', (t) => {
@@ -14,8 +15,6 @@ export async function up(knex: Knex): Promise<void> {
     t.string('reason', 200).notNullable();
     t.string('idempotency_key', 100).notNullable();
     t.integer('balance_after').unsigned().notNullable();
-    /** The API key that redeemed (no foreign key: the record outlives a revoked or deleted key). */
-    t.specificType('api_key_id', 'CHAR(36)').nullable();
     t.specificType('redeemed_at', 'DATETIME(3)').notNullable();
     t.unique(['person_id', 'idempotency_key']);
     t.index(['person_id', 'redeemed_at']);

@@ -11,6 +11,5 @@ export class PointRedemption extends BaseModel {
   idempotencyKey!: string;
   /** The member's balance right after this redemption. */
   balanceAfter!: number;
-  apiKeyId!: string | null;
   redeemedAt!: Date;
 }

@@ -46,7 +46,6 @@ async function redeemOnce(trx: Knex.Transaction, request: RedemptionRequest): Pr
     reason: request.reason,
     idempotencyKey: request.idempotencyKey,
     balanceAfter: balance - request.points,
-    apiKeyId: actor.keyId,
     redeemedAt: new Date(),
   });
   await insertRedemption(trx, redemption);

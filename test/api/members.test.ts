@@ -71,7 +71,7 @@ describe('GET /v1/people', () => {
     const byLastSeen = await everyPage('/v1/people', merchantKey, 2);
     expect(byLastSeen.pages).toBe(3);
     const names = (items: any[]) => items.map((p) => p.displayName);
-    const inIdOrder = (...tied: string[]) => tied.sort((x, y) => (ids[x] < ids[y] ? -1 : 1));
+    const inIdOrder = (...tied: string[]) => tied.sort((x, y) => (ids[x] < ids[y] ? 1 : -1));
     // Bob and Dee share a time, Cy and Eve were never seen: the id decides, and no page repeats or skips one.
     expect(names(byLastSeen.items)).toEqual([...inIdOrder('Bob', 'Dee'), 'Ada', ...inIdOrder('Cy', 'Eve')]);
     expect(byLastSeen.items[0]).toMatchObject({ merchantId: expect.any(String), externalId: expect.stringMatching(/^card-/), points: expect.any(Number), faces: [] });

@@ -72,7 +72,8 @@ export type PeopleKeyset = { value: string | number | null; id: string };
 export type PeopleFilter = { merchantId: string; q?: string; externalId?: string; sort: PeopleSort; after?: PeopleKeyset; limit: number };
 
 /**
- * A merchant's members, most recently seen (never-seen last) or most points first, ties by id.
+ * A merchant's members, most recently seen or most points first, ties by id (descending, so one
+ * index serves each order). Never-seen members come last: MySQL sorts NULL below every value.
  * `q` matches anywhere in the display name, ignoring case (the database's collation is binary).
  */
 export async function listPeople(db: Knex, filter: PeopleFilter): Promise<Page<Person>> {
@@ -85,16 +86,15 @@ export async function listPeople(db: Knex, filter: PeopleFilter): Promise<Page<P
     const value = column === 'last_seen_at' && after.value !== null ? new Date(after.value) : after.value;
     query.where((w) => {
       if (value === null) {
-        w.whereNull(column).where('id', '>', after.id);
+        w.whereNull(column).where('id', '<', after.id);
       } else {
         w.where(column, '<', value)
-          .orWhere((same) => same.where(column, value).where('id', '>', after.id))
+          .orWhere((same) => same.where(column, value).where('id', '<', after.id))
           .orWhereNull(column);
       }
     });
   }
-  if (column === 'last_seen_at') query.orderByRaw('last_seen_at IS NULL');
-  const rows = await query.orderBy(column, 'desc').orderBy('id').limit(filter.limit + 1);
+  const rows = await query.orderBy(column, 'desc').orderBy('id', 'desc').limit(filter.limit + 1);
   return pageOf(rows, filter.limit, (p) => ({
     value: filter.sort === 'points' ? p.points : (p.lastSeenAt?.toISOString() ?? null),
     id: p.id,
