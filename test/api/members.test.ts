@@ -92,6 +92,11 @@ describe('GET /v1/people', () => {
     const forged = await t.call('GET', '/v1/people?cursor=bm90LWpzb24', { key: a.merchantKey });
     expect(forged).toMatchObject({ status: 400, body: { error: { code: 'invalid_cursor' } } });
     expect((await t.call('GET', '/v1/people?limit=1000', { key: a.merchantKey })).status).toBe(400);
+    // A cursor of one order is refused by the other (a time where a points value belongs).
+    await createMember(a.merchantKey, 'Second');
+    const byLastSeen = await t.call('GET', '/v1/people?limit=1', { key: a.merchantKey });
+    const crossed = await t.call('GET', `/v1/people?sort=points&cursor=${byLastSeen.body.nextCursor}`, { key: a.merchantKey });
+    expect(crossed).toMatchObject({ status: 400, body: { error: { code: 'invalid_cursor' } } });
   });
 });
 

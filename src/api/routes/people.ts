@@ -10,6 +10,7 @@ import {
   listPeople,
   listPersonFaces,
   PEOPLE_SORTS,
+  type PeopleSort,
 } from '../../storage/repositories/people.js';
 import { findMerchant } from '../../storage/repositories/tenants.js';
 import { createMember, eraseMemberRows, recordEnrolment, removeFaceRow, updateMember } from '../../services/members.js';
@@ -38,7 +39,8 @@ const listPeopleQuery = z.strictObject({
   sort: z.enum(PEOPLE_SORTS).default('lastSeen'),
   ...pageQuery,
 });
-const peopleCursor = z.strictObject({ value: z.union([z.string(), z.number(), z.null()]), id: uuid });
+/** A cursor continues the order it was made in: a points value for sort=points, a time (or null: never seen) otherwise. */
+const peopleCursor = (sort: PeopleSort) => z.strictObject({ value: sort === 'points' ? z.number().int() : z.iso.datetime().nullable(), id: uuid });
 
 const updatePersonBody = z
   .strictObject({ displayName: nameField.optional(), externalId: externalIdField.nullable().optional() })
@@ -89,7 +91,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     const query = parse(listPeopleQuery, ctx.query, 'query');
     const merchantId = actingMerchant(principal, query.merchantId);
     if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
-    const after = decodeCursor(query.cursor, peopleCursor);
+    const after = decodeCursor(query.cursor, peopleCursor(query.sort));
     const page = await listPeople(db, { merchantId, q: query.q, externalId: query.externalId, sort: query.sort, after, limit: query.limit });
     const faces = await listPersonFaces(db, page.rows.map((p) => p.id));
     ctx.body = listBody(page, (person) => personView(person, faces.filter((f) => f.personId === person.id)));

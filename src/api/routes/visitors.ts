@@ -2,7 +2,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { findMerchant, findStore } from '../../storage/repositories/tenants.js';
-import { findVisitor, listVisitors, VISITOR_SORTS, type VisitorSummary } from '../../storage/repositories/visitors.js';
+import { findVisitor, listVisitors, VISITOR_SORTS, type VisitorSort, type VisitorSummary } from '../../storage/repositories/visitors.js';
 import type { RouteDeps } from '../app.js';
 import { actingMerchant, authorize } from '../auth.js';
 import { notFound } from '../errors.js';
@@ -16,7 +16,8 @@ const listVisitorsQuery = z.strictObject({
   sort: z.enum(VISITOR_SORTS).default('lastSeen'),
   ...pageQuery,
 });
-const visitorsCursor = z.strictObject({ value: z.union([z.string(), z.number()]), id: uuid });
+/** A cursor continues the order it was made in: a visit count for sort=visits, a time otherwise. */
+const visitorsCursor = (sort: VisitorSort) => z.strictObject({ value: sort === 'visits' ? z.number().int() : z.iso.datetime(), id: uuid });
 
 const visitorView = (v: VisitorSummary) => ({
   id: v.id,
@@ -36,7 +37,7 @@ export function visitorRoutes(router: Router, { db }: RouteDeps): void {
       const store = await findStore(db, query.storeId, principal);
       if (!store || store.merchantId !== merchantId) throw notFound('store');
     }
-    const after = decodeCursor(query.cursor, visitorsCursor);
+    const after = decodeCursor(query.cursor, visitorsCursor(query.sort));
     const page = await listVisitors(db, { merchantId, storeId: query.storeId, sort: query.sort, after, limit: query.limit });
     ctx.body = listBody(page, visitorView);
   });
