@@ -3,6 +3,8 @@
  * GET /v1/openapi.json (public). Keep it in step with src/api/routes/*.
  */
 
+import { AUDIT_ACTIONS } from '../../models/AuditEntry.js';
+
 type Schema = Record<string, unknown>;
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Schema) => ({ 'application/json': { schema } });
@@ -156,7 +158,7 @@ const schemas: Record<string, Schema> = {
       at: instant,
       merchantId: uuid,
       actor: { type: 'object', properties: { keyId: uuid, role: { enum: ['admin', 'merchant'] } } },
-      action: { enum: ['member.created', 'member.updated', 'member.erased', 'face.enrolled', 'face.removed', 'points.redeemed'] },
+      action: { enum: [...AUDIT_ACTIONS] },
       subject: { type: 'object', properties: { kind: { enum: ['member', 'visitor'] }, id: uuid } },
       details: {
         type: 'object',
