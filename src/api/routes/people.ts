@@ -67,14 +67,14 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   const checkInteractiveRate = interactiveRateLimiter(queues.connection, config.QUEUE_PREFIX, config.MERCHANT_INTERACTIVE_PER_MINUTE, config.MERCHANT_INTERACTIVE_BURST);
 
   const personView = (person: Person, faces: PersonFace[]) => ({
-      id: person.id,
-      merchantId: person.merchantId,
-      externalId: person.externalId,
-      displayName: person.displayName,
-      points: person.points,
-      faces: faces.map((f) => ({ id: f.id, pack: f.pack, createdAt: f.createdAt.toISOString() })),
-      lastSeenAt: person.lastSeenAt ? person.lastSeenAt.toISOString() : null,
-      createdAt: person.createdAt.toISOString(),
+    id: person.id,
+    merchantId: person.merchantId,
+    externalId: person.externalId,
+    displayName: person.displayName,
+    points: person.points,
+    faces: faces.map((f) => ({ id: f.id, pack: f.pack, createdAt: f.createdAt.toISOString() })),
+    lastSeenAt: person.lastSeenAt ? person.lastSeenAt.toISOString() : null,
+    createdAt: person.createdAt.toISOString(),
   });
 
   const conflictOnDuplicate = async <T>(write: () => Promise<T>): Promise<T> => {
