@@ -11,3 +11,5 @@ export { Visitor } from './Visitor.js';
 export { Face } from './Face.js';
 export { Sighting } from './Sighting.js';
 export { PerkAward } from './PerkAward.js';
+export { PointRedemption } from './PointRedemption.js';
+export { AuditEntry, AUDIT_ACTIONS, type AuditAction } from './AuditEntry.js';

@@ -24,6 +24,7 @@ import { createApiMetrics, registerQueueGauges, type ApiMetrics } from './metric
 import type { ReadHeader } from './multipart.js';
 import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
+import { auditRoutes } from './routes/audit.js';
 import { captureRoutes } from './routes/captures.js';
 import { intakeRoutes } from './routes/intake.js';
 import { operationRoutes } from './routes/operations.js';
@@ -31,15 +32,17 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
+import { pointRoutes } from './routes/points.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { visitorRoutes } from './routes/visitors.js';
 
 export type AppDeps = {
   config: Config;
   db: Knex;
   blobs: BlobStore;
   queues: Queues;
-  /** Needed by DELETE /v1/people/:id to erase vectors; without it that endpoint answers 503. */
-  gallery?: Pick<Gallery, 'deleteSubject'>;
+  /** Needed to erase vectors (DELETE /v1/people/:id and its faces); without it those endpoints answer 503. */
+  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors'>;
   logger?: Logger;
   /** Defaults to MySQL, Redis, Chroma heartbeat and model files. */
   readiness?: ReadinessCheck[];
@@ -143,6 +146,9 @@ export function createApp(deps: AppDeps): Koa {
   healthRoutes(router, resolved);
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
+  pointRoutes(router, resolved);
+  visitorRoutes(router, resolved);
+  auditRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);

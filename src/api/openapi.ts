@@ -3,6 +3,8 @@
  * GET /v1/openapi.json (public). Keep it in step with src/api/routes/*.
  */
 
+import { AUDIT_ACTIONS } from '../../models/AuditEntry.js';
+
 type Schema = Record<string, unknown>;
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Schema) => ({ 'application/json': { schema } });
@@ -67,6 +69,17 @@ const rangeParams = [
   { name: 'interval', in: 'query', schema: { enum: ['hour', 'day'], default: 'hour' }, description: "Buckets in the store's time zone" },
   { name: 'format', in: 'query', schema: { enum: ['json', 'csv'], default: 'json' } },
 ];
+const pageParams = [
+  { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'nextCursor of the previous page (opaque); absent for the first page' },
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+];
+/** A list answer: one page of `item` and the cursor of the next page (null on the last). */
+const listOf = (item: Schema): Schema => ({
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: { items: { type: 'array', items: item }, nextCursor: nullable({ type: 'string' }) },
+});
+const merchantIdParam = { name: 'merchantId', in: 'query', schema: uuid, description: 'Required with an admin key; a merchant key implies its own' };
 const analyticsOp = (summary: string) =>
   op(summary, 'admin, merchant (own stores)', { parameters: [idParam('Store'), ...rangeParams], ...ok('200', summary, { type: 'object' }) }, '400', '403', '404');
 
@@ -126,6 +139,63 @@ const schemas: Record<string, Schema> = {
       faces: { type: 'array', items: { type: 'object', properties: { id: uuid, pack: { type: 'string' }, createdAt: instant } } },
       lastSeenAt: nullable(instant),
       createdAt: instant,
+    },
+  },
+  Visit: {
+    type: 'object',
+    description: 'A run of sightings of one subject at one store with gaps under VISIT_GAP_MINUTES',
+    properties: { storeId: uuid, startedAt: instant, endedAt: instant, sightings: { type: 'integer' } },
+  },
+  LedgerEntry: {
+    type: 'object',
+    description: 'An award (recognised at a store, for a capture) or a redemption; points is the change to the balance',
+    properties: {
+      id: uuid,
+      kind: { enum: ['award', 'redemption'] },
+      points: { type: 'integer', description: 'Positive for an award, negative for a redemption' },
+      at: { ...instant, description: "An award's capture time, a redemption's time" },
+      storeId: nullable(uuid),
+      captureId: nullable(uuid),
+      reason: nullable({ type: 'string' }),
+    },
+  },
+  Redemption: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      personId: uuid,
+      points: { type: 'integer' },
+      reason: { type: 'string' },
+      idempotencyKey: { type: 'string' },
+      balance: { type: 'integer', description: 'The balance right after this redemption' },
+      redeemedAt: instant,
+    },
+  },
+  VisitorSummary: {
+    type: 'object',
+    description: 'An anonymous returning visitor of the merchant',
+    properties: {
+      id: uuid,
+      visits: { type: 'integer', description: 'Its visits (at storeId when the list is filtered by store)' },
+      firstSeenAt: instant,
+      lastSeenAt: instant,
+      storeIds: { type: 'array', items: uuid, description: 'Every store it visited' },
+    },
+  },
+  AuditEntry: {
+    type: 'object',
+    description: "One change to a member's identity or points. Details hold ids and field names only, never a name or external id; an erased member's entries stay",
+    properties: {
+      id: { type: 'integer' },
+      at: instant,
+      merchantId: uuid,
+      actor: { type: 'object', properties: { keyId: uuid, role: { enum: ['admin', 'merchant'] } } },
+      action: { enum: [...AUDIT_ACTIONS] },
+      subject: { type: 'object', properties: { kind: { enum: ['member', 'visitor'] }, id: uuid } },
+      details: {
+        type: 'object',
+        examples: [{ fields: ['displayName'] }, { faceId: '…' }, { redemptionId: '…', points: 10 }],
+      },
     },
   },
   CaptureStatus: { enum: ['queued', 'processing', 'done', 'failed'] },
@@ -406,9 +476,39 @@ export function openApiDocument(): Schema {
           },
           '400', '403', '404', '409',
         ),
+        get: op(
+          "List a merchant's members: most recently seen first (never seen last) or most points first; ties by id",
+          'admin (with merchantId), merchant',
+          {
+            parameters: [
+              merchantIdParam,
+              { name: 'q', in: 'query', schema: name200, description: 'Part of the display name, any case' },
+              { name: 'externalId', in: 'query', schema: name200, description: 'Exactly this external id' },
+              { name: 'sort', in: 'query', schema: { enum: ['lastSeen', 'points'], default: 'lastSeen' } },
+              ...pageParams,
+            ],
+            ...ok('200', 'A page of members', listOf(ref('Person'))),
+          },
+          '400', '403', '404',
+        ),
       },
       '/v1/people/{id}': {
         get: op('Read a member (points, enrolled faces, last seen)', 'admin, merchant (own)', { parameters: [idParam('Person')], ...ok('200', 'The member', ref('Person')) }, '400', '403', '404'),
+        patch: op(
+          'Rename a member or change its external id (null clears it)',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              minProperties: 1,
+              additionalProperties: false,
+              properties: { displayName: name200, externalId: nullable(name200) },
+            }),
+            ...ok('200', 'The member as changed', ref('Person')),
+          },
+          '400', '403', '404', '409',
+        ),
         delete: op(
           'Erase a member: gallery vectors, enrolled faces and images; sightings are unlinked (anonymous counts stay)',
           'admin, merchant (own)',
@@ -429,6 +529,103 @@ export function openApiDocument(): Schema {
             },
           },
           '400', '403', '404', '413', '415', '422', '429', '503',
+        ),
+      },
+      '/v1/people/{id}/faces/{faceId}': {
+        delete: op(
+          "Remove one enrolled face: its vectors in every pack's member gallery, its row and its image (the last face may go too)",
+          'admin, merchant (own)',
+          { parameters: [idParam('Person'), { name: 'faceId', in: 'path', required: true, description: 'Enrolled face id', schema: uuid }], ...ok('204', 'Removed') },
+          '400', '403', '404', '503',
+        ),
+      },
+      '/v1/people/{id}/visits': {
+        get: op(
+          "A member's visits at the merchant's stores, latest first",
+          'admin, merchant (own)',
+          { parameters: [idParam('Person'), ...pageParams], ...ok('200', 'A page of visits', listOf(ref('Visit'))) },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/people/{id}/points': {
+        get: op(
+          "A member's balance and points history: awards and redemptions, latest first",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person'), ...pageParams],
+            ...ok('200', 'The balance and a page of the history', {
+              type: 'object',
+              required: ['balance', 'items', 'nextCursor'],
+              properties: { balance: { type: 'integer' }, items: { type: 'array', items: ref('LedgerEntry') }, nextCursor: nullable({ type: 'string' }) },
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/people/{id}/redemptions': {
+        post: op(
+          "Spend a member's points. The balance never goes below zero; a request sent again with the same idempotencyKey is answered with the first redemption (200) and redeems nothing",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              required: ['points', 'reason', 'idempotencyKey'],
+              additionalProperties: false,
+              properties: {
+                points: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+                reason: name200,
+                idempotencyKey: { type: 'string', minLength: 1, maxLength: 100 },
+              },
+            }),
+            responses: {
+              '201': { description: 'Redeemed', content: json(ref('Redemption')) },
+              '200': { description: 'This idempotencyKey was redeemed before: that redemption', content: json(ref('Redemption')) },
+              '409': { description: 'idempotency_key_reused: the key was used for a different redemption (points or reason)', content: json(ref('Error')) },
+              '422': { description: 'insufficient_points: the balance (error.balance) is below points', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors': {
+        get: op(
+          "List a merchant's anonymous visitors: most recently seen or most visits first; ties by id",
+          'admin (with merchantId), merchant',
+          {
+            parameters: [
+              merchantIdParam,
+              { name: 'storeId', in: 'query', schema: uuid, description: 'Only visitors of this store, with their visits there' },
+              { name: 'sort', in: 'query', schema: { enum: ['lastSeen', 'visits'], default: 'lastSeen' } },
+              ...pageParams,
+            ],
+            ...ok('200', 'A page of visitors', listOf(ref('VisitorSummary'))),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/{id}': {
+        get: op(
+          'Read a visitor and its visits, latest first (cursor and limit page the history)',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Visitor'), ...pageParams],
+            ...ok('200', 'The visitor and a page of its visits', {
+              allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid, history: listOf(ref('Visit')) } }],
+            }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/audit': {
+        get: op(
+          "Audit trail of changes to members (created, updated, faces enrolled and removed, points redeemed, erased), newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
+          'admin, merchant (own)',
+          {
+            parameters: [{ name: 'merchantId', in: 'query', schema: uuid, description: 'Admin: only this merchant; merchant: its own id or omitted' }, ...pageParams],
+            ...ok('200', 'A page of entries', listOf(ref('AuditEntry'))),
+          },
+          '400', '403', '404',
         ),
       },
       '/v1/captures': {

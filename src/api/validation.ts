@@ -24,6 +24,9 @@ const text = (max: number) =>
 
 export const nameField = text(200);
 export const externalIdField = text(200);
+export const reasonField = text(200);
+/** A client's name for one operation: sent again with a retry, it is answered with the first outcome. */
+export const idempotencyKeyField = text(100);
 
 /**
  * An IANA zone, stored with its canonical spelling ("europe/paris" -> "Europe/Paris"). Only the

@@ -113,6 +113,17 @@ export class ChromaGallery implements Gallery {
 
   /** Erases the subject from every pack's collection, so vectors of a previous pack go too. */
   async deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void> {
+    for (const collection of await this.everyPackCollection(kind, merchantId)) await collection.delete({ where: { subjectId } });
+  }
+
+  async deleteVectors(kind: SubjectKind, merchantId: string, vectorIds: string[]): Promise<void> {
+    if (vectorIds.length === 0) return;
+    for (const collection of await this.everyPackCollection(kind, merchantId)) await collection.delete({ ids: vectorIds });
+  }
+
+  /** The merchant's collections of `kind` in every pack that has one (the active pack's is created). */
+  private async everyPackCollection(kind: SubjectKind, merchantId: string): Promise<Collection[]> {
+    const collections: Collection[] = [];
     for (const pack of PACK_NAMES) {
       const collection =
         pack === this.pack
@@ -123,8 +134,9 @@ export class ChromaGallery implements Gallery {
                 if (error instanceof ChromaNotFoundError) return null;
                 throw error;
               });
-      await collection?.delete({ where: { subjectId } });
+      if (collection) collections.push(collection);
     }
+    return collections;
   }
 
   async countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number> {

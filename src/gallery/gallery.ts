@@ -14,6 +14,8 @@ export interface Gallery {
   search(kind: SubjectKind, merchantId: string, embeddings: Float32Array[], limit: number): Promise<GalleryHit[][]>;
   /** Erases every vector of a subject. */
   deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void>;
+  /** Erases these vectors (by id), in every pack's collection. */
+  deleteVectors(kind: SubjectKind, merchantId: string, vectorIds: string[]): Promise<void>;
   /** Counts the vectors held for a subject (erasure checks, tests). */
   countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number>;
   /** Every vector id held for `kind` at the merchant (a reembed uses it to find what is missing). */

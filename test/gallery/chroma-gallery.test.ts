@@ -65,6 +65,21 @@ describe('ChromaGallery (real Chroma server)', () => {
     expect(await gallery.countSubjectVectors('member', merchant, subject)).toBe(0);
   });
 
+  it('deletes vectors by id from every pack, leaving the subject\'s others', async () => {
+    const merchant = randomUUID();
+    const subject = randomUUID();
+    const [removed, kept] = [randomUUID(), randomUUID()];
+    const previousPack = new ChromaGallery(process.env.CHROMA_URL!, 'retinaface');
+    await previousPack.upsert('member', merchant, subject, removed, unit([1, 0, 0, 0]));
+    await gallery.upsert('member', merchant, subject, removed, unit([1, 0, 0, 0]));
+    await gallery.upsert('member', merchant, subject, kept, unit([0, 1, 0, 0]));
+
+    await gallery.deleteVectors('member', merchant, [removed]);
+
+    expect(await previousPack.countSubjectVectors('member', merchant, subject)).toBe(0);
+    expect(await gallery.vectorIds('member', merchant)).toEqual(new Set([kept]));
+  });
+
   it('answers a collection deleted behind its back with an error once, then creates it again', async () => {
     const merchant = randomUUID();
     await gallery.upsert('visitor', merchant, randomUUID(), randomUUID(), unit([0, 0, 0, 1]));

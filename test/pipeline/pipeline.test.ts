@@ -111,6 +111,18 @@ describe('the queued pipeline', () => {
     const person = await t.call('GET', `/v1/people/${memberId}`, { key: tenant.merchantKey });
     expect(person.body.points).toBe(5);
     expect(person.body.lastSeenAt).toBe('2026-11-20T10:00:00.000Z');
+
+    // The recognition is the member's one award, visit and ledger line; the strangers are the store's visitors.
+    const ledger = await t.call('GET', `/v1/people/${memberId}/points`, { key: tenant.merchantKey });
+    expect(ledger.body).toEqual({
+      balance: 5,
+      items: [{ id: expect.any(String), kind: 'award', points: 5, at: '2026-11-20T10:00:00.000Z', storeId: tenant.storeId, captureId: whole.id, reason: null }],
+      nextCursor: null,
+    });
+    const visits = await t.call('GET', `/v1/people/${memberId}/visits`, { key: tenant.merchantKey });
+    expect(visits.body.items).toEqual([{ storeId: tenant.storeId, startedAt: '2026-11-20T10:00:00.000Z', endedAt: '2026-11-20T10:00:00.000Z', sightings: 1 }]);
+    const visitors = await t.call('GET', `/v1/visitors?storeId=${tenant.storeId}`, { key: tenant.merchantKey });
+    expect(visitors.body.items.map((v: { id: string }) => v.id).sort()).toEqual(others.map((face) => face.match.visitorId).sort());
   });
 
   it('recognises the same visitors in a later, re-encoded capture and answers a re-sent file with its capture', async () => {
