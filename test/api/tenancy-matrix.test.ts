@@ -10,6 +10,7 @@
  * - a listed role of tenant A, or a listed admin: anything but 401, 403 or 404 (bodies are empty, so
  *   400 is expected for most writes). Deletions run last, on resources made for them.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
@@ -37,6 +38,14 @@ beforeAll(async () => {
   const spareKey = await t.call('POST', `/v1/devices/${a.deviceId}/keys`, { key: a.merchantKey });
   const sparePerson = await t.call('POST', '/v1/people', { key: a.merchantKey, json: { displayName: 'Spare Member' } });
   for (const r of [sent, person, reprocess, reembed, webhook, spareDevice, spareKey, sparePerson]) expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
+  // Rows no request can make without a worker: an enrolled face of each member, a visitor.
+  const faceOf = async (personId: string) => {
+    const id = randomUUID();
+    await t.env.db('person_faces').insert({ id, person_id: personId, blob_key: `people/${personId}/x`, pack: 'default', face: '{}' });
+    return id;
+  };
+  const visitorId = randomUUID();
+  await t.env.db('visitors').insert({ id: visitorId, merchant_id: a.merchantId, first_seen_at: new Date(), last_seen_at: new Date() });
 
   idsOfA = {
     merchants: a.merchantId,
@@ -45,13 +54,15 @@ beforeAll(async () => {
     people: person.body.id,
     batches: sent.body.batchId,
     captures: sent.body.captures[0].id,
+    visitors: visitorId,
+    faceId: await faceOf(person.body.id),
     reprocess: reprocess.body.jobId,
     // Queued only: no worker runs it here.
     reembed: reembed.body.jobId,
     merchantId: a.merchantId,
     storeId: a.storeId,
   };
-  disposableOfA = { devices: spareDevice.body.id, keys: spareKey.body.id, people: sparePerson.body.id };
+  disposableOfA = { devices: spareDevice.body.id, keys: spareKey.body.id, people: sparePerson.body.id, faceId: await faceOf(sparePerson.body.id) };
   callers = [
     { name: 'admin', role: 'admin', tenant: null, key: t.adminKey },
     { name: 'merchant A', role: 'merchant', tenant: 'A', key: a.merchantKey },
