@@ -1,4 +1,4 @@
-/* FacePerks merchant dashboard: plain browser JS + ECharts, talking to the analytics API. */
+/* FacePerks merchant dashboard: plain browser JS + ECharts, talking to the analytics, members and visitors API. */
 (function () {
   'use strict';
   var KEY = 'faceperks.merchantKey';
@@ -8,8 +8,10 @@
 
   function key() { return sessionStorage.getItem(KEY); }
 
-  async function api(path) {
-    var res = await fetch(path, { headers: { Authorization: 'Bearer ' + key() } });
+  async function api(path, init) {
+    init = init || {};
+    var headers = Object.assign({ Authorization: 'Bearer ' + key() }, init.headers || {});
+    var res = await fetch(path, Object.assign({}, init, { headers: headers }));
     if (!res.ok) {
       var message = res.status + ' ' + res.statusText;
       try { var body = await res.json(); if (body && body.error) message = body.error.message; } catch (e) { /* not json */ }
@@ -20,6 +22,9 @@
     return res;
   }
   async function json(path) { return (await api(path)).json(); }
+  async function post(path, body) {
+    return (await api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).json();
+  }
 
   function showSignedIn(signedIn) {
     $('sign-in').hidden = signedIn;
@@ -50,6 +55,7 @@
       select.appendChild(option);
     });
     showSignedIn(true);
+    loadMembers();
     if (state.stores.length === 0) { $('status').textContent = 'This merchant has no stores yet.'; return; }
     applyPreset();
     await load();
@@ -103,6 +109,7 @@
         json(base + 'peak-hours?' + query()),
       ]);
       render(results[0], results[1], results[2], results[3]);
+      await loadVisitors(storeId);
       state.last = { storeId: storeId };
       $('status').textContent = 'Showing ' + results[0].buckets.length + ' ' + results[0].interval + ' buckets, ' + results[0].timezone + ' time.';
       document.body.dataset.loaded = storeId;
@@ -192,6 +199,102 @@
     }
   }
 
+  function when(iso) { return iso ? iso.slice(0, 16).replace('T', ' ') + ' UTC' : '–'; }
+  function cell(row, text, className) {
+    var td = document.createElement('td');
+    td.textContent = text;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+  /** A key for one redemption: a double submit sends it twice and the API redeems once. */
+  function idempotencyKey() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, '0'); }).join('');
+  }
+
+  async function loadMembers() {
+    var params = new URLSearchParams({ sort: $('member-sort').value, limit: '50' });
+    var q = $('member-q').value.trim();
+    if (q) params.set('q', q);
+    try {
+      var page = await json('/v1/people?' + params);
+      var body = $('members-table').tBodies[0];
+      body.textContent = '';
+      page.items.forEach(function (m) {
+        var row = document.createElement('tr');
+        row.dataset.id = m.id;
+        cell(row, m.displayName);
+        cell(row, m.externalId || '–');
+        cell(row, String(m.points), 'num');
+        cell(row, when(m.lastSeenAt));
+        var button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = 'Redeem';
+        button.disabled = m.points <= 0;
+        button.addEventListener('click', function () { openRedemption(m); });
+        cell(row, '').appendChild(button);
+        body.appendChild(row);
+      });
+      $('members-status').textContent = page.items.length === 0 ? 'No members match.' : page.items.length + (page.nextCursor ? ' members shown (the first 50).' : ' members.');
+    } catch (error) {
+      $('members-status').textContent = 'Could not load members: ' + error.message;
+    }
+  }
+
+  var redemption = null;
+  function openRedemption(member) {
+    redemption = { member: member, idempotencyKey: idempotencyKey() };
+    $('redeem-who').textContent = member.displayName + ': ' + member.points + ' points';
+    $('redeem-points').max = String(member.points);
+    $('redeem-points').value = '';
+    $('redeem-reason').value = '';
+    $('redeem-form').hidden = false;
+    $('redeem-points').focus();
+  }
+  function closeRedemption() {
+    redemption = null;
+    $('redeem-form').hidden = true;
+  }
+  async function redeem() {
+    if (!redemption) return;
+    var member = redemption.member;
+    try {
+      var done = await post('/v1/people/' + encodeURIComponent(member.id) + '/redemptions', {
+        points: Number($('redeem-points').value), reason: $('redeem-reason').value.trim(), idempotencyKey: redemption.idempotencyKey,
+      });
+      closeRedemption();
+      await loadMembers();
+      $('members-status').textContent = 'Redeemed ' + done.points + ' points for ' + member.displayName + '; balance ' + done.balance + '.';
+    } catch (error) {
+      // The balance may have changed at another till: show the current one.
+      if (error.status === 422) { closeRedemption(); await loadMembers(); }
+      $('members-status').textContent = 'Redemption refused: ' + error.message;
+    }
+  }
+
+  async function loadVisitors(storeId) {
+    try {
+      var page = await json('/v1/visitors?' + new URLSearchParams({ storeId: storeId, sort: 'visits', limit: '20' }));
+      var body = $('visitors-table').tBodies[0];
+      body.textContent = '';
+      page.items.forEach(function (v) {
+        var row = document.createElement('tr');
+        row.dataset.id = v.id;
+        cell(row, v.id.slice(0, 8)).title = v.id;
+        cell(row, String(v.visits), 'num');
+        cell(row, when(v.firstSeenAt));
+        cell(row, when(v.lastSeenAt));
+        cell(row, String(v.storeIds.length), 'num');
+        body.appendChild(row);
+      });
+      $('visitors-status').textContent = page.items.length === 0 ? 'No visitors at this store yet.' : 'The ' + page.items.length + ' visitors with the most visits here (anonymous: no name, no image).';
+    } catch (error) {
+      $('visitors-status').textContent = 'Could not load visitors: ' + error.message;
+    }
+  }
+
   $('sign-in-form').addEventListener('submit', function (e) { e.preventDefault(); signIn($('key').value.trim()); });
   $('sign-out').addEventListener('click', function () {
     sessionStorage.removeItem(KEY);
@@ -204,6 +307,10 @@
   $('store').addEventListener('change', load);
   $('interval').addEventListener('change', load);
   $('csv').addEventListener('click', downloadCsv);
+  $('member-search').addEventListener('submit', function (e) { e.preventDefault(); loadMembers(); });
+  $('member-sort').addEventListener('change', loadMembers);
+  $('redeem-form').addEventListener('submit', function (e) { e.preventDefault(); redeem(); });
+  $('redeem-cancel').addEventListener('click', closeRedemption);
   window.addEventListener('resize', function () { Object.keys(charts).forEach(function (k) { charts[k].resize(); }); });
 
   if (key()) signIn(key()); else showSignedIn(false);
