@@ -212,6 +212,23 @@ describe('recordSightings', () => {
     }
   });
 
+  it('retracting the last sighting of a visit shortens the visit', async () => {
+    const t = await seedTenant(env.db, 'retract-last', ['UTC']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 30, gender: 'female' as const };
+    await recordCapture(env.db, t, 0, at('2026-05-01T10:00:00Z'), [face]);
+    await recordCapture(env.db, t, 0, at('2026-05-01T10:20:00Z'), [face]);
+    const last = await recordCapture(env.db, t, 0, at('2026-05-01T10:40:00Z'), [face]);
+    await env.db.transaction(async (trx) => {
+      await retractCaptureSightings(trx, last.captureId, { visitGapMinutes: 30 });
+      await trx('faces').where({ capture_id: last.captureId }).delete();
+    });
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([['2026-05-01T10:00:00.000Z', '2026-05-01T10:20:00.000Z', 2]]);
+    expect(pick(await rollups(env.db, t.storeIds[0], 'hour'), 'visits', 'sightings', 'duration_ms_sum')).toEqual([
+      { bucket_start: '2026-05-01T10:00:00.000Z', visits: 1, sightings: 2, duration_ms_sum: 20 * 60_000 },
+    ]);
+  });
+
   it('retracting a reprocessed capture splits or removes visits and moves the first visit later', async () => {
     const t = await seedTenant(env.db, 'retract', ['UTC', 'UTC']);
     const v = await seedVisitor(env.db, t.merchantId);

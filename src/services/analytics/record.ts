@@ -311,7 +311,8 @@ export async function retractCaptureSightings(trx: Knex.Transaction, captureId: 
     for (const r of rows.filter((x) => x.subject_id === subject.subjectId && x.merchant_id === subject.merchantId)) {
       const t = r.seen_at.getTime();
       if (removed.some((v) => v.storeId === r.store_id && v.startedAt <= t && v.endedAt >= t)) continue;
-      const visit = (await loadNearbyVisits(trx, r.store_id, subject.subjectId, t, t + 1)).find((v) => v.startedAt <= t && v.endedAt >= t);
+      // From t - 1: a visit that ends exactly at t (this was its last sighting) must be found too.
+      const visit = (await loadNearbyVisits(trx, r.store_id, subject.subjectId, t - 1, t + 1)).find((v) => v.startedAt <= t && v.endedAt >= t);
       if (!visit) continue; // never recorded in analytics
       const rest = await trx('sightings')
         .where({ store_id: r.store_id, subject_id: subject.subjectId })
