@@ -15,6 +15,7 @@ import {
   applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
   type StoreInfo, type VisitRow,
 } from './store.js';
+import { refreshSpans, type StoreSubject } from './spans.js';
 
 export type SightingInput = {
   storeId: string;
@@ -252,6 +253,7 @@ async function applySubjectChange(
 
   writes.removedVisitIds.push(...removed.map((v) => v.id));
   writes.addedVisits.push(...added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
+  for (const v of [...removed, ...added]) writes.spans.push({ storeId: v.storeId, subjectId: subject.subjectId, merchantId: subject.merchantId });
   if (!sameFirst(oldFirst, newFirst)) {
     writes.firstVisits.push({
       merchant_id: subject.merchantId,
@@ -265,15 +267,17 @@ async function applySubjectChange(
 
 /**
  * The visit and first-visit rows every subject's change ends with, written in three statements
- * for the whole transaction. Deferring them is safe: a subject's change reads only its own rows.
+ * for the whole transaction, then the changed subjects' spans recomputed from them. Deferring
+ * them is safe: a subject's change reads only its own rows.
  */
 type VisitWrites = {
+  spans: StoreSubject[];
   removedVisitIds: number[];
   addedVisits: ReturnType<typeof visitToRow>[];
   firstVisits: { merchant_id: string; subject_id: string; subject_kind: SubjectKind; first_visit_at: Date | null; first_visit_store_id: string | null }[];
 };
 
-const noVisitWrites = (): VisitWrites => ({ removedVisitIds: [], addedVisits: [], firstVisits: [] });
+const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
 async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Promise<void> {
   if (writes.removedVisitIds.length > 0) await trx('visits').whereIn('id', writes.removedVisitIds).delete();
@@ -286,6 +290,7 @@ async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Pro
       [...insert.bindings] as Knex.RawBinding[],
     );
   }
+  await refreshSpans(trx, writes.spans);
 }
 
 /**
