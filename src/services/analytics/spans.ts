@@ -56,7 +56,8 @@ function chunks<T>(items: T[], size = 500): T[][] {
 /**
  * SQL condition: the span row `alias` (of analytics_store_subjects) has a visit starting in
  * [lo, hi) at its store. Certain from the span unless the span strictly contains the range; only
- * then is one index probe into visits needed. Bindings: spanBindings(lo, hi).
+ * then is one index probe into visits needed. `lo` and `hi` are SQL expressions, placeholders by
+ * default (bindings: spanBindings(lo, hi)); with another `lo` the placeholders left are hi's, three.
  */
 export const storeSpanInRange = (alias: string, lo = '?', hi = '?') =>
   `${alias}.first_visit_at < ${hi} AND ${alias}.last_visit_at >= ${lo} AND (${alias}.first_visit_at >= ${lo} OR ${alias}.last_visit_at < ${hi}
