@@ -1,10 +1,11 @@
 /**
- * Distinct counts read from spans (issue 17) against the same counts taken straight from visits,
- * over random ranges: ranges inside a subject's span (the probe), around it, and cutting it.
+ * Distinct counts read from spans and the median visit length read from the length index (issue
+ * 17) against the same figures taken straight from visits, over random ranges: ranges inside a
+ * subject's span (the probe), around it, and cutting it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
-import { decodeSummaryCursor, merchantSummary, traffic, visitors, type StoreRef } from '../../src/services/analytics/query.js';
+import { decodeSummaryCursor, demographics, merchantSummary, traffic, visitors, type StoreRef } from '../../src/services/analytics/query.js';
 import { zone } from '../../src/services/analytics/time.js';
 import { recordCapture, seedPerson, seedTenant, seedVisitor, seededRandom, type Tenant } from './support.js';
 
@@ -26,7 +27,11 @@ beforeAll(async () => {
   for (let i = 0; i < 150; i++) {
     const faces = subjects.filter(() => rnd() < 0.15);
     if (faces.length === 0) continue;
-    await recordCapture(env.db, t, Math.floor(rnd() * 3), new Date(base + Math.floor(rnd() * 20 * 24 * 60) * 60_000), faces);
+    const store = Math.floor(rnd() * 3);
+    const at = base + Math.floor(rnd() * 20 * 24 * 60) * 60_000;
+    await recordCapture(env.db, t, store, new Date(at), faces);
+    // a few more sightings of the same faces minutes later: visits of different lengths
+    for (let k = Math.floor(rnd() * 3); k > 0; k--) await recordCapture(env.db, t, store, new Date(at + k * Math.floor(1 + rnd() * 25) * 60_000), faces);
   }
 });
 afterAll(async () => {
@@ -35,8 +40,8 @@ afterAll(async () => {
 
 /** The figures as the visits table gives them, for visits starting in [lo, hi) at the store. */
 async function fromVisits(storeIds: string[], lo: (storeId: string) => number, hi: number) {
-  const rows: { store_id: string; subject_id: string; subject_kind: string; started_at: Date }[] = await env.db('visits')
-    .whereIn('store_id', storeIds).select('store_id', 'subject_id', 'subject_kind', 'started_at');
+  const rows: { store_id: string; subject_id: string; subject_kind: string; started_at: Date; ended_at: Date }[] = await env.db('visits')
+    .whereIn('store_id', storeIds).select('store_id', 'subject_id', 'subject_kind', 'started_at', 'ended_at');
   const inRange = rows.filter((r) => r.started_at.getTime() >= lo(r.store_id) && r.started_at.getTime() < hi);
   const visitsBy = new Map<string, number>();
   for (const r of inRange.filter((x) => x.subject_kind === 'visitor')) visitsBy.set(r.subject_id, (visitsBy.get(r.subject_id) ?? 0) + 1);
@@ -44,11 +49,12 @@ async function fromVisits(storeIds: string[], lo: (storeId: string) => number, h
     subjects: new Set(inRange.map((r) => r.subject_id)).size,
     members: new Set(inRange.filter((r) => r.subject_kind === 'member').map((r) => r.subject_id)).size,
     visitorVisits: [...visitsBy.values()].sort((a, b) => a - b),
+    durations: inRange.map((r) => r.ended_at.getTime() - r.started_at.getTime()).sort((a, b) => a - b),
   };
 }
 
-describe('distinct counts from spans', () => {
-  it('equal the counts from visits over random ranges', async () => {
+describe('whole-range figures', () => {
+  it('distinct counts from spans and the median from the length index equal those from visits over random ranges', async () => {
     const rnd = seededRandom(5);
     const ranges = [[base - DAY, base + 30 * DAY], [base + 5 * DAY, base + 6 * DAY]];
     for (let i = 0; i < 25; i++) {
@@ -67,6 +73,9 @@ describe('distinct counts from spans', () => {
         expect(v.totals.repeatVisitors).toBe(expected.visitorVisits.filter((n) => n >= 2).length);
         expect(v.frequency.map((f) => f.visitors).reduce((a, b) => a + b, 0)).toBe(expected.visitorVisits.length);
         expect(v.frequency[0].visitors).toBe(expected.visitorVisits.filter((n) => n === 1).length);
+        const d = expected.durations;
+        const median = d.length === 0 ? 0 : (d[Math.floor((d.length - 1) / 2)] + d[Math.floor(d.length / 2)]) / 2;
+        expect((await demographics(env.db, store, range)).totals.medianVisitMinutes).toBe(Math.round((median / 60_000) * 100) / 100);
         probed += (await env.db('analytics_store_subjects').where('store_id', store.id).where('first_visit_at', '<', new Date(lo))
           .where('last_visit_at', '>=', new Date(to)).count({ n: '*' }).first())?.n as number;
       }

@@ -96,13 +96,10 @@ const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
-  // The median runs beside the bucket read, over the same visits as the buckets' totals: those
-  // starting in [first bucket, to).
+  // The median is over the same visits as the buckets' totals (those starting in [first bucket,
+  // to)), whose number the buckets give: it is read after them.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
-  const [{ z, starts, labels, lo, byStart }, median] = await Promise.all([
-    rollupSeries(db, store, range, cols),
-    medianDuration(db, store.id, lo0, range.to),
-  ]);
+  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
   const ageOf = (r: RollupRow | undefined) =>
     Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
@@ -131,24 +128,23 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
   });
   if (totals.visits > 0) {
     totals.averageVisitMinutes = round2(durationSum / totals.visits / 60_000);
-    totals.medianVisitMinutes = round2(median / 60_000);
+    totals.medianVisitMinutes = round2((await medianDuration(db, store.id, lo0, range.to, totals.visits)) / 60_000);
   }
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Median of (ended_at - started_at) in ms over the store's visits starting in [lo, hi) (0 if none), in one statement. */
-async function medianDuration(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
-  const [rows] = (await db.raw(
-    `SELECT AVG(d) AS median FROM (
-       SELECT d, ROW_NUMBER() OVER (ORDER BY d) AS rn, COUNT(*) OVER () AS c
-       FROM (SELECT TIMESTAMPDIFF(MICROSECOND, started_at, ended_at) DIV 1000 AS d FROM visits
-             WHERE store_id = ? AND started_at >= ? AND started_at < ?) v
-     ) x WHERE rn IN (FLOOR((c + 1) / 2), FLOOR((c + 2) / 2))`,
-    [storeId, new Date(lo), new Date(hi)],
-  )) as unknown as [{ median: unknown }[]];
-  return num(rows[0]?.median);
+/**
+ * Median visit length in ms over the store's `count` visits starting in [lo, hi): the middle one
+ * or two in length order, read from the index (store_id, duration_ms, started_at) up to them.
+ */
+async function medianDuration(db: Knex, storeId: string, lo: number, hi: number, count: number): Promise<number> {
+  const middle: { duration_ms: unknown }[] = await db('visits').where('store_id', storeId)
+    .where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi))
+    .orderBy('duration_ms').offset(Math.floor((count - 1) / 2)).limit(count % 2 === 0 ? 2 : 1)
+    .select('duration_ms');
+  return middle.length === 0 ? 0 : middle.reduce((sum, r) => sum + num(r.duration_ms), 0) / middle.length;
 }
 
 const FREQUENCY = [
