@@ -3,8 +3,9 @@
  *
  * Generates a year of sightings for 20 stores of one merchant (a million by default) in a
  * throwaway database, builds visits and rollups with the rebuild path, then measures the
- * analytics endpoints over HTTP (real auth middleware, bare Koa app) and prints p50/p95/max.
- * Also times the incremental path (recordSightings per capture) on a sample.
+ * analytics endpoints over HTTP (real auth middleware, bare Koa app) and prints p50/p95/max with
+ * the answer cache off and on. Also times the incremental path (recordSightings per capture, and
+ * its CPU here and in MariaDB) on a sample. The last line names the slowest endpoint uncached.
  *
  * --db NAME uses (and keeps) a database of that name: the first run generates and builds it,
  * later runs find the bench merchant there, run the migrations (new ones backfill) and go
@@ -20,6 +21,7 @@ import { rebuildAnalytics } from '../src/services/analytics/rebuild.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../src/storage/db.js';
 import { createApiKey } from '../src/storage/repositories/apiKeys.js';
 import { createAnalyticsApp } from './analytics-server.js';
+import { cpuSpentByKind, readServiceCpu } from './process-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -141,7 +143,11 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
     const rollupCount = await db('analytics_rollups').count({ n: '*' }).first();
     const STORES = stores.length;
 
-    // ---- incremental path: 500 captures of 1-3 faces at store 0, late and out of order
+    // ---- incremental path: 500 captures of 1-3 faces at store 0, late and out of order; the CPU
+    // of this process and of MariaDB (shared: anything else using it in the window counts too)
+    const mariadbPort = Number(new URL(config.DATABASE_URL).port || 3306);
+    const cpuBefore = readServiceCpu(() => undefined, [mariadbPort]);
+    const ownCpuBefore = process.cpuUsage();
     const incr: number[] = [];
     for (let i = 0; i < 500; i++) {
       const store = stores[0];
@@ -159,6 +165,10 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
       });
       incr.push(performance.now() - started);
     }
+    const ownCpu = process.cpuUsage(ownCpuBefore);
+    const dbCpu = [...cpuSpentByKind(cpuBefore, readServiceCpu(() => undefined, [mariadbPort]))]
+      .filter(([kind]) => /^(mariadb|mysql) /.test(kind)).reduce((sum, [, ms]) => sum + ms, 0);
+    const cpuPerCapture = { bench: (ownCpu.user + ownCpu.system) / 1000 / incr.length, mariadb: dbCpu / incr.length };
     incr.sort((a, b) => a - b);
 
     // ---- HTTP latency
@@ -182,6 +192,7 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
     // cached pass the first request per store (and the only summary key) is a miss; with 10
     // warm-up requests and 20 stores, 10 of the measured requests per store endpoint are misses.
     const rows = new Map<string, string[]>();
+    const cacheOffP95 = new Map<string, number>();
     for (const cacheChars of [0, undefined]) {
       const app = createAnalyticsApp(db, config, { cacheChars });
       const server = app.listen(0, '127.0.0.1');
@@ -198,6 +209,7 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
           if (i >= 10) times.push(performance.now() - started);
         }
         times.sort((a, b) => a - b);
+        if (cacheChars === 0) cacheOffP95.set(name, pct(times, 95));
         const cells = [pct(times, 50), pct(times, 95), times[times.length - 1]].map((x) => x.toFixed(1).padStart(7));
         rows.set(name, [...(rows.get(name) ?? []), ...cells]);
       }
@@ -214,8 +226,11 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
     for (const line of table) console.log(line);
     console.log('');
     console.log(`| ${'recordSightings (1-3 faces, in trx)'.padEnd(38)} | ${pct(incr, 50).toFixed(1).padStart(7)} | ${pct(incr, 95).toFixed(1).padStart(7)} | ${incr[incr.length - 1].toFixed(1).padStart(7)} |`);
+    console.log(`aggregate path CPU per capture: ${cpuPerCapture.bench.toFixed(2)} ms in this process, ${cpuPerCapture.mariadb.toFixed(2)} ms in MariaDB`);
     console.log('');
     if (rebuildSeconds !== null) console.log(`rebuild of all ${STORES} stores (a year each): ${rebuildSeconds.toFixed(1)} s`);
+    const [slowest, p95] = [...cacheOffP95].reduce((a, b) => (b[1] > a[1] ? b : a));
+    console.log(`analytics cache-off p95 max: ${p95.toFixed(1)} ms (${slowest})`);
 }
 
 main().catch((error) => {

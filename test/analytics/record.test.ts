@@ -5,6 +5,8 @@ import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
 import { retractCaptureSightings } from '../../src/services/analytics/index.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
 import { ResultsService } from '../../src/services/results.js';
+import { purgeStaleVisitors } from '../../src/services/retention.js';
+import { deletePersonRows } from '../../src/storage/repositories/people.js';
 import { CaptureLifecycle } from '../../src/storage/capture-lifecycle.js';
 import type { Landmarks5 } from '../../src/vision/types.js';
 import { recordCapture, rollups, seedPerson, seedTenant, seedVisitor, visitSpans, withRetry, seededRandom } from './support.js';
@@ -27,8 +29,9 @@ async function snapshot(storeIds: string[]) {
     .orderBy(['store_id', 'subject_id', 'started_at'])
     .select('store_id', 'subject_id', 'subject_kind', 'started_at', 'ended_at', 'sightings', 'age_milli_sum', 'age_count', 'male_count', 'female_count');
   const roll = await db('analytics_rollups').whereIn('store_id', storeIds).orderBy(['store_id', 'granularity', 'bucket_start']);
-  const subjects = await db('analytics_subjects').orderBy(['merchant_id', 'subject_id']).select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id');
-  return { visits, roll, subjects };
+  const subjects = await db('analytics_subjects').orderBy(['merchant_id', 'subject_id']).select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id', 'last_visit_at');
+  const spans = await db('analytics_store_subjects').whereIn('store_id', storeIds).orderBy(['store_id', 'subject_id']);
+  return { visits, roll, subjects, spans };
 }
 
 describe('recordSightings', () => {
@@ -150,7 +153,8 @@ describe('recordSightings', () => {
     expect(await snapshot(t.storeIds)).toEqual(incremental);
     await env.db('analytics_rollups').whereIn('store_id', t.storeIds).delete();
     await env.db('visits').whereIn('store_id', t.storeIds).delete();
-    await env.db('analytics_subjects').where('merchant_id', t.merchantId).update({ first_visit_at: null, first_visit_store_id: null });
+    await env.db('analytics_store_subjects').whereIn('store_id', t.storeIds).delete();
+    await env.db('analytics_subjects').where('merchant_id', t.merchantId).update({ first_visit_at: null, first_visit_store_id: null, last_visit_at: null });
     for (const storeId of t.storeIds) {
       await rebuildAnalytics(env.db, { storeId, from: new Date(base - 86_400_000), to: new Date(base + 3 * 86_400_000), visitGapMinutes: 30 });
     }
@@ -210,6 +214,100 @@ describe('recordSightings', () => {
       for (const time of seen) expect(at.some((award) => Math.abs(award - time) < cooldown)).toBe(true);
       expect((await env.db('people').where({ id: member.id }).first('points')).points).toBe(awards.length * perks.points);
     }
+  });
+
+  it('a random history of late uploads, reprocesses with changed matches, erasures and purges: visits, rollups and spans equal a rebuild', async () => {
+    const t = await seedTenant(env.db, 'history', ['Europe/Paris', 'America/New_York']);
+    const people: string[] = [];
+    const visitors: string[] = [];
+    for (let i = 0; i < 3; i++) people.push(await seedPerson(env.db, t.merchantId));
+    for (let i = 0; i < 5; i++) visitors.push(await seedVisitor(env.db, t.merchantId));
+    const subjects = [...people.map((id) => ({ kind: 'member' as const, id })), ...visitors.map((id) => ({ kind: 'visitor' as const, id }))];
+    const rnd = seededRandom(17);
+    const base = Date.parse('2026-03-28T20:00:00Z'); // spans the Paris DST change (Mar 29)
+    const results = new ResultsService(env.db, new CaptureLifecycle(env.db), { visitGapMinutes: 30, perks: { points: 5, cooldownMinutes: 10 } });
+    const lifecycle = new CaptureLifecycle(env.db);
+    const face = (age: number) => ({
+      box: { x: 0, y: 0, width: 10, height: 10 }, score: 0.99, landmarks: [[1, 1], [2, 1], [1.5, 2], [1, 3], [2, 3]] satisfies Landmarks5,
+      age, gender: 'female' as const, genderConfidence: 0.9, quality: { eyeDistance: 1, sharpness: 1, yaw: 0 },
+    });
+    /** One run of a capture's aggregate step with 1-3 random subjects (a reprocess may match others: a new pack). */
+    const save = (captureId: string, run: number) => {
+      const picked = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => subjects[Math.floor(rnd() * subjects.length)]))];
+      const matches = picked.map((s, faceIndex) => ({ faceIndex, kind: s.kind, subjectId: s.id, similarity: 0.9, newVisitor: false }));
+      return withRetry(() => results.save({ captureId, run, faces: picked.map(() => face(15 + Math.floor(rnd() * 50))), matches }));
+    };
+    const uploaded: { id: string; run: number }[] = [];
+    const upload = async () => {
+      const id = randomUUID();
+      const store = rnd() < 0.6 ? 0 : 1;
+      // captured_at anywhere in three days, whatever the order of arrival: late and out-of-order uploads
+      await env.db('captures').insert({
+        id, batch_id: t.batchIds[store], device_id: t.deviceIds[store], store_id: t.storeIds[store], merchant_id: t.merchantId,
+        sha256: id.replace(/-/g, '').padEnd(64, '0'), blob_key: `b/${id}`, bytes: 1, status: 'processing', run: 0,
+        captured_at: new Date(base + Math.floor(rnd() * 3 * 24 * 60) * 60_000), captured_at_source: 'device', received_at: new Date(),
+      });
+      await save(id, 0);
+      uploaded.push({ id, run: 0 });
+    };
+    const reprocess = async () => {
+      const capture = uploaded[Math.floor(rnd() * uploaded.length)];
+      const run = await lifecycle.restart(capture, { onlyIfOpen: false });
+      if (run === undefined) return;
+      capture.run = run;
+      await save(capture.id, run);
+    };
+    const gallery = { deleteSubject: async () => {} } as unknown as Parameters<typeof purgeStaleVisitors>[0]['gallery'];
+    const erase = async () => {
+      const person = people.shift();
+      if (person) await deletePersonRows(env.db, person);
+    };
+    const purge = async () => {
+      const visitor = visitors.shift();
+      if (!visitor) return;
+      await env.db('visitors').where({ id: visitor }).update({ last_seen_at: new Date(Date.now() - 400 * 86_400_000) });
+      await purgeStaleVisitors({ db: env.db, gallery }, 365);
+    };
+    for (let i = 0; i < 20; i++) await upload();
+    const operations = Array.from({ length: 160 }, () => {
+      const r = rnd();
+      return r < 0.6 ? upload : r < 0.9 ? reprocess : r < 0.95 ? erase : purge;
+    });
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < operations.length) await operations[next++]();
+    }));
+    expect(people.length).toBeLessThan(3); // at least one erasure ran
+    expect(visitors.length).toBeLessThan(5); // at least one purge ran
+
+    const incremental = await snapshot(t.storeIds);
+    expect(incremental.spans.length).toBeGreaterThan(0);
+    const range = { from: new Date(base - 86_400_000), to: new Date(base + 4 * 86_400_000), visitGapMinutes: 30 };
+    for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, ...range });
+    expect(await snapshot(t.storeIds)).toEqual(incremental);
+    await env.db('analytics_rollups').whereIn('store_id', t.storeIds).delete();
+    await env.db('visits').whereIn('store_id', t.storeIds).delete();
+    await env.db('analytics_store_subjects').whereIn('store_id', t.storeIds).delete();
+    await env.db('analytics_subjects').where('merchant_id', t.merchantId).update({ first_visit_at: null, first_visit_store_id: null, last_visit_at: null });
+    for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, ...range });
+    expect(await snapshot(t.storeIds)).toEqual(incremental);
+  });
+
+  it('retracting the last sighting of a visit shortens the visit', async () => {
+    const t = await seedTenant(env.db, 'retract-last', ['UTC']);
+    const v = await seedVisitor(env.db, t.merchantId);
+    const face = { kind: 'visitor' as const, subjectId: v, age: 30, gender: 'female' as const };
+    await recordCapture(env.db, t, 0, at('2026-05-01T10:00:00Z'), [face]);
+    await recordCapture(env.db, t, 0, at('2026-05-01T10:20:00Z'), [face]);
+    const last = await recordCapture(env.db, t, 0, at('2026-05-01T10:40:00Z'), [face]);
+    await env.db.transaction(async (trx) => {
+      await retractCaptureSightings(trx, last.captureId, { visitGapMinutes: 30 });
+      await trx('faces').where({ capture_id: last.captureId }).delete();
+    });
+    expect(await visitSpans(env.db, t.storeIds[0], v)).toEqual([['2026-05-01T10:00:00.000Z', '2026-05-01T10:20:00.000Z', 2]]);
+    expect(pick(await rollups(env.db, t.storeIds[0], 'hour'), 'visits', 'sightings', 'duration_ms_sum')).toEqual([
+      { bucket_start: '2026-05-01T10:00:00.000Z', visits: 1, sightings: 2, duration_ms_sum: 20 * 60_000 },
+    ]);
   });
 
   it('retracting a reprocessed capture splits or removes visits and moves the first visit later', async () => {

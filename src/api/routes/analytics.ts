@@ -9,7 +9,8 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { AnswerCache, merchantStoresVersion, storeVersion } from '../../services/analytics/cache.js';
 import {
-  demographics, merchantPoints, merchantSummary, peakHours, recognitions, traffic, visitors, type Range, type StoreRef,
+  decodeSummaryCursor, demographics, merchantPoints, merchantSummary, peakHours, recognitions, SUMMARY_MAX_STORES, traffic, visitors,
+  type Range, type StoreRef,
 } from '../../services/analytics/query.js';
 import { zone, type Interval } from '../../services/analytics/time.js';
 import { findMerchant, findStore } from '../../storage/repositories/tenants.js';
@@ -29,6 +30,12 @@ const rangeQuery = z.object({
 });
 
 const badRequest = (message: string) => new ApiError(400, 'validation_error', message);
+
+/** The summary lists at most SUMMARY_MAX_STORES stores at once; `cursor` is the previous answer's nextCursor. */
+const summaryPageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(SUMMARY_MAX_STORES).optional(),
+  cursor: z.string().max(2000).optional(),
+});
 
 /** ISO-8601 instant; a bare date (YYYY-MM-DD) means that day's local midnight in the store's zone. */
 function parseInstant(value: string, name: string, timezone: string): number {
@@ -175,10 +182,14 @@ export function analyticsRoutes(deps: { db: Knex; config: Config; cacheChars?: n
     const merchant = await findMerchant(db, id, principal);
     if (!merchant) throw notFound('merchant');
     const range = parseRange({ ...ctx.query, interval: ctx.query.interval ?? 'day' }, 'UTC');
-    const key = `${merchant.id}|${merchant.name}|${range.from}|${range.to}|${await merchantStoresVersion(db, merchant.id)}`;
+    const q = parse(summaryPageQuery, ctx.query, 'query');
+    const after = q.cursor === undefined ? undefined : decodeSummaryCursor(q.cursor);
+    if (q.cursor !== undefined && !after) throw badRequest('invalid query: cursor: not a cursor this endpoint returned');
+    const page = { limit: q.limit ?? SUMMARY_MAX_STORES, after };
+    const key = `${merchant.id}|${merchant.name}|${range.from}|${range.to}|${page.limit}|${q.cursor ?? ''}|${await merchantStoresVersion(db, merchant.id)}`;
     let body = summaries.get(key);
     if (body === undefined) {
-      body = await merchantSummary(db, { id: merchant.id, name: merchant.name }, range);
+      body = await merchantSummary(db, { id: merchant.id, name: merchant.name }, range, page);
       summaries.set(key, body, key.length + 200 * body.stores.length);
     } else {
       // perk awards go with their member on erasure, which bumps no store version: always fresh

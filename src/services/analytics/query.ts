@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { AGE_BUCKETS } from './sessionise.js';
 import { AGE_COLUMNS, type Metric, type Metrics } from './rollup.js';
 import { bucketMetrics, groupBySubject, visitsWithFirstVisit, type SubjectVisits } from './store.js';
+import { spanBindings, storeSpanInRange, storeSpanVisits } from './spans.js';
 import { zone, type Interval, type Zone } from './time.js';
 
 export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
@@ -46,11 +47,13 @@ async function partialBucket(db: Knex, storeId: string, from: number, to: number
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 
-async function distinctSubjects(db: Knex, storeIds: string[], lo: number, hi: number, kind?: 'member' | 'visitor'): Promise<number> {
-  const q = db('visits').whereIn('store_id', storeIds).where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi));
-  if (kind) q.where('subject_kind', kind);
-  const row = await q.first(db.raw('COUNT(DISTINCT subject_id) as n'));
-  return num((row as { n?: unknown } | undefined)?.n);
+/** Distinct subjects with a visit starting in [lo, hi) at the store, from their spans (spans.ts): exact. */
+async function distinctSubjects(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
+  const [[row]] = (await db.raw(
+    `SELECT COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`,
+    [storeId, ...spanBindings(lo, hi)],
+  )) as unknown as [Record<string, unknown>[]];
+  return num(row?.n);
 }
 
 type VisitCounts = { visits: number; memberVisits: number; visitorVisits: number; newVisitors: number };
@@ -69,7 +72,7 @@ export async function traffic(db: Knex, store: StoreRef, range: Range) {
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const [{ z, starts, labels, lo, byStart }, uniqueSubjects] = await Promise.all([
     rollupSeries(db, store, range, cols),
-    distinctSubjects(db, [store.id], lo0, range.to),
+    distinctSubjects(db, store.id, lo0, range.to),
   ]);
   const totals = { visits: 0, uniqueSubjects, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
   const buckets = starts.map((s, i) => {
@@ -93,13 +96,10 @@ const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
-  // The median runs beside the bucket read, over the same visits as the buckets' totals: those
-  // starting in [first bucket, to).
+  // The median is over the same visits as the buckets' totals (those starting in [first bucket,
+  // to)), whose number the buckets give: it is read after them.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
-  const [{ z, starts, labels, lo, byStart }, median] = await Promise.all([
-    rollupSeries(db, store, range, cols),
-    medianDuration(db, store.id, lo0, range.to),
-  ]);
+  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
   const ageOf = (r: RollupRow | undefined) =>
     Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
@@ -128,24 +128,23 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
   });
   if (totals.visits > 0) {
     totals.averageVisitMinutes = round2(durationSum / totals.visits / 60_000);
-    totals.medianVisitMinutes = round2(median / 60_000);
+    totals.medianVisitMinutes = round2((await medianDuration(db, store.id, lo0, range.to, totals.visits)) / 60_000);
   }
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Median of (ended_at - started_at) in ms over the store's visits starting in [lo, hi) (0 if none), in one statement. */
-async function medianDuration(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
-  const [rows] = (await db.raw(
-    `SELECT AVG(d) AS median FROM (
-       SELECT d, ROW_NUMBER() OVER (ORDER BY d) AS rn, COUNT(*) OVER () AS c
-       FROM (SELECT TIMESTAMPDIFF(MICROSECOND, started_at, ended_at) DIV 1000 AS d FROM visits
-             WHERE store_id = ? AND started_at >= ? AND started_at < ?) v
-     ) x WHERE rn IN (FLOOR((c + 1) / 2), FLOOR((c + 2) / 2))`,
-    [storeId, new Date(lo), new Date(hi)],
-  )) as unknown as [{ median: unknown }[]];
-  return num(rows[0]?.median);
+/**
+ * Median visit length in ms over the store's `count` visits starting in [lo, hi): the middle one
+ * or two in length order, read from the index (store_id, duration_ms, started_at) up to them.
+ */
+async function medianDuration(db: Knex, storeId: string, lo: number, hi: number, count: number): Promise<number> {
+  const middle: { duration_ms: unknown }[] = await db('visits').where('store_id', storeId)
+    .where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi))
+    .orderBy('duration_ms').offset(Math.floor((count - 1) / 2)).limit(count % 2 === 0 ? 2 : 1)
+    .select('duration_ms');
+  return middle.length === 0 ? 0 : middle.reduce((sum, r) => sum + num(r.duration_ms), 0) / middle.length;
 }
 
 const FREQUENCY = [
@@ -158,20 +157,20 @@ const FREQUENCY = [
 
 export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
-  // Whole-range figures, beside the bucket read: distinct visitors, and how often each came
-  // (visits in the range), counted in SQL: one pass over the store's covering index grouped by
-  // subject, then one first-visit lookup per distinct visitor (not per visit), and a single row back.
+  // Whole-range figures, beside the bucket read: distinct visitors and how often each came (visits
+  // in the range), from the store's visitor spans: a span inside the range brings its visit count,
+  // only one that the range cuts counts its visits in the range; then one first-visit lookup each.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
   const [{ z, starts, labels, lo, byStart }, [[row]]] = await Promise.all([
     rollupSeries(db, store, range, cols),
     db.raw(
       `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
-       FROM (SELECT subject_id, COUNT(*) AS n FROM visits
-             WHERE store_id = ? AND started_at >= ? AND started_at < ? AND subject_kind = 'visitor'
-             GROUP BY subject_id) x
-       LEFT JOIN analytics_subjects a ON a.merchant_id = ? AND a.subject_id = x.subject_id`,
-      [new Date(lo0), store.id, new Date(lo0), new Date(range.to), store.merchantId],
+       FROM (SELECT s.merchant_id, s.subject_id, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
+             WHERE s.store_id = ? AND s.subject_kind = 'visitor' AND s.first_visit_at < ? AND s.last_visit_at >= ?) x
+       LEFT JOIN analytics_subjects a ON a.merchant_id = x.merchant_id AND a.subject_id = x.subject_id
+       WHERE x.n > 0`,
+      [new Date(lo0), ...spanBindings(lo0, range.to), store.id, new Date(range.to), new Date(lo0)],
     ) as unknown as Promise<[Record<string, unknown>[]]>,
   ]);
   let newVisitors = 0;
@@ -223,47 +222,50 @@ export async function peakHours(db: Knex, store: StoreRef, range: Omit<Range, 'i
   };
 }
 
+/** Stores a summary lists at once (`limit` up to this); further stores come with `cursor`. */
+export const SUMMARY_MAX_STORES = 50;
+
+/** Where a summary page starts: after the store of this name and id (stores are listed by name, id). */
+export type SummaryPage = { limit: number; after?: { name: string; id: string } };
+
 /**
- * All of a merchant's stores over [from, to), each floored to its local day. Four queries in all,
- * and one more per store whose local day `to` cuts short.
- * Visits are read per store on (store_id, started_at, subject_id, …) — one index range per store,
- * UNION ALL — never through the merchant index, which lacks store_id and cost a row lookup per visit.
+ * A merchant's stores over [from, to), each floored to its local day. Totals cover every store;
+ * the per-store rows (with their distinct subjects, the costly part) cover one page of stores.
+ * Visit sums come from day rollups, one index range per store (UNION ALL), plus one partial-day
+ * read per store whose local day `to` cuts short; distinct subjects come from spans (spans.ts):
+ * per listed store from its subject spans, merchant-wide from the merchant's subject spans, each
+ * row certain from its span unless the span strictly contains the range (then one index probe).
  */
-export async function merchantSummary(db: Knex, merchant: { id: string; name: string }, range: Omit<Range, 'interval'>) {
+export async function merchantSummary(db: Knex, merchant: { id: string; name: string }, range: Omit<Range, 'interval'>, page: SummaryPage) {
   const stores: StoreRef[] = await db('stores').where('merchant_id', merchant.id).orderBy(['name', 'id'])
     .select('id', 'merchant_id as merchantId', 'name', 'timezone');
   const starts = new Map(stores.map((s) => [s.id, zone(s.timezone).dayStart(range.from)]));
   const lo = Math.min(range.from, ...starts.values());
   const to = new Date(range.to);
   const totals = { visits: 0, uniqueSubjects: 0, memberVisits: 0, visitorVisits: 0, newVisitors: 0, membersSeen: 0, pointsAwarded: 0 };
-  if (stores.length === 0) return { merchantId: merchant.id, name: merchant.name, from: new Date(range.from).toISOString(), to: to.toISOString(), totals, stores: [] };
+  const empty = { merchantId: merchant.id, name: merchant.name, from: new Date(range.from).toISOString(), to: to.toISOString(), totals, stores: [], nextCursor: null };
+  if (stores.length === 0) return empty;
+  const first = page.after ? stores.findIndex((s) => s.name > page.after!.name || (s.name === page.after!.name && s.id > page.after!.id)) : 0;
+  const listed = first < 0 ? [] : stores.slice(first, first + page.limit);
+  const more = first >= 0 && first + page.limit < stores.length;
   // `to` is exclusive: a local day it cuts short is summed from its visits, not from its day rollup.
   const cuts = new Map(stores.map((s) => [s.id, Math.max(starts.get(s.id)!, zone(s.timezone).dayStart(range.to))]));
-  // Each store's own local-day range: one index range per store.
-  const perStore = (select: string, table: string, timeColumn: string, extra = '', suffix = '', until = (_: StoreRef) => to) => ({
-    sql: stores.map(() => `SELECT ${select} FROM ${table} WHERE store_id = ?${extra} AND ${timeColumn} >= ? AND ${timeColumn} < ?${suffix}`).join(' UNION ALL '),
-    bindings: stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), until(s)]),
-  });
-  const sumsQ = perStore(
-    'store_id, SUM(visits) AS visits, SUM(member_visits) AS member_visits, SUM(visitor_visits) AS visitor_visits, SUM(new_visitors) AS new_visitors',
-    'analytics_rollups', 'bucket_start', " AND granularity = 'day'", ' GROUP BY store_id', (s) => new Date(cuts.get(s.id)!),
-  );
+  const sumsSql = stores.map(() => `SELECT store_id, SUM(visits) AS visits, SUM(member_visits) AS member_visits, SUM(visitor_visits) AS visitor_visits,
+      SUM(new_visitors) AS new_visitors FROM analytics_rollups WHERE store_id = ? AND granularity = 'day' AND bucket_start >= ? AND bucket_start < ? GROUP BY store_id`).join(' UNION ALL ');
+  const sumsBindings = stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), new Date(cuts.get(s.id)!)]);
   const partials = Promise.all(stores.map((s) => (cuts.get(s.id)! < range.to ? partialBucket(db, s.id, cuts.get(s.id)!, range.to) : undefined)));
-  const uniquesQ = perStore('store_id, COUNT(DISTINCT subject_id) AS n', 'visits', 'started_at', '', ' GROUP BY store_id');
-  const subjectsQ = perStore('subject_id, subject_kind', 'visits', 'started_at');
-  const [[sums], [uniques], [[merchantWide]], points, partial] = await Promise.all([
-    db.raw(sumsQ.sql, sumsQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
-    db.raw(uniquesQ.sql, uniquesQ.bindings) as unknown as Promise<[Record<string, unknown>[]]>,
-    db.raw(
-      `SELECT COUNT(DISTINCT subject_id) AS n, COUNT(DISTINCT CASE WHEN subject_kind = 'member' THEN subject_id END) AS members FROM (${subjectsQ.sql}) u`,
-      subjectsQ.bindings,
-    ) as unknown as Promise<[Record<string, unknown>[]]>,
+  const uniquesSql = listed.map(() => `SELECT ? AS store_id, COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`).join(' UNION ALL ');
+  const uniquesBindings = listed.flatMap((s) => [s.id, s.id, ...spanBindings(starts.get(s.id)!, range.to)]);
+  const [[sums], [uniques], merchantWide, points, partial] = await Promise.all([
+    db.raw(sumsSql, sumsBindings) as unknown as Promise<[Record<string, unknown>[]]>,
+    (listed.length === 0 ? [[]] : db.raw(uniquesSql, uniquesBindings)) as unknown as Promise<[Record<string, unknown>[]]>,
+    merchantSubjects(db, merchant.id, stores.map((s) => ({ id: s.id, lo: starts.get(s.id)! })), range.to),
     merchantPoints(db, merchant.id, lo, range.to),
     partials,
   ]);
   const sumBy = new Map(sums.map((r: Record<string, unknown>) => [r.store_id as string, r]));
   const uniqueBy = new Map(uniques.map((r: Record<string, unknown>) => [r.store_id as string, num(r.n)]));
-  const out = stores.map((store, i) => {
+  const rows = stores.map((store, i) => {
     const r = sumBy.get(store.id) as Record<string, unknown> | undefined;
     const p = partial[i];
     const row = {
@@ -279,10 +281,50 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
     addVisitCounts(totals, row);
     return row;
   });
-  totals.uniqueSubjects = num((merchantWide as Record<string, unknown> | undefined)?.n);
-  totals.membersSeen = num((merchantWide as Record<string, unknown> | undefined)?.members);
+  totals.uniqueSubjects = merchantWide.subjects;
+  totals.membersSeen = merchantWide.members;
   totals.pointsAwarded = points;
-  return { merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: to.toISOString(), totals, stores: out };
+  const out = rows.slice(Math.max(first, 0), Math.max(first, 0) + listed.length);
+  const last = listed[listed.length - 1];
+  return {
+    merchantId: merchant.id, name: merchant.name, from: new Date(lo).toISOString(), to: to.toISOString(), totals, stores: out,
+    nextCursor: more && last ? encodeSummaryCursor({ name: last.name, id: last.id }) : null,
+  };
+}
+
+export const encodeSummaryCursor = (after: { name: string; id: string }) => Buffer.from(JSON.stringify([after.name, after.id])).toString('base64url');
+
+/** The store a summary cursor points after, or undefined when it is not one. */
+export function decodeSummaryCursor(cursor: string): { name: string; id: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && value.every((x) => typeof x === 'string')) return { name: value[0], id: value[1] };
+  } catch {
+    // not JSON: not a cursor
+  }
+  return undefined;
+}
+
+/**
+ * Distinct subjects (and members) with a visit at any of the merchant's stores starting in that
+ * store's [lo, to), from the merchant-wide spans: a span starting or ending in [max lo, to) is
+ * certainly in; otherwise the subject's store spans decide (and, for a span containing its
+ * store's range, one index probe into visits).
+ */
+async function merchantSubjects(db: Knex, merchantId: string, stores: { id: string; lo: number }[], to: number) {
+  const loMin = Math.min(...stores.map((s) => s.lo));
+  const loMax = Math.max(...stores.map((s) => s.lo));
+  const hi = new Date(to);
+  const [[row]] = (await db.raw(
+    `SELECT COUNT(*) AS n, COALESCE(SUM(a.subject_kind = 'member'), 0) AS members FROM analytics_subjects a
+     WHERE a.merchant_id = ? AND a.first_visit_at < ? AND a.last_visit_at >= ?
+       AND (a.first_visit_at >= ? OR (a.last_visit_at >= ? AND a.last_visit_at < ?)
+         OR EXISTS (SELECT 1 FROM analytics_store_subjects s
+                    JOIN (${stores.map(() => 'SELECT ? AS store_id, ? AS lo').join(' UNION ALL ')}) r ON r.store_id = s.store_id
+                    WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id AND ${storeSpanInRange('s', 'r.lo')}))`,
+    [merchantId, hi, new Date(loMin), new Date(loMax), new Date(loMax), hi, ...stores.flatMap((s) => [s.id, new Date(s.lo)]), hi, hi, hi],
+  )) as unknown as [Record<string, unknown>[]];
+  return { subjects: num(row?.n), members: num(row?.members) };
 }
 
 /** Points awarded at the merchant's stores in [lo, to) (not cached: erasing a member removes its awards). */

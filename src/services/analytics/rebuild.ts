@@ -3,7 +3,7 @@
  *
  * For every subject seen at the store in [from - gap, to + gap) the subject's visits at that
  * store are re-sessionised from all of its sightings there, its first visit at the merchant is
- * recomputed from visits, and then every affected bucket — the whole [from, to) range at this
+ * recomputed from visits, its spans (spans.ts) likewise, and then every affected bucket — the whole [from, to) range at this
  * store plus any bucket elsewhere whose visits or new/returning status changed — is recomputed
  * from visits by summing the same per-subject contributions the incremental path uses. On data
  * the incremental path produced, this changes nothing (tested); after a gap change, a bug, or
@@ -16,6 +16,7 @@ import type { Knex } from 'knex';
 import type { FirstVisit, SubjectKind } from './rollup.js';
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
+import { refreshSpans } from './spans.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../../storage/transactions.js';
 import {
   bucketMetrics, bumpStoreVersions, earlierFirst, groupBySubject, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow,
@@ -138,6 +139,7 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
             .where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi + 27 * 3_600_000)).select('store_id', 'started_at');
           for (const r of near) changedDays.push([r.store_id, (r.started_at as Date).getTime()]);
         }
+        await refreshSpans(trx, chunk.map((s) => ({ storeId: store.id, subjectId: s.subject_id, merchantId: store.merchantId })));
       }, READ_COMMITTED),
     );
     for (const [storeId, t] of changedDays) await addDay(storeId, t);

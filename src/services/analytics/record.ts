@@ -15,6 +15,7 @@ import {
   applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
   type StoreInfo, type VisitRow,
 } from './store.js';
+import { refreshSpans, type StoreSubject } from './spans.js';
 
 export type SightingInput = {
   storeId: string;
@@ -252,6 +253,7 @@ async function applySubjectChange(
 
   writes.removedVisitIds.push(...removed.map((v) => v.id));
   writes.addedVisits.push(...added.map((v) => visitToRow(v, { ...subject, storeId: v.storeId })));
+  for (const v of [...removed, ...added]) writes.spans.push({ storeId: v.storeId, subjectId: subject.subjectId, merchantId: subject.merchantId });
   if (!sameFirst(oldFirst, newFirst)) {
     writes.firstVisits.push({
       merchant_id: subject.merchantId,
@@ -265,15 +267,17 @@ async function applySubjectChange(
 
 /**
  * The visit and first-visit rows every subject's change ends with, written in three statements
- * for the whole transaction. Deferring them is safe: a subject's change reads only its own rows.
+ * for the whole transaction, then the changed subjects' spans recomputed from them. Deferring
+ * them is safe: a subject's change reads only its own rows.
  */
 type VisitWrites = {
+  spans: StoreSubject[];
   removedVisitIds: number[];
   addedVisits: ReturnType<typeof visitToRow>[];
   firstVisits: { merchant_id: string; subject_id: string; subject_kind: SubjectKind; first_visit_at: Date | null; first_visit_store_id: string | null }[];
 };
 
-const noVisitWrites = (): VisitWrites => ({ removedVisitIds: [], addedVisits: [], firstVisits: [] });
+const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
 async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Promise<void> {
   if (writes.removedVisitIds.length > 0) await trx('visits').whereIn('id', writes.removedVisitIds).delete();
@@ -286,6 +290,7 @@ async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Pro
       [...insert.bindings] as Knex.RawBinding[],
     );
   }
+  await refreshSpans(trx, writes.spans);
 }
 
 /**
@@ -311,7 +316,8 @@ export async function retractCaptureSightings(trx: Knex.Transaction, captureId: 
     for (const r of rows.filter((x) => x.subject_id === subject.subjectId && x.merchant_id === subject.merchantId)) {
       const t = r.seen_at.getTime();
       if (removed.some((v) => v.storeId === r.store_id && v.startedAt <= t && v.endedAt >= t)) continue;
-      const visit = (await loadNearbyVisits(trx, r.store_id, subject.subjectId, t, t + 1)).find((v) => v.startedAt <= t && v.endedAt >= t);
+      // From t - 1: a visit that ends exactly at t (this was its last sighting) must be found too.
+      const visit = (await loadNearbyVisits(trx, r.store_id, subject.subjectId, t - 1, t + 1)).find((v) => v.startedAt <= t && v.endedAt >= t);
       if (!visit) continue; // never recorded in analytics
       const rest = await trx('sightings')
         .where({ store_id: r.store_id, subject_id: subject.subjectId })
