@@ -806,7 +806,20 @@ export function openApiDocument(): Schema {
         ),
       },
       '/v1/merchants/{id}/analytics/summary': {
-        get: op('Per-store totals for a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant'), ...rangeParams], ...ok('200', 'Summary', { type: 'object' }) }, '400', '403', '404'),
+        get: op(
+          'Totals over every store of a merchant, and per-store totals a page of stores at a time (at most 50 stores per answer)',
+          'admin, merchant (own)',
+          {
+            parameters: [
+              idParam('Merchant'),
+              ...rangeParams,
+              { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 50, default: 50 }, description: 'Stores per page' },
+              { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'nextCursor of the previous page' },
+            ],
+            ...ok('200', 'Summary: totals over every store, `stores` (this page) and `nextCursor` (null on the last page)', { type: 'object' }),
+          },
+          '400', '403', '404',
+        ),
       },
       '/healthz': { get: op('Liveness', 'public', ok('200', 'The process answers', { type: 'object', properties: { status: { const: 'ok' } } })) },
       '/readyz': {
