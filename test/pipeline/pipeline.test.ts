@@ -183,6 +183,16 @@ describe('the queued pipeline', () => {
     expect((await t.env.db('faces').where({ person_id: memberId })).length).toBeGreaterThan(0);
 
     const sightingsBefore = await t.env.db('sightings').where({ merchant_id: tenant.merchantId }).count({ n: '*' });
+    const analytics = async () => {
+      const range = 'from=2026-11-01&to=2026-12-01&interval=day';
+      const traffic = await t.call('GET', `/v1/stores/${tenant.storeId}/analytics/traffic?${range}`, { key: tenant.merchantKey });
+      const visitors = await t.call('GET', `/v1/stores/${tenant.storeId}/analytics/visitors?${range}`, { key: tenant.merchantKey });
+      return { traffic: traffic.body.totals, visitors: visitors.body.totals };
+    };
+    const analyticsBefore = await analytics();
+    expect(analyticsBefore.traffic.memberVisits).toBeGreaterThan(0);
+    const keyedBySubject = ['sightings', 'visits', 'analytics_subjects', 'analytics_store_subjects'];
+    for (const table of keyedBySubject) expect((await t.env.db(table).where({ subject_id: memberId })).length, table).toBeGreaterThan(0);
     const erased = await t.call('DELETE', `/v1/people/${memberId}`, { key: tenant.merchantKey });
     expect(erased.status).toBe(204);
     for (const gallery of galleries) {
@@ -196,6 +206,9 @@ describe('the queued pipeline', () => {
     expect(await t.env.db('sightings').where({ person_id: memberId })).toEqual([]);
     const sightingsAfter = await t.env.db('sightings').where({ merchant_id: tenant.merchantId }).count({ n: '*' });
     expect(sightingsAfter).toEqual(sightingsBefore);
+    // Nothing keeps the person's id (issue 14 item 8), and every count stays.
+    for (const table of keyedBySubject) expect(await t.env.db(table).where({ subject_id: memberId }), table).toEqual([]);
+    expect(await analytics()).toEqual(analyticsBefore);
     expect((await t.call('GET', `/v1/people/${memberId}`, { key: tenant.merchantKey })).status).toBe(404);
   });
 });

@@ -2,3 +2,4 @@ export { recordSightings, lockSubjects, retractCaptureSightings, type SightingIn
 export { rebuildAnalytics, type RebuildOptions, type RebuildResult } from './rebuild.js';
 export { sessionise, applySightings, mergeIntervals, AGE_BUCKETS, type VisitAgg, type SightingPoint } from './sessionise.js';
 export { zone, Zone, isValidTimeZone, type Interval } from './time.js';
+export { anonymiseSubject } from './anonymise.js';
