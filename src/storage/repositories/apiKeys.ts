@@ -36,11 +36,10 @@ export async function createApiKey(db: Knex, grant: KeyGrant, options: KeyOption
 
 const LAST_USED_RESOLUTION_S = 60;
 
-/** Notes that a key was used, at most once a minute, so authentication does not write on every request. */
+/** Notes that a key was used; the caller asks only when the stored time is a minute old. */
 function touchKey(db: Knex, keyId: string): void {
   db('api_keys')
     .where('id', keyId)
-    .where((q) => q.whereNull('last_used_at').orWhereRaw('last_used_at < NOW(3) - INTERVAL ? SECOND', [LAST_USED_RESOLUTION_S]))
     .update({ last_used_at: db.raw('NOW(3)') })
     .catch(() => undefined);
 }
@@ -53,9 +52,17 @@ export async function findPrincipalByKey(db: Knex, key: string): Promise<Princip
     .whereNull('k.revoked_at')
     .where((q) => q.whereNull('k.expires_at').orWhereRaw('k.expires_at > NOW(3)'))
     .whereNull('d.deleted_at')
-    .first('k.id', 'k.role', 'k.merchant_id', 'k.device_id', 'd.store_id');
+    .first(
+      'k.id',
+      'k.role',
+      'k.merchant_id',
+      'k.device_id',
+      'd.store_id',
+      db.raw('(k.last_used_at IS NULL OR k.last_used_at < NOW(3) - INTERVAL ? SECOND) AS use_unrecorded', [LAST_USED_RESOLUTION_S]),
+    );
   if (!row) return undefined;
-  touchKey(db, row.id);
+  // Authentication writes at most once a minute per key, not on every request.
+  if (row.use_unrecorded) touchKey(db, row.id);
   switch (row.role as ApiKeyRole) {
     case 'admin':
       return { role: 'admin', keyId: row.id };
