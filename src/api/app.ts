@@ -41,8 +41,8 @@ export type AppDeps = {
   db: Knex;
   blobs: BlobStore;
   queues: Queues;
-  /** Needed to erase vectors (DELETE /v1/people/:id and its faces); without it those endpoints answer 503. */
-  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors'>;
+  /** Needed to erase and move vectors (erasure, face removal, merge, link, undo); without it those endpoints answer 503. */
+  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors' | 'subjectVectorIds' | 'moveVectors'>;
   logger?: Logger;
   /** Defaults to MySQL, Redis, Chroma heartbeat and model files. */
   readiness?: ReadinessCheck[];

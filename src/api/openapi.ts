@@ -588,6 +588,27 @@ export function openApiDocument(): Schema {
           '400', '403', '404',
         ),
       },
+      '/v1/people/{id}/visitors': {
+        post: op(
+          "Link a visitor to the member (\"this returning visitor just signed up\"): its sightings, visits and vectors become the member's, analytics are recomputed (totals unchanged, the member/visitor split moves); perks for its past only with awardPast, each under the cooldown. Undo with POST /v1/audit/{auditId}/undo. Sent again after a 503, finishes the link",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              required: ['visitorId'],
+              additionalProperties: false,
+              properties: { visitorId: uuid, awardPast: { type: 'boolean', default: false } },
+            }),
+            ...ok('200', 'Linked', {
+              type: 'object',
+              required: ['person', 'sightingsMoved', 'pointsAwarded', 'auditId'],
+              properties: { person: ref('Person'), sightingsMoved: { type: 'integer' }, pointsAwarded: { type: 'integer' }, auditId: { type: 'integer' } },
+            }),
+          },
+          '400', '403', '404', '503',
+        ),
+      },
       '/v1/visitors': {
         get: op(
           "List a merchant's anonymous visitors: most recently seen or most visits first; ties by id",
@@ -606,7 +627,7 @@ export function openApiDocument(): Schema {
       },
       '/v1/visitors/{id}': {
         get: op(
-          'Read a visitor and its visits, latest first (cursor and limit page the history)',
+          'Read a visitor and its visits, latest first (cursor and limit page the history). A visitor merged or linked away answers 404 with error.movedTo: {kind, id}, the subject it became part of',
           'admin, merchant (own)',
           {
             parameters: [idParam('Visitor'), ...pageParams],
@@ -615,6 +636,28 @@ export function openApiDocument(): Schema {
             }),
           },
           '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/{id}/merge': {
+        post: op(
+          'Merge this visitor into another of the merchant (one person seen as two): sightings, visits (re-sessionised), rollups and vectors go to `into`; this id answers 404 with error.movedTo after. Undo with POST /v1/audit/{auditId}/undo. Sent again after a 503, finishes the merge',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Visitor')],
+            ...body({ type: 'object', required: ['into'], additionalProperties: false, properties: { into: uuid } }),
+            responses: {
+              '200': {
+                description: 'Merged: the surviving visitor',
+                content: json({
+                  type: 'object',
+                  required: ['visitor', 'auditId'],
+                  properties: { visitor: { allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid } }] }, auditId: { type: 'integer' } },
+                }),
+              },
+              '422': { description: 'same_visitor: into is this visitor', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
         ),
       },
       '/v1/audit': {
@@ -626,6 +669,24 @@ export function openApiDocument(): Schema {
             ...ok('200', 'A page of entries', listOf(ref('AuditEntry'))),
           },
           '400', '403', '404',
+        ),
+      },
+      '/v1/audit/{id}/undo': {
+        post: op(
+          'Undo a merge or a link (the audit entry that recorded it): sightings, visits, analytics, vectors and perks awarded for the past go back exactly as they were',
+          'admin, merchant (own)',
+          {
+            parameters: [{ name: 'id', in: 'path', required: true, description: 'Audit entry id', schema: { type: 'integer', minimum: 1 } }],
+            responses: {
+              '200': {
+                description: 'Undone',
+                content: json({ type: 'object', required: ['undone', 'auditId'], properties: { undone: { type: 'integer' }, auditId: { type: 'integer', description: "The undo's own entry" } } }),
+              },
+              '409': { description: 'undo_stale: the subjects changed after (a later merge, link or rejection, a face gone, a subject erased, the points spent); already_undone', content: json(ref('Error')) },
+              '422': { description: 'not_undoable: the entry is not a merge or a link', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
         ),
       },
       '/v1/captures': {

@@ -62,7 +62,10 @@ export class ResultsService {
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
     await insertSightings(trx, captureId, sightings);
     await touchSubjects(trx, sightings, capture.captured_at);
-    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
+    // Demographics as stored (FLOAT columns), not as the vision stage computed them: a rebuild or a
+    // reassignment of these sightings reads the stored values and must find the same visits.
+    const stored = sightings.map(({ age: _age, gender: _gender, ...sighting }) => sighting);
+    await recordSightings(trx, stored, { visitGapMinutes: this.options.visitGapMinutes });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;

@@ -15,6 +15,12 @@ const gallery = {
   async deleteVectors() {
     throw new Error('no face is removed in these tests');
   },
+  async subjectVectorIds(): Promise<string[]> {
+    throw new Error('no vector is moved in these tests');
+  },
+  async moveVectors() {
+    throw new Error('no vector is moved in these tests');
+  },
 };
 
 let t: TestApi;

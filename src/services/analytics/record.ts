@@ -39,7 +39,8 @@ const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing t
  * `visitors` rows) in a fixed order. Call it first in the aggregate transaction, before inserting
  * faces/sightings: inserting a face takes a shared FK lock on its person/visitor row, and two
  * workers that both hold one and then want it exclusively deadlock. Idempotent within a transaction.
- * Returns the ids of the subjects whose person or visitor row exists (and is now locked).
+ * Returns the ids of the subjects whose person or visitor row exists (and is now locked); a visitor
+ * merged or linked away does not count.
  */
 export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Set<string>> {
   const unique = new Map<string, SubjectRef>();
@@ -56,7 +57,10 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   const visitors = sorted.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId).sort();
   for (const [table, ids] of [['people', people], ['visitors', visitors]] as const) {
     if (ids.length === 0) continue;
-    const rows: { id: string }[] = await trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
+    const query = trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
+    // A visitor merged or linked away is gone for new sightings (its vectors may not have moved yet).
+    if (table === 'visitors') query.whereNull('merged_into_id');
+    const rows: { id: string }[] = await query;
     for (const row of rows) existing.add(row.id);
   }
   return existing;
