@@ -148,12 +148,12 @@ const schemas: Record<string, Schema> = {
   },
   LedgerEntry: {
     type: 'object',
-    description: 'An award (recognised at a store, for a capture) or a redemption; points is the change to the balance',
+    description: 'An award (recognised at a store, for a capture), a redemption, or a reversal (the award of a face rejected as not this member, at most the balance then); points is the change to the balance',
     properties: {
       id: uuid,
-      kind: { enum: ['award', 'redemption'] },
-      points: { type: 'integer', description: 'Positive for an award, negative for a redemption' },
-      at: { ...instant, description: "An award's capture time, a redemption's time" },
+      kind: { enum: ['award', 'redemption', 'reversal'] },
+      points: { type: 'integer', description: 'Positive for an award, negative for a redemption or a reversal' },
+      at: { ...instant, description: "An award's capture time, a redemption's or a reversal's time" },
       storeId: nullable(uuid),
       captureId: nullable(uuid),
       reason: nullable({ type: 'string' }),
@@ -660,6 +660,28 @@ export function openApiDocument(): Schema {
           '400', '403', '404', '503',
         ),
       },
+      '/v1/faces/{id}/reject': {
+        post: op(
+          '"Not this person": the recognised face (a capture face id) is not the member or visitor it was matched to. It becomes a visitor (the closest other visitor, else a new one), analytics follow, a perk awarded for it is reversed in the ledger, and that subject is not matched again to a later face closer to this one than to its own faces',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Face (of a capture)')],
+            responses: {
+              '200': {
+                description: 'Rejected: the subject the face now belongs to',
+                content: json({
+                  type: 'object',
+                  required: ['faceId', 'subject', 'auditId'],
+                  properties: { faceId: uuid, subject: { type: 'object', properties: { kind: { enum: ['member', 'visitor'] }, id: uuid } }, auditId: { type: 'integer' } },
+                }),
+              },
+              '409': { description: 'face_moved: the face or its closest visitor changed meanwhile; read it and send again', content: json(ref('Error')) },
+              '422': { description: 'not_matched: the face has no match; no_embedding: matched before faces kept their embedding (reprocess the capture)', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
+        ),
+      },
       '/v1/audit': {
         get: op(
           "Audit trail of changes to members (created, updated, faces enrolled and removed, points redeemed, erased), newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
@@ -683,7 +705,7 @@ export function openApiDocument(): Schema {
                 content: json({ type: 'object', required: ['undone', 'auditId'], properties: { undone: { type: 'integer' }, auditId: { type: 'integer', description: "The undo's own entry" } } }),
               },
               '409': { description: 'undo_stale: the subjects changed after (a later merge, link or rejection, a face gone, a subject erased, the points spent); already_undone', content: json(ref('Error')) },
-              '422': { description: 'not_undoable: the entry is not a merge or a link', content: json(ref('Error')) },
+              '422': { description: 'not_undoable: the entry is not a merge or a link (a rejection is not undone; a later match of the face fixes it)', content: json(ref('Error')) },
             },
           },
           '400', '403', '404', '503',

@@ -32,7 +32,9 @@ export type IdentityDeps = {
 /** Why a change was refused: a subject missing (404), or the change not possible (409/422). */
 export class IdentityChangeRefused extends Error {
   constructor(
-    readonly reason: 'visitor_gone' | 'person_gone' | 'entry_gone' | 'same_visitor' | 'undo_stale' | 'already_undone' | 'not_undoable' | 'points_spent',
+    readonly reason:
+      | 'visitor_gone' | 'person_gone' | 'entry_gone' | 'same_visitor' | 'undo_stale' | 'already_undone' | 'not_undoable' | 'points_spent'
+      | 'not_matched' | 'no_embedding' | 'face_moved',
     message: string,
   ) {
     super(message);

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedTenant, upload } from '../api/support.js';
 import { SHARED_DIR } from '../support/services.js';
@@ -24,8 +25,13 @@ afterAll(async () => {
 });
 
 /** Uploads one photo taken at `capturedAt` and waits for it; answers its single face's match. */
-async function capture(tenant: Tenant, file: string, capturedAt: string): Promise<{ captureId: string; match: { kind: string; personId?: string; visitorId?: string } }> {
-  const r = await upload(t, tenant.deviceKey, [{ name: 'capturedAt', value: capturedAt }, { name: 'images', file: await photo(file), filename: path.basename(file) }]);
+async function capture(
+  tenant: Tenant,
+  file: string | Buffer,
+  capturedAt: string,
+): Promise<{ captureId: string; faceId: string; match: { kind: string; personId?: string; visitorId?: string } }> {
+  const bytes = typeof file === 'string' ? await photo(file) : file;
+  const r = await upload(t, tenant.deviceKey, [{ name: 'capturedAt', value: capturedAt }, { name: 'images', file: bytes, filename: 'capture.jpg' }]);
   expect(r.status, JSON.stringify(r.body)).toBe(202);
   const captureId = r.body.captures[0].id as string;
   const done = await waitFor(async () => {
@@ -34,7 +40,7 @@ async function capture(tenant: Tenant, file: string, capturedAt: string): Promis
   }, 90_000, `capture ${captureId}`);
   expect(done.status).toBe('done');
   expect(done.faces).toHaveLength(1);
-  return { captureId, match: done.faces[0].match };
+  return { captureId, faceId: done.faces[0].id, match: done.faces[0].match };
 }
 
 /** Everything analytics keep of the merchant, ids of visits left out (a re-sessionised visit is a new row). */
@@ -205,5 +211,49 @@ describe('merging two visitors', () => {
     const entry = await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey });
     const notUndoable = await t.call('POST', `/v1/audit/${entry.body.items[0].id}/undo`, { key: tenant.merchantKey });
     expect([notUndoable.status, notUndoable.body.error.code]).toEqual([422, 'not_undoable']);
+  });
+});
+
+describe('"not this person"', () => {
+  it('rejects a member match: the perk is reversed in the ledger, the face becomes a visitor, and a close face is not matched to the member again', async () => {
+    const tenant = await seedTenant(t, 'Reject Co');
+    const person = await t.call('POST', '/v1/people', { key: tenant.merchantKey, json: { displayName: 'Barack' } });
+    const memberId = person.body.id as string;
+    const enrol = await upload(t, tenant.merchantKey, [{ name: 'image', file: await photo('examples/knn_examples/train/obama/obama.jpg'), filename: 'b.jpg' }], `/v1/people/${memberId}/faces`);
+    expect(enrol.status, JSON.stringify(enrol.body)).toBe(201);
+    const seen = await capture(tenant, 'examples/obama-480p.jpg', '2026-11-10T10:00:00Z');
+    expect(seen.match).toMatchObject({ kind: 'member', personId: memberId });
+    expect((await t.call('GET', `/v1/people/${memberId}`, { key: tenant.merchantKey })).body.points).toBe(5);
+
+    const other = await seedTenant(t, 'Reject Rival');
+    expect((await t.call('POST', `/v1/faces/${seen.faceId}/reject`, { key: other.merchantKey })).status).toBe(404);
+    expect((await t.call('POST', `/v1/faces/${seen.faceId}/reject`, { key: tenant.deviceKey })).status).toBe(403);
+    const r = await t.call('POST', `/v1/faces/${seen.faceId}/reject`, { key: tenant.merchantKey });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({ faceId: seen.faceId, subject: { kind: 'visitor', id: expect.any(String) }, auditId: expect.any(Number) });
+    const visitorId = r.body.subject.id as string;
+
+    const ledger = await t.call('GET', `/v1/people/${memberId}/points`, { key: tenant.merchantKey });
+    expect(ledger.body.balance).toBe(0);
+    expect(ledger.body.items.map((e: { kind: string; points: number; captureId: string }) => [e.kind, e.points, e.captureId])).toEqual([
+      ['reversal', -5, seen.captureId],
+      ['award', 5, seen.captureId],
+    ]);
+    const face = (await t.call('GET', `/v1/captures/${seen.captureId}`, { key: tenant.deviceKey })).body.faces[0];
+    expect(face.match).toMatchObject({ kind: 'visitor', visitorId });
+    expect((await t.call('GET', `/v1/people/${memberId}/visits`, { key: tenant.merchantKey })).body.items).toEqual([]);
+    expect((await t.call('GET', `/v1/visitors/${visitorId}`, { key: tenant.merchantKey })).body).toMatchObject({ visits: 1, firstSeenAt: '2026-11-10T10:00:00.000Z' });
+    expect((await totals(tenant)).traffic).toMatchObject({ visits: 1, memberVisits: 0, visitorVisits: 1, newVisitors: 1 });
+    expect(await t.gallery.countSubjectVectors('visitor', tenant.merchantId, visitorId)).toBe(1);
+    const audit = await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey });
+    expect(audit.body.items[0]).toMatchObject({ id: r.body.auditId, action: 'face.rejected', subject: { kind: 'member', id: memberId }, details: { faceId: seen.faceId, pointsReversed: 5 } });
+    const undo = await t.call('POST', `/v1/audit/${r.body.auditId}/undo`, { key: tenant.merchantKey });
+    expect([undo.status, undo.body.error.code]).toEqual([422, 'not_undoable']);
+
+    // The same photo re-encoded: closer to the rejected face than to the member's enrolled one.
+    const again = await sharp(await photo('examples/obama-480p.jpg')).jpeg({ quality: 85 }).toBuffer();
+    const later = await capture(tenant, again, '2026-11-11T10:00:00Z');
+    expect(later.match).toMatchObject({ kind: 'visitor', visitorId });
+    expect((await t.call('GET', `/v1/people/${memberId}`, { key: tenant.merchantKey })).body.points).toBe(0);
   });
 });

@@ -1,13 +1,18 @@
-/** What the merge, link and undo routes share: the identity service's dependencies and its refusals as HTTP answers. */
+/** What the merge, link, undo and reject routes share: the identity service's dependencies and its refusals as HTTP answers. */
 import { GalleryUnavailable, IdentityChangeRefused, type IdentityDeps } from '../../services/identity.js';
 import type { RouteDeps } from '../app.js';
 import { ApiError } from '../errors.js';
 
-export function identityDeps(deps: RouteDeps): IdentityDeps {
+/** The face gallery, which identity changes need (they move or add vectors): 503 without one. */
+export function galleryOf(deps: RouteDeps): NonNullable<RouteDeps['gallery']> {
   if (!deps.gallery) throw new ApiError(503, 'gallery_unavailable', 'this change moves face vectors and needs the face gallery, which this API process is not connected to');
+  return deps.gallery;
+}
+
+export function identityDeps(deps: RouteDeps): IdentityDeps {
   return {
     db: deps.db,
-    gallery: deps.gallery,
+    gallery: galleryOf(deps),
     visitGapMinutes: deps.config.VISIT_GAP_MINUTES,
     perks: { points: deps.config.PERK_POINTS, cooldownMinutes: deps.config.PERK_COOLDOWN_MINUTES },
   };
@@ -22,6 +27,9 @@ const STATUS: Record<IdentityChangeRefused['reason'], number> = {
   undo_stale: 409,
   already_undone: 409,
   points_spent: 409,
+  not_matched: 422,
+  no_embedding: 422,
+  face_moved: 409,
 };
 
 /** Runs the change; a refusal becomes its status, a gallery outage 503 (sent again, the request finishes what it started). */
