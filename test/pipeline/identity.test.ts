@@ -7,6 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { GalleryUnavailable, moveVisitor, type IdentityDeps } from '../../src/services/identity.js';
 import { seedTenant, upload } from '../api/support.js';
 import { SHARED_DIR } from '../support/services.js';
 import { startTestService, waitFor, type TestService } from './support.js';
@@ -42,6 +44,13 @@ async function capture(
   expect(done.faces).toHaveLength(1);
   return { captureId, faceId: done.faces[0].id, match: done.faces[0].match };
 }
+
+const identityOf = (service: TestService): IdentityDeps => ({
+  db: service.env.db,
+  gallery: service.gallery,
+  visitGapMinutes: service.env.config.VISIT_GAP_MINUTES,
+  perks: { points: service.env.config.PERK_POINTS, cooldownMinutes: service.env.config.PERK_COOLDOWN_MINUTES },
+});
 
 /** Everything analytics keep of the merchant, ids of visits left out (a re-sessionised visit is a new row). */
 async function analyticsRows(tenant: Tenant) {
@@ -214,6 +223,30 @@ describe('merging two visitors', () => {
   });
 });
 
+describe('a gallery outage during a merge', () => {
+  it('leaves the merge recorded with its vectors pending (503); the same request sent again moves them and answers the same entry', async () => {
+    const tenant = await seedTenant(t, 'Outage Co');
+    const keep = (await capture(tenant, 'examples/obama-480p.jpg', '2026-11-13T10:00:00Z')).match.visitorId!;
+    const merged = (await capture(tenant, 'examples/alex-lacamoire.png', '2026-11-13T12:00:00Z')).match.visitorId!;
+    const down = { ...identityOf(t), gallery: { subjectVectorIds: t.gallery.subjectVectorIds.bind(t.gallery), moveVectors: async () => Promise.reject(new Error('chroma is down')) } };
+    const failed = await moveVisitor(down, { keyId: randomUUID(), role: 'merchant' }, { merchantId: tenant.merchantId, visitorId: merged, into: { kind: 'visitor', id: keep } })
+      .catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(GalleryUnavailable);
+    expect((failed as GalleryUnavailable).done).toBe(true);
+    // The SQL side is whole: the visitor is merged, its vector still where it was.
+    expect((await t.call('GET', `/v1/visitors/${merged}`, { key: tenant.merchantKey })).body.error.movedTo).toEqual({ kind: 'visitor', id: keep });
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, merged)).toEqual([merged]);
+    const entry = (await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey })).body.items[0];
+    expect(entry).toMatchObject({ action: 'visitor.merged', subject: { kind: 'visitor', id: keep } });
+
+    const retried = await t.call('POST', `/v1/visitors/${merged}/merge`, { key: tenant.merchantKey, json: { into: keep } });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    expect(retried.body.auditId).toBe(entry.id);
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, keep)).toEqual([keep, merged].sort());
+    expect((await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey })).body.items[0].id).toBe(entry.id);
+  });
+});
+
 describe('"not this person"', () => {
   it('rejects a member match: the perk is reversed in the ledger, the face becomes a visitor, and a close face is not matched to the member again', async () => {
     const tenant = await seedTenant(t, 'Reject Co');
@@ -255,5 +288,10 @@ describe('"not this person"', () => {
     const later = await capture(tenant, again, '2026-11-11T10:00:00Z');
     expect(later.match).toMatchObject({ kind: 'visitor', visitorId });
     expect((await t.call('GET', `/v1/people/${memberId}`, { key: tenant.merchantKey })).body.points).toBe(0);
+
+    // The remembered rejection is biometric: it goes with the member.
+    expect(await t.env.db('rejected_matches').where('subject_id', memberId).count({ n: '*' })).toEqual([{ n: 1 }]);
+    expect((await t.call('DELETE', `/v1/people/${memberId}`, { key: tenant.merchantKey })).status).toBe(204);
+    expect(await t.env.db('rejected_matches').where('subject_id', memberId).count({ n: '*' })).toEqual([{ n: 0 }]);
   });
 });
