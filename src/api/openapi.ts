@@ -684,7 +684,7 @@ export function openApiDocument(): Schema {
       },
       '/v1/audit': {
         get: op(
-          "Audit trail of changes to members (created, updated, faces enrolled and removed, points redeemed, erased), newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
+          "Audit trail of identity changes (members created, updated, erased; faces enrolled, removed, rejected; visitors merged and linked; undos) and redemptions, newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
           'admin, merchant (own)',
           {
             parameters: [{ name: 'merchantId', in: 'query', schema: uuid, description: 'Admin: only this merchant; merchant: its own id or omitted' }, ...pageParams],
