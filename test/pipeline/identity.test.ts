@@ -294,4 +294,26 @@ describe('"not this person"', () => {
     expect((await t.call('DELETE', `/v1/people/${memberId}`, { key: tenant.merchantKey })).status).toBe(204);
     expect(await t.env.db('rejected_matches').where('subject_id', memberId).count({ n: '*' })).toEqual([{ n: 0 }]);
   });
+
+  it('rejects a visitor match: with no other visitor close, the face becomes a new visitor and each keeps one visit', async () => {
+    const tenant = await seedTenant(t, 'Reject Visitor Co');
+    const first = await capture(tenant, 'examples/obama-480p.jpg', '2026-11-14T10:00:00Z');
+    const second = await capture(tenant, 'examples/obama-720p.jpg', '2026-11-14T10:10:00Z');
+    expect(second.match).toMatchObject({ kind: 'visitor', visitorId: first.match.visitorId });
+    expect((await t.call('GET', `/v1/visitors/${first.match.visitorId}`, { key: tenant.merchantKey })).body.history.items).toHaveLength(1);
+
+    const r = await t.call('POST', `/v1/faces/${second.faceId}/reject`, { key: tenant.merchantKey });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const fresh = r.body.subject.id as string;
+    expect(fresh).not.toBe(first.match.visitorId);
+    for (const [id, at] of [[first.match.visitorId!, '2026-11-14T10:00:00.000Z'], [fresh, '2026-11-14T10:10:00.000Z']]) {
+      const visitor = await t.call('GET', `/v1/visitors/${id}`, { key: tenant.merchantKey });
+      expect(visitor.body.history.items).toEqual([{ storeId: tenant.storeId, startedAt: at, endedAt: at, sightings: 1 }]);
+    }
+    expect((await totals(tenant)).traffic).toMatchObject({ visits: 2, uniqueSubjects: 2, visitorVisits: 2, newVisitors: 2 });
+    const again = await t.call('POST', `/v1/faces/${second.faceId}/reject`, { key: tenant.merchantKey });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    // Not back to the first visitor either: this face was rejected for it.
+    expect([fresh, first.match.visitorId]).not.toContain(again.body.subject.id);
+  });
 });
