@@ -3,12 +3,14 @@ import { decodeEmbedding } from '../src/queue/contract.js';
 import type { PackName } from '../src/vision/types.js';
 import type { PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { MatchService } from '../src/services/matching.js';
+import { MergeSuggestionRepository } from '../src/storage/repositories/suggestions.js';
 import { VisitorRepository } from '../src/storage/repositories/visitors.js';
 import { galleryForPack, type WorkerContext } from './context.js';
 
 export function matchStage(context: WorkerContext): PipelineDefinition<'match'> {
   const { config, db, lifecycle, metrics } = context;
   const visitors = new VisitorRepository(db);
+  const suggestions = new MergeSuggestionRepository(db);
   const matchers = new Map<PackName, MatchService>();
   /**
    * Embeddings are searched in the collections of the pack that made them: while workers switch
@@ -17,7 +19,11 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
   const matcherFor = (pack: PackName) => {
     let matcher = matchers.get(pack);
     if (!matcher) {
-      matcher = new MatchService(galleryForPack(context, pack), visitors, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD });
+      matcher = new MatchService(galleryForPack(context, pack), visitors, suggestions, {
+        member: config.MEMBER_THRESHOLD,
+        visitor: config.VISITOR_THRESHOLD,
+        suggestion: config.SUGGESTION_THRESHOLD,
+      });
       matchers.set(pack, matcher);
     }
     return matcher;

@@ -33,6 +33,7 @@ import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { peopleRoutes } from './routes/people.js';
 import { pointRoutes } from './routes/points.js';
+import { suggestionRoutes } from './routes/suggestions.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { visitorRoutes } from './routes/visitors.js';
 
@@ -147,6 +148,7 @@ export function createApp(deps: AppDeps): Koa {
   tenantRoutes(router, resolved);
   peopleRoutes(router, resolved);
   pointRoutes(router, resolved);
+  suggestionRoutes(router, resolved);
   visitorRoutes(router, resolved);
   auditRoutes(router, resolved);
   intakeRoutes(router, resolved);

@@ -182,6 +182,22 @@ const schemas: Record<string, Schema> = {
       storeIds: { type: 'array', items: uuid, description: 'Every store it visited' },
     },
   },
+  SubjectRef: {
+    type: 'object',
+    required: ['kind', 'id'],
+    properties: { kind: { enum: ['visitor', 'member'] }, id: uuid },
+  },
+  MergeSuggestion: {
+    type: 'object',
+    description: 'A visitor (a) and another visitor or a member (b) that are probably one person',
+    properties: {
+      id: uuid,
+      a: ref('SubjectRef'),
+      b: ref('SubjectRef'),
+      similarity: { type: 'number', description: 'Cosine similarity of their closest vectors, under the match threshold' },
+      storeIds: { type: 'array', items: uuid, description: "Stores where both were seen (the visitor's stores when b is a member)" },
+    },
+  },
   AuditEntry: {
     type: 'object',
     description: "One change to a member's identity or points. Details hold ids and field names only, never a name or external id; an erased member's entries stay",
@@ -600,6 +616,28 @@ export function openApiDocument(): Schema {
               ...pageParams,
             ],
             ...ok('200', 'A page of visitors', listOf(ref('VisitorSummary'))),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/suggestions': {
+        get: op(
+          'Suggested merges, most similar first: a new visitor and its neighbours (visitors or members) just under the match threshold, pairs of visitors seen at one store; dismissed pairs and pairs with a side gone are never listed',
+          'admin (with merchantId), merchant',
+          {
+            parameters: [merchantIdParam, { name: 'storeId', in: 'query', schema: uuid, description: 'Only pairs seen at this store' }, ...pageParams],
+            ...ok('200', 'A page of suggestions', listOf(ref('MergeSuggestion'))),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/suggestions/dismissals': {
+        post: op(
+          'Dismiss a suggested pair (in either order): it is never suggested again',
+          'admin, merchant (own)',
+          {
+            ...body({ type: 'object', required: ['a', 'b'], properties: { a: ref('SubjectRef'), b: ref('SubjectRef') } }),
+            ...ok('204', 'Dismissed'),
           },
           '400', '403', '404',
         ),
