@@ -26,6 +26,7 @@ import { defaultReadinessChecks, type ReadinessCheck } from './readiness.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { auditRoutes } from './routes/audit.js';
 import { captureRoutes } from './routes/captures.js';
+import { faceRoutes } from './routes/faces.js';
 import { intakeRoutes } from './routes/intake.js';
 import { operationRoutes } from './routes/operations.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -151,6 +152,7 @@ export function createApp(deps: AppDeps): Koa {
   suggestionRoutes(router, resolved);
   visitorRoutes(router, resolved);
   auditRoutes(router, resolved);
+  faceRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);
   operationRoutes(router, resolved);

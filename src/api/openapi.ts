@@ -99,7 +99,15 @@ const schemas: Record<string, Schema> = {
       },
     },
   },
-  Merchant: { type: 'object', properties: { id: uuid, name: { type: 'string' }, createdAt: instant } },
+  Merchant: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      name: { type: 'string' },
+      keepFaceCrops: { type: 'boolean', description: 'Whether a 112x112 crop of each face seen or enrolled is kept (GET /v1/faces/{id}/crop); off by default' },
+      createdAt: instant,
+    },
+  },
   NewKey: {
     type: 'object',
     description: 'The key is shown once; only its sha256 is stored.',
@@ -365,6 +373,16 @@ export function openApiDocument(): Schema {
       },
       '/v1/merchants/{id}': {
         get: op('Read a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The merchant', ref('Merchant')) }, '400', '403', '404'),
+        patch: op(
+          "Change the merchant's settings: keepFaceCrops keeps a crop of each face from now on; turning it off deletes every crop kept",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Merchant')],
+            ...body({ type: 'object', required: ['keepFaceCrops'], additionalProperties: false, properties: { keepFaceCrops: { type: 'boolean' } } }),
+            ...ok('200', 'The merchant', ref('Merchant')),
+          },
+          '400', '403', '404',
+        ),
       },
       '/v1/merchants/{id}/keys': {
         post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...optionalBody(ref('NewKeyRequest')), ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
@@ -651,6 +669,17 @@ export function openApiDocument(): Schema {
             ...ok('200', 'The visitor and a page of its visits', {
               allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid, history: listOf(ref('Visit')) } }],
             }),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/faces/{id}/crop': {
+        get: op(
+          "A face's 112x112 aligned crop (a captured face's id, as in GET /v1/captures/{id}, or an enrolled face's), kept only while the merchant has keepFaceCrops on; 404 when none was kept",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Face')],
+            responses: { '200': { description: 'The crop', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } } },
           },
           '400', '403', '404',
         ),

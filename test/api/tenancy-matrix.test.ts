@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { faceCropKey } from '../../src/services/face-crops.js';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
 type Operation = { method: string; path: string; roles: string[]; parameters: { name: string; in: string }[] };
@@ -46,6 +47,10 @@ beforeAll(async () => {
   };
   const visitorId = randomUUID();
   await t.env.db('visitors').insert({ id: visitorId, merchant_id: a.merchantId, first_seen_at: new Date(), last_seen_at: new Date() });
+  // A kept crop of the member's face, as enrolment leaves it for a merchant that keeps crops.
+  const faceId = await faceOf(person.body.id);
+  await t.env.db('merchants').where({ id: a.merchantId }).update({ keep_face_crops: true });
+  await t.blobs.put(faceCropKey(a.merchantId, faceId), await makeImage());
 
   idsOfA = {
     merchants: a.merchantId,
@@ -55,7 +60,8 @@ beforeAll(async () => {
     batches: sent.body.batchId,
     captures: sent.body.captures[0].id,
     visitors: visitorId,
-    faceId: await faceOf(person.body.id),
+    faceId,
+    faces: faceId,
     reprocess: reprocess.body.jobId,
     // Queued only: no worker runs it here.
     reembed: reembed.body.jobId,

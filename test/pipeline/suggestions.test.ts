@@ -123,7 +123,7 @@ describe('suggested merges', () => {
   });
 
   it('drops a pair whose visitor retention purged', async () => {
-    expect(await purgeStaleVisitors({ db: t.env.db, gallery: t.gallery }, 90)).toBe(2);
+    expect(await purgeStaleVisitors({ db: t.env.db, blobs: t.blobs, gallery: t.gallery }, 90)).toBe(2);
     const ids = (await suggestions()).flatMap((s) => [s.a.id, s.b.id]);
     expect(ids).not.toContain(obama[0]);
     expect(ids).not.toContain(obama[1]);
