@@ -127,6 +127,9 @@ describe('suggested merges', () => {
     const ids = (await suggestions()).flatMap((s) => [s.a.id, s.b.id]);
     expect(ids).not.toContain(obama[0]);
     expect(ids).not.toContain(obama[1]);
+    // A match job that found the visitor just before the purge records nothing, and does not fail.
+    await new MergeSuggestionRepository(t.env.db).recordSuggestions(a.merchantId, [{ visitorId: obama[0], other: { kind: 'visitor', id: hopkins[0] }, similarity: 0.5 }]);
+    expect(await t.env.db('merge_suggestions').whereIn('visitor_id', obama).orWhereIn('other_id', obama).count({ n: '*' }).first()).toEqual({ n: 0 });
   });
 
   it('suggests a visitor close to a member, and drops the pair when the member is erased', async () => {
