@@ -136,9 +136,9 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
 
   /**
    * Erasure: the member's vectors in the gallery, then the enrolment images and face crops (if any
-   * of these fails the rows are untouched and the call can be retried), then the rows (person, enrolled faces, perk
-   * awards, redemptions; faces and sightings keep anonymous counts with the link cleared). The
-   * audit trail keeps that the member was erased, by whom.
+   * of these fails the rows are untouched and the call can be retried), then the rows (person,
+   * enrolled faces, perk awards, redemptions; faces and sightings keep anonymous counts with the
+   * link cleared). The audit trail keeps that the member was erased, by whom.
    */
   router.delete('/v1/people/:id', async (ctx) => {
     const { person, principal } = await memberInPath(ctx, db);
