@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 
 /**
- * Face crops, opt-in per merchant (issue 16 item 10): with keep_face_crops on, the vision stage and
- * enrolment keep a 112x112 aligned JPEG of each face in the blob store (src/services/face-crops.ts).
+ * Face crops, opt-in per merchant (issue 16 item 10): with keep_face_crops on, a 112x112 aligned
+ * JPEG of members' and returning visitors' faces is kept in the blob store (src/services/face-crops.ts).
  * Off by default: a crop is a picture of a person's face, kept beyond the capture.
  */
 export async function up(knex: Knex): Promise<void> {

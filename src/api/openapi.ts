@@ -104,7 +104,10 @@ const schemas: Record<string, Schema> = {
     properties: {
       id: uuid,
       name: { type: 'string' },
-      keepFaceCrops: { type: 'boolean', description: 'Whether a 112x112 crop of each face seen or enrolled is kept (GET /v1/faces/{id}/crop); off by default' },
+      keepFaceCrops: {
+        type: 'boolean',
+        description: "Whether a 112x112 crop is kept of each enrolled face, each face recognised as a member and each face of a visitor's second visit on (GET /v1/faces/{id}/crop); off by default",
+      },
       createdAt: instant,
     },
   },

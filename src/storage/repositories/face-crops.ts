@@ -11,6 +11,17 @@ export async function setKeepFaceCrops(db: Knex, merchantId: string, keep: boole
   await db('merchants').where('id', merchantId).update({ keep_face_crops: keep });
 }
 
+/** How many visits each of these visitors made at the merchant's stores. */
+export async function visitorVisits(db: Knex, merchantId: string, visitorIds: string[]): Promise<Map<string, number>> {
+  if (visitorIds.length === 0) return new Map();
+  const rows: { subject_id: string; visits: number | string }[] = await db('analytics_store_subjects')
+    .where('merchant_id', merchantId)
+    .whereIn('subject_id', visitorIds)
+    .groupBy('subject_id')
+    .select('subject_id', db.raw('SUM(visits) AS visits'));
+  return new Map(rows.map((row) => [row.subject_id, Number(row.visits)]));
+}
+
 /** The ids of the faces seen in captures that were given to these visitors. */
 export async function visitorFaceIds(db: Knex, visitorIds: string[]): Promise<string[]> {
   if (visitorIds.length === 0) return [];
