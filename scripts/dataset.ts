@@ -48,3 +48,26 @@ const SPECIAL = new Set(['none', 'group', 'unlabelled']);
 
 /** One known person per photo. */
 export const isLabelled = (row: { identity: string }) => !SPECIAL.has(row.identity);
+
+/** mulberry32: a small seeded generator. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The items in an order fixed by `seed`, so that a rerun uploads in the same order. */
+export function shuffle<T>(items: T[], seed: number): T[] {
+  const next = random(seed);
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}

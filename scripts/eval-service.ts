@@ -20,7 +20,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataset, isLabelled, readManifest, type ManifestRow } from './dataset.js';
+import { defaultDataset, isLabelled, readManifest, shuffle, type ManifestRow } from './dataset.js';
 import { ApiCallError, call, createTenant, prepareService, startService, uploadAndWait, type Json, type RunningService, type Tenant } from './service-harness.js';
 import { percentile } from './stats.js';
 
@@ -41,28 +41,6 @@ type Match = { kind: 'member' | 'visitor'; personId?: string; visitorId?: string
 type CaptureFace = { box: { width: number; height: number }; match?: Match | null };
 type Capture = { id: string; status: string; error?: { code: string }; faces: CaptureFace[] };
 type Probe = ManifestRow & { role: 'member' | 'stranger' | 'other'; capturedAt: string; captureId?: string; rejected?: string; capture?: Capture };
-
-/** mulberry32: a small seeded generator, so that a rerun uploads in the same order. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle<T>(items: T[], seed: number): T[] {
-  const next = random(seed);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
 
 const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 10_000) / 10_000 : null);
 

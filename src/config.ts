@@ -48,6 +48,11 @@ const schema = z.object({
    */
   MEMBER_THRESHOLD: unitInterval.default(0.4),
   VISITOR_THRESHOLD: unitInterval.default(0.42),
+  /**
+   * A new visitor's neighbours from this similarity up to the match threshold are suggested as
+   * merges (GET /v1/visitors/suggestions). Chosen with `npm run eval:suggestions` (README).
+   */
+  SUGGESTION_THRESHOLD: unitInterval.default(0.3),
   /** Worker processes of `npm start` that run every pipeline stage (see src/supervisor.ts). */
   PIPELINE_PROCESSES: positiveInt.default(2),
   /** onnxruntime intra-op threads per session in a worker process. */

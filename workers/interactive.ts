@@ -7,7 +7,9 @@ import { INTERACTIVE_QUEUE, type FaceSummary, type InteractiveResult } from '../
 import { startQueueWorker } from '../src/queue/worker.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
-import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
+import { faceCropKey } from '../src/services/face-crops.js';
+import { keepsFaceCrops } from '../src/storage/repositories/face-crops.js';
+import { createDescriber, createDetector, encodeFaceCrop, scaleFaces } from '../src/vision/index.js';
 import type { DescribedFace, DetectedFace } from '../src/vision/types.js';
 import { workerDeps, type WorkerContext } from './context.js';
 import { queueCatchUpIfSwitched } from './reembed.js';
@@ -32,12 +34,16 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
   const describer = await createDescriber(visionOptions);
   const limits = imageLimits(config);
 
-  /** Decodes and describes every face, in original-image pixels; image errors come back as a code. */
-  async function describeImage(imageKey: string): Promise<DescribedFace[] | ImageError> {
+  /**
+   * Decodes and describes every face, in original-image pixels, with each face's aligned crop when
+   * asked (cut here, where the pixels are); image errors come back as a code.
+   */
+  async function describeImage(imageKey: string, crops = false): Promise<(DescribedFace & { crop?: Buffer })[] | ImageError> {
     try {
       const prepared = await prepareImage(await blobs.get(imageKey), limits);
-      const faces = await detector.detect(prepared.image);
-      return scaleFaces(await describer.describe(prepared.image, foregroundFaces(faces)), 1 / prepared.scale);
+      const faces = await describer.describe(prepared.image, foregroundFaces(await detector.detect(prepared.image)));
+      const cropped = crops ? await Promise.all(faces.map(async (face) => ({ ...face, crop: await encodeFaceCrop(prepared.image, face.landmarks) }))) : faces;
+      return scaleFaces(cropped, 1 / prepared.scale);
     } catch (error) {
       if (error instanceof ImageError) return error;
       throw error;
@@ -48,7 +54,7 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
     INTERACTIVE_QUEUE,
     {
       async enrol({ personId, merchantId, faceId, imageKey }): Promise<InteractiveResult['enrol']> {
-        const faces = await describeImage(imageKey);
+        const faces = await describeImage(imageKey, await keepsFaceCrops(db, merchantId));
         if (faces instanceof ImageError) return { ok: false, code: faces.code, message: faces.message };
         if (faces.length === 0) return { ok: false, code: 'no_face', message: 'no face was found in the image' };
         if (faces.length > 1) {
@@ -60,10 +66,12 @@ export async function startInteractiveWorker(context: WorkerContext): Promise<Wo
           .insert({ id: faceId, person_id: personId, blob_key: imageKey, pack: describer.pack, face: JSON.stringify(summary(face)) })
           .onConflict('id')
           .ignore();
+        if (face.crop) await blobs.put(faceCropKey(merchantId, faceId), face.crop);
         await gallery.upsert('member', merchantId, personId, faceId, face.embedding);
         // Erased between the insert and the upsert: erasure ran before the vector existed, so erase it now.
         if (!(await db('people').where({ id: personId }).first('id'))) {
           await gallery.deleteSubject('member', merchantId, personId);
+          await blobs.delete(faceCropKey(merchantId, faceId));
           return { ok: false, code: 'person_erased', message: 'the person was erased while the face was being enrolled' };
         }
         // A reembed may have switched packs while this (old-pack) worker was still running.

@@ -4,12 +4,14 @@ import type { PackName } from '../src/vision/types.js';
 import type { PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { MatchService } from '../src/services/matching.js';
 import { rejectedEmbeddings } from '../src/storage/repositories/rejections.js';
+import { MergeSuggestionRepository } from '../src/storage/repositories/suggestions.js';
 import { VisitorRepository } from '../src/storage/repositories/visitors.js';
 import { galleryForPack, type WorkerContext } from './context.js';
 
 export function matchStage(context: WorkerContext): PipelineDefinition<'match'> {
   const { config, db, lifecycle, metrics } = context;
   const visitors = new VisitorRepository(db);
+  const suggestions = new MergeSuggestionRepository(db);
   const matchers = new Map<PackName, MatchService>();
   /**
    * Embeddings are searched in the collections of the pack that made them: while workers switch
@@ -19,7 +21,13 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
     let matcher = matchers.get(pack);
     if (!matcher) {
       const rejections = { rejectedFor: (merchantId: string, subjectIds: string[]) => rejectedEmbeddings(db, merchantId, pack, subjectIds) };
-      matcher = new MatchService(galleryForPack(context, pack), visitors, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD }, rejections);
+      matcher = new MatchService(
+        galleryForPack(context, pack),
+        visitors,
+        suggestions,
+        { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD, suggestion: config.SUGGESTION_THRESHOLD },
+        rejections,
+      );
       matchers.set(pack, matcher);
     }
     return matcher;

@@ -3,16 +3,19 @@
  * pixels never leave this process (a hand-off through storage would move a 3.7 MB raw image per
  * capture). A failed attempt saves what it finished in the job's data — the decoded size recorded,
  * the detector's faces — and the retry resumes after it; it decodes again, since pixels are never
- * stored. The faces leave in original-image pixels, with their embeddings, in the match payload.
+ * stored. The faces leave in original-image pixels, with their embeddings, in the match payload;
+ * for a merchant that keeps face crops, each face's crop is cut and stored here, with the pixels.
  */
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
 import { timingsObserver } from '../src/metrics/pipeline-metrics.js';
-import { encodeEmbedding, type JobPayload, type VisionCheckpoint } from '../src/queue/contract.js';
+import { encodeEmbedding, faceIdOf, type JobPayload, type VisionCheckpoint } from '../src/queue/contract.js';
 import { isLastAttempt, PermanentStageError, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
+import { faceCropKey } from '../src/services/face-crops.js';
 import { recordDecoded } from '../src/storage/repositories/captures.js';
-import { createDescriber, createDetector, scaleFaces } from '../src/vision/index.js';
+import { keepsFaceCrops } from '../src/storage/repositories/face-crops.js';
+import { createDescriber, createDetector, encodeFaceCrop, scaleFaces, type DetectedFace, type RgbImage } from '../src/vision/index.js';
 import type { Job } from 'bullmq';
 import type { WorkerContext } from './context.js';
 
@@ -48,6 +51,14 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     }
   }
 
+  /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. */
+  async function keepFaceCrops(merchantId: string, captureId: string, image: RgbImage, faces: DetectedFace[]): Promise<void> {
+    if (faces.length === 0 || !(await keepsFaceCrops(db, merchantId))) return;
+    for (const [faceIndex, face] of faces.entries()) {
+      await blobs.put(faceCropKey(merchantId, faceIdOf(captureId, faceIndex)), await encodeFaceCrop(image, face.landmarks));
+    }
+  }
+
   return {
     queue: 'vision',
     // onnxruntime's run() blocks this process's event loop: one image at a time per process.
@@ -72,7 +83,11 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
         const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
         checkpoint.faces = faces;
         observeDetector();
-        const described = await step('embed', async () => (faces.length === 0 ? [] : describer.describe(prepared.image, faces)));
+        const described = await step('embed', async () => {
+          const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
+          await keepFaceCrops(capture.merchant_id, captureId, prepared.image, described);
+          return described;
+        });
         observeDescriber(described.length);
         const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
         const next: JobPayload<'match'> = {

@@ -99,7 +99,18 @@ const schemas: Record<string, Schema> = {
       },
     },
   },
-  Merchant: { type: 'object', properties: { id: uuid, name: { type: 'string' }, createdAt: instant } },
+  Merchant: {
+    type: 'object',
+    properties: {
+      id: uuid,
+      name: { type: 'string' },
+      keepFaceCrops: {
+        type: 'boolean',
+        description: "Whether a 112x112 crop is kept of each enrolled face, each face recognised as a member and each face of a visitor's second visit on (GET /v1/faces/{id}/crop); off by default",
+      },
+      createdAt: instant,
+    },
+  },
   NewKey: {
     type: 'object',
     description: 'The key is shown once; only its sha256 is stored.',
@@ -180,6 +191,22 @@ const schemas: Record<string, Schema> = {
       firstSeenAt: instant,
       lastSeenAt: instant,
       storeIds: { type: 'array', items: uuid, description: 'Every store it visited' },
+    },
+  },
+  SubjectRef: {
+    type: 'object',
+    required: ['kind', 'id'],
+    properties: { kind: { enum: ['visitor', 'member'] }, id: uuid },
+  },
+  MergeSuggestion: {
+    type: 'object',
+    description: 'A visitor (a) and another visitor or a member (b) that are probably one person',
+    properties: {
+      id: uuid,
+      a: ref('SubjectRef'),
+      b: ref('SubjectRef'),
+      similarity: { type: 'number', description: 'Cosine similarity of their closest vectors, under the match threshold' },
+      storeIds: { type: 'array', items: uuid, description: "Stores where both were seen (the visitor's stores when b is a member)" },
     },
   },
   AuditEntry: {
@@ -349,6 +376,16 @@ export function openApiDocument(): Schema {
       },
       '/v1/merchants/{id}': {
         get: op('Read a merchant', 'admin, merchant (own)', { parameters: [idParam('Merchant')], ...ok('200', 'The merchant', ref('Merchant')) }, '400', '403', '404'),
+        patch: op(
+          "Change the merchant's settings: keepFaceCrops keeps a crop of each face from now on; turning it off deletes every crop kept",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Merchant')],
+            ...body({ type: 'object', required: ['keepFaceCrops'], additionalProperties: false, properties: { keepFaceCrops: { type: 'boolean' } } }),
+            ...ok('200', 'The merchant', ref('Merchant')),
+          },
+          '400', '403', '404',
+        ),
       },
       '/v1/merchants/{id}/keys': {
         post: op('Create a merchant key (shown once)', 'admin', { parameters: [idParam('Merchant')], ...optionalBody(ref('NewKeyRequest')), ...ok('201', 'The new key', ref('NewKey')) }, '400', '403', '404'),
@@ -625,6 +662,28 @@ export function openApiDocument(): Schema {
           '400', '403', '404',
         ),
       },
+      '/v1/visitors/suggestions': {
+        get: op(
+          'Suggested merges, most similar first: a new visitor and its neighbours (visitors or members) just under the match threshold, pairs of visitors seen at one store; dismissed pairs and pairs with a side gone are never listed',
+          'admin (with merchantId), merchant',
+          {
+            parameters: [merchantIdParam, { name: 'storeId', in: 'query', schema: uuid, description: 'Only pairs seen at this store' }, ...pageParams],
+            ...ok('200', 'A page of suggestions', listOf(ref('MergeSuggestion'))),
+          },
+          '400', '403', '404',
+        ),
+      },
+      '/v1/visitors/suggestions/dismissals': {
+        post: op(
+          'Dismiss a suggested pair (in either order): it is never suggested again',
+          'admin, merchant (own)',
+          {
+            ...body({ type: 'object', required: ['a', 'b'], properties: { a: ref('SubjectRef'), b: ref('SubjectRef') } }),
+            ...ok('204', 'Dismissed'),
+          },
+          '400', '403', '404',
+        ),
+      },
       '/v1/visitors/{id}': {
         get: op(
           'Read a visitor and its visits, latest first (cursor and limit page the history). A visitor merged or linked away answers 404 with error.movedTo: {kind, id}, the subject it became part of',
@@ -680,6 +739,17 @@ export function openApiDocument(): Schema {
             },
           },
           '400', '403', '404', '503',
+        ),
+      },
+      '/v1/faces/{id}/crop': {
+        get: op(
+          "A face's 112x112 aligned crop (a captured face's id, as in GET /v1/captures/{id}, or an enrolled face's), kept only while the merchant has keepFaceCrops on; 404 when none was kept",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Face')],
+            responses: { '200': { description: 'The crop', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } } },
+          },
+          '400', '403', '404',
         ),
       },
       '/v1/audit': {

@@ -1,10 +1,12 @@
 /**
  * Matching: a capture's faces against the merchant's members first, then its anonymous visitors,
  * else a new visitor whose vector is stored for future reference. Two faces of one capture are
- * never given the same subject.
+ * never given the same subject. A new visitor's neighbours that came close to the threshold
+ * without reaching it are suggested as merges.
  */
 import type { Gallery, GalleryHit, SubjectKind } from '../gallery/gallery.js';
 import { newVisitorIdOf, type FaceMatch } from '../queue/contract.js';
+import type { SuggestionCandidate } from '../storage/repositories/suggestions.js';
 
 export type FaceCandidates = { faceIndex: number; hits: GalleryHit[] };
 
@@ -62,7 +64,12 @@ export interface VisitorStore {
   existingVisitors(ids: string[]): Promise<Set<string>>;
 }
 
-export type MatchThresholds = { member: number; visitor: number };
+export interface SuggestionStore {
+  recordSuggestions(merchantId: string, candidates: SuggestionCandidate[]): Promise<void>;
+}
+
+/** `suggestion`: the least similarity at which a new visitor's neighbour is suggested as a merge. */
+export type MatchThresholds = { member: number; visitor: number; suggestion: number };
 
 const CANDIDATES_PER_FACE = 5;
 
@@ -70,6 +77,7 @@ export class MatchService {
   constructor(
     private readonly gallery: Gallery,
     private readonly visitors: VisitorStore,
+    private readonly suggestions: SuggestionStore,
     private readonly thresholds: MatchThresholds,
     private readonly rejections: RejectionStore = { rejectedFor: async () => new Map() },
   ) {}
@@ -88,11 +96,14 @@ export class MatchService {
       taken.add(hit.subjectId);
     };
     const unmatched = () => embeddings.map((_, faceIndex) => faceIndex).filter((i) => !matches.some((m) => m.faceIndex === i));
+    const neighbours = new Map<number, { kind: SubjectKind; hit: GalleryHit }[]>();
     const searchAll = async (kind: SubjectKind, faces: number[]): Promise<FaceCandidates[]> => {
       const hits = await this.gallery.search(kind, merchantId, faces.map((faceIndex) => embeddings[faceIndex]), CANDIDATES_PER_FACE);
-      const candidates = faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
-      const close = [...new Set(candidates.flatMap((c) => c.hits.filter((hit) => hit.similarity >= this.thresholds[kind]).map((hit) => hit.subjectId)))];
-      return close.length === 0 ? candidates : dropRejected(candidates, embeddings, await this.rejections.rejectedFor(merchantId, close));
+      const found = faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
+      const close = [...new Set(found.flatMap((c) => c.hits.filter((hit) => hit.similarity >= this.thresholds[kind]).map((hit) => hit.subjectId)))];
+      const candidates = close.length === 0 ? found : dropRejected(found, embeddings, await this.rejections.rejectedFor(merchantId, close));
+      for (const { faceIndex, hits: kept } of candidates) neighbours.set(faceIndex, [...(neighbours.get(faceIndex) ?? []), ...kept.map((hit) => ({ kind, hit }))]);
+      return candidates;
     };
 
     for (const [faceIndex, hit] of assignExclusive(await searchAll('member', unmatched()), this.thresholds.member, taken)) {
@@ -125,6 +136,28 @@ export class MatchService {
         for (const { faceIndex, visitorId } of created) record(faceIndex, 'visitor', { subjectId: visitorId, similarity: 1 }, true);
       });
     }
+    await this.suggestions.recordSuggestions(merchantId, this.suggestionsFor(matches, neighbours));
     return matches.sort((a, b) => a.faceIndex - b.faceIndex);
+  }
+
+  /**
+   * Each new visitor's neighbours in [suggestion, match threshold) — a retried job's too, whose
+   * visitor search found the visitor its first attempt created. A subject given to another face of
+   * the capture is someone else, never suggested.
+   */
+  private suggestionsFor(matches: FaceMatch[], neighbours: Map<number, { kind: SubjectKind; hit: GalleryHit }[]>): SuggestionCandidate[] {
+    const threshold = { member: this.thresholds.member, visitor: this.thresholds.visitor };
+    const inCapture = new Set(matches.map((m) => m.subjectId));
+    const candidates = new Map<string, SuggestionCandidate>();
+    for (const match of matches.filter((m) => m.newVisitor)) {
+      for (const { kind, hit } of neighbours.get(match.faceIndex) ?? []) {
+        if (inCapture.has(hit.subjectId) || hit.similarity < this.thresholds.suggestion || hit.similarity >= threshold[kind]) continue;
+        const key = `${match.subjectId}:${hit.subjectId}`;
+        if ((candidates.get(key)?.similarity ?? -Infinity) < hit.similarity) {
+          candidates.set(key, { visitorId: match.subjectId, other: { kind, id: hit.subjectId }, similarity: hit.similarity });
+        }
+      }
+    }
+    return [...candidates.values()];
   }
 }

@@ -9,6 +9,7 @@ import type { Gallery } from '../gallery/gallery.js';
 import type { BlobStore } from '../storage/blobs.js';
 import { FINAL_STATES, OPEN_STATES } from '../storage/capture-lifecycle.js';
 import { forgetSubjectEmbeddings } from '../storage/repositories/rejections.js';
+import { deleteVisitorCrops } from './face-crops.js';
 
 type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
 
@@ -47,13 +48,17 @@ export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blo
   }
 }
 
-/** Purges visitors last seen before the cutoff: vectors first (a failure leaves the row to retry), then the row. */
-export async function purgeStaleVisitors({ db, gallery }: Pick<Deps, 'db' | 'gallery'>, retentionDays: number, limit = 500): Promise<number> {
+/**
+ * Purges visitors last seen before the cutoff: vectors and face crops first (a failure leaves the
+ * row to retry), then the row.
+ */
+export async function purgeStaleVisitors({ db, blobs, gallery }: Deps, retentionDays: number, limit = 500): Promise<number> {
   const cutoff = new Date(Date.now() - retentionDays * 24 * 3600_000);
   const stale: { id: string; merchant_id: string }[] = await db('visitors').where('last_seen_at', '<', cutoff).limit(limit).select('id', 'merchant_id');
   for (const visitor of stale) {
     await gallery.deleteSubject('visitor', visitor.merchant_id, visitor.id);
     await forgetSubjectEmbeddings(db, { kind: 'visitor', id: visitor.id });
+    await deleteVisitorCrops({ db, blobs }, { id: visitor.id, merchantId: visitor.merchant_id });
     await db('visitors').where({ id: visitor.id }).delete();
   }
   return stale.length;

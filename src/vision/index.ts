@@ -6,6 +6,7 @@ import type { VisionOptions } from './types.js';
 
 export type * from './types.js';
 export { cosineSimilarity, l2Normalize } from './embedding.js';
+export { encodeFaceCrop } from './crops.js';
 export { scaleFaces } from './geometry.js';
 export { ModelFileError, verifyModels } from './models.js';
 export { packInfo, PACKS, type DetectorKind } from './packs.js';

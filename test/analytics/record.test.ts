@@ -7,6 +7,7 @@ import { READ_COMMITTED } from '../../src/storage/transactions.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
 import { ResultsService } from '../../src/services/results.js';
 import { purgeStaleVisitors } from '../../src/services/retention.js';
+import { openBlobStore } from '../../src/storage/blobs.js';
 import { deletePersonRows } from '../../src/storage/repositories/people.js';
 import { CaptureLifecycle } from '../../src/storage/capture-lifecycle.js';
 import type { Landmarks5 } from '../../src/vision/types.js';
@@ -259,6 +260,7 @@ describe('recordSightings', () => {
       await save(capture.id, run);
     };
     const gallery = { deleteSubject: async () => {} } as unknown as Parameters<typeof purgeStaleVisitors>[0]['gallery'];
+    const blobs = openBlobStore(env.config);
     const erase = async () => {
       const person = people.shift();
       if (person) await deletePersonRows(env.db, person);
@@ -267,7 +269,7 @@ describe('recordSightings', () => {
       const visitor = visitors.shift();
       if (!visitor) return;
       await env.db('visitors').where({ id: visitor }).update({ last_seen_at: new Date(Date.now() - 400 * 86_400_000) });
-      await purgeStaleVisitors({ db: env.db, gallery }, 365);
+      await purgeStaleVisitors({ db: env.db, blobs, gallery }, 365);
     };
     /** Some or all sightings of one subject go to another (merge, link, reject); `undo` moves the last such move's back. */
     const moves: { faceIds: string[]; from: Subject; to: Subject }[] = [];

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { faceCropKey } from '../../src/services/face-crops.js';
 import { makeImage, seedTenant, startTestApi, upload, type TestApi } from './support.js';
 
 type Operation = { method: string; path: string; roles: string[]; parameters: { name: string; in: string }[] };
@@ -47,12 +48,15 @@ beforeAll(async () => {
   };
   const visitorId = randomUUID();
   await t.env.db('visitors').insert({ id: visitorId, merchant_id: a.merchantId, first_seen_at: new Date(), last_seen_at: new Date() });
-
+  const faceId = await faceOf(person.body.id);
   const entryOfA = await t.env.db('audit_entries').where('merchant_id', a.merchantId).first('id');
   const captureFaceOfA = randomUUID();
   await t.env.db('faces').insert({
     id: captureFaceOfA, capture_id: sent.body.captures[0].id, face_index: 0, box_x: 0, box_y: 0, box_width: 10, box_height: 10, landmarks: '[]', score: 0.9,
   });
+  // A kept crop of the capture's face, as the vision stage leaves it for a merchant that keeps crops.
+  await t.env.db('merchants').where({ id: a.merchantId }).update({ keep_face_crops: true });
+  await t.blobs.put(faceCropKey(a.merchantId, captureFaceOfA), await makeImage());
 
   idsOfA = {
     audit: String(entryOfA.id),
@@ -64,7 +68,7 @@ beforeAll(async () => {
     batches: sent.body.batchId,
     captures: sent.body.captures[0].id,
     visitors: visitorId,
-    faceId: await faceOf(person.body.id),
+    faceId,
     reprocess: reprocess.body.jobId,
     // Queued only: no worker runs it here.
     reembed: reembed.body.jobId,

@@ -137,7 +137,7 @@ describe('retention', () => {
       await gallery.upsert('visitor', tenant.merchantId, visitor.id, visitor.id, Float32Array.from([1, 0, 0, 0]));
     }
 
-    expect(await purgeStaleVisitors({ db: t.env.db, gallery }, 30)).toBe(1);
+    expect(await purgeStaleVisitors({ db: t.env.db, blobs: t.blobs, gallery }, 30)).toBe(1);
 
     expect(await t.env.db('visitors').where({ merchant_id: tenant.merchantId }).pluck('id')).toEqual([fresh.id]);
     expect(await gallery.countSubjectVectors('visitor', tenant.merchantId, stale.id)).toBe(0);

@@ -9,6 +9,7 @@ import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
 import type { Gallery } from '../../src/gallery/gallery.js';
 import { newVisitorIdOf } from '../../src/queue/contract.js';
 import { MatchService } from '../../src/services/matching.js';
+import { MergeSuggestionRepository } from '../../src/storage/repositories/suggestions.js';
 import { VisitorRepository } from '../../src/storage/repositories/visitors.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 
@@ -71,8 +72,10 @@ describe('two match workers meeting one new face', () => {
     const chroma = new ChromaGallery(process.env.CHROMA_URL!, env.config.MODEL_PACK);
     const face = randomUnit(512);
     const arrive = barrier(2);
-    const thresholds = { member: env.config.MEMBER_THRESHOLD, visitor: env.config.VISITOR_THRESHOLD };
-    const workers = [0, 1].map(() => new MatchService(gallerySynchronisedBy(chroma, arrive), new VisitorRepository(env.db), thresholds));
+    const thresholds = { member: env.config.MEMBER_THRESHOLD, visitor: env.config.VISITOR_THRESHOLD, suggestion: env.config.SUGGESTION_THRESHOLD };
+    const workers = [0, 1].map(
+      () => new MatchService(gallerySynchronisedBy(chroma, arrive), new VisitorRepository(env.db), new MergeSuggestionRepository(env.db), thresholds),
+    );
     const captures = [randomUUID(), randomUUID()];
     const capturedAt = new Date('2026-11-20T10:00:00Z');
 

@@ -17,6 +17,7 @@ import { findMerchant } from '../../storage/repositories/tenants.js';
 import { findVisitor } from '../../storage/repositories/visitors.js';
 import { moveVisitor } from '../../services/identity.js';
 import { answering, identityDeps } from './identity-changes.js';
+import { deleteMemberCrops, faceCropKey } from '../../services/face-crops.js';
 import { createMember, eraseMemberRows, recordEnrolment, removeFaceRow, updateMember } from '../../services/members.js';
 import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
@@ -159,10 +160,10 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
   });
 
   /**
-   * Erasure: the member's vectors in the gallery, then the enrolment images (if either fails the
-   * rows are untouched and the call can be retried), then the rows (person, enrolled faces, perk
-   * awards, redemptions; faces and sightings keep anonymous counts with the link cleared). The
-   * audit trail keeps that the member was erased, by whom.
+   * Erasure: the member's vectors in the gallery, then the enrolment images and face crops (if any
+   * of these fails the rows are untouched and the call can be retried), then the rows (person,
+   * enrolled faces, perk awards, redemptions; faces and sightings keep anonymous counts with the
+   * link cleared). The audit trail keeps that the member was erased, by whom.
    */
   router.delete('/v1/people/:id', async (ctx) => {
     const { person, principal } = await memberInPath(ctx, db);
@@ -175,13 +176,15 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     }
     // Every enrolment image is under the person's prefix, so that the folder goes in one call.
     await blobs.deletePrefix(personBlobPrefix(person.id));
+    await deleteMemberCrops({ db, blobs }, person);
     await eraseMemberRows(db, principal, person);
     ctx.status = 204;
   });
 
   /**
-   * Removes one enrolled face: its vectors in every pack's member gallery first (if that fails the
-   * face stays and the call can be retried), then its row, then its image unless another face uses it.
+   * Removes one enrolled face: its vectors in every pack's member gallery and its crop first (if
+   * that fails the face stays and the call can be retried), then its row, then its image unless
+   * another face uses it.
    */
   router.delete('/v1/people/:id/faces/:faceId', async (ctx) => {
     const { person, principal } = await memberInPath(ctx, db);
@@ -195,6 +198,7 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
       (ctx.state.log ?? deps.logger).warn({ err: error, personId: person.id, faceId }, 'gallery face removal failed');
       throw galleryUnavailable('nothing was removed');
     }
+    await blobs.delete(faceCropKey(person.merchantId, face.id));
     const { imageStillUsed } = await removeFaceRow(db, principal, person, face);
     if (!imageStillUsed) await blobs.delete(face.blobKey).catch(() => undefined);
     ctx.status = 204;

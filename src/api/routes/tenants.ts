@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Device } from '../../../models/Device.js';
 import type { Merchant } from '../../../models/Merchant.js';
 import type { Store } from '../../../models/Store.js';
+import { updateKeepFaceCrops } from '../../services/face-crops.js';
 import { createApiKey, listApiKeys, revokeApiKey, type KeyOptions } from '../../storage/repositories/apiKeys.js';
 import { createDevice, createMerchant, createStore, findDevice, findMerchant, findStore, listDevices, listStores, removeDevice } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
@@ -11,11 +12,12 @@ import { actingMerchant, authorize } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import { idParams, isoInstant, nameField, parse, timezoneField, uuid } from '../validation.js';
 
-const merchantView = (m: Merchant) => ({ id: m.id, name: m.name, createdAt: m.createdAt.toISOString() });
+const merchantView = (m: Merchant) => ({ id: m.id, name: m.name, keepFaceCrops: m.keepFaceCrops, createdAt: m.createdAt.toISOString() });
 const storeView = (s: Store) => ({ id: s.id, merchantId: s.merchantId, name: s.name, timezone: s.timezone, createdAt: s.createdAt.toISOString() });
 const deviceView = (d: Device) => ({ id: d.id, storeId: d.storeId, name: d.name, createdAt: d.createdAt.toISOString() });
 
 const createMerchantBody = z.strictObject({ name: nameField });
+const updateMerchantBody = z.strictObject({ keepFaceCrops: z.boolean() });
 const createStoreBody = z.strictObject({ merchantId: uuid.optional(), name: nameField, timezone: timezoneField });
 const createDeviceBody = z.strictObject({ name: nameField });
 const listStoresQuery = z.strictObject({ merchantId: uuid.optional() });
@@ -29,7 +31,7 @@ function keyOptions(body: unknown): KeyOptions {
   return { label, expiresAt: expiresAt === undefined ? undefined : new Date(expiresAt) };
 }
 
-export function tenantRoutes(router: Router, { db }: RouteDeps): void {
+export function tenantRoutes(router: Router, { db, blobs }: RouteDeps): void {
   router.post('/v1/merchants', async (ctx) => {
     authorize(ctx, 'admin');
     const body = parse(createMerchantBody, ctx.request.body, 'body');
@@ -45,6 +47,16 @@ export function tenantRoutes(router: Router, { db }: RouteDeps): void {
     const merchant = await findMerchant(db, id, principal);
     if (!merchant) throw notFound('merchant');
     ctx.body = merchantView(merchant);
+  });
+
+  /** Settings of the merchant: whether face crops are kept (turning it off deletes them). */
+  router.patch('/v1/merchants/:id', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(idParams, ctx.params, 'path');
+    const body = parse(updateMerchantBody, ctx.request.body, 'body');
+    if (!(await findMerchant(db, id, principal))) throw notFound('merchant');
+    await updateKeepFaceCrops({ db, blobs }, id, body.keepFaceCrops);
+    ctx.body = merchantView((await findMerchant(db, id, principal))!);
   });
 
   /** A new merchant key, shown once. */
