@@ -2,7 +2,10 @@ import type { SubjectKind } from '../src/gallery/gallery.js';
 import type { Role } from '../src/storage/repositories/principal.js';
 import { BaseModel } from './base.js';
 
-export const AUDIT_ACTIONS = ['member.created', 'member.updated', 'member.erased', 'face.enrolled', 'face.removed', 'points.redeemed'] as const;
+export const AUDIT_ACTIONS = [
+  'member.created', 'member.updated', 'member.erased', 'face.enrolled', 'face.removed', 'points.redeemed',
+  'visitor.merged', 'visitor.linked', 'face.rejected', 'change.undone',
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** One change to a member's identity or points: who (the API key and its role), when, what. */

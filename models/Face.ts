@@ -22,4 +22,7 @@ export class Face extends BaseModel {
   personId!: string | null;
   visitorId!: string | null;
   similarity!: number | null;
+  /** A matched face's embedding (float32), kept for "not this person"; cleared with its subject. */
+  embedding!: Buffer | null;
+  embeddingPack!: string | null;
 }

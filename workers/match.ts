@@ -3,6 +3,7 @@ import { decodeEmbedding } from '../src/queue/contract.js';
 import type { PackName } from '../src/vision/types.js';
 import type { PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { MatchService } from '../src/services/matching.js';
+import { rejectedEmbeddings } from '../src/storage/repositories/rejections.js';
 import { VisitorRepository } from '../src/storage/repositories/visitors.js';
 import { galleryForPack, type WorkerContext } from './context.js';
 
@@ -17,7 +18,8 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
   const matcherFor = (pack: PackName) => {
     let matcher = matchers.get(pack);
     if (!matcher) {
-      matcher = new MatchService(galleryForPack(context, pack), visitors, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD });
+      const rejections = { rejectedFor: (merchantId: string, subjectIds: string[]) => rejectedEmbeddings(db, merchantId, pack, subjectIds) };
+      matcher = new MatchService(galleryForPack(context, pack), visitors, { member: config.MEMBER_THRESHOLD, visitor: config.VISITOR_THRESHOLD }, rejections);
       matchers.set(pack, matcher);
     }
     return matcher;
@@ -34,7 +36,7 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
       for (const match of matches) {
         metrics.matchOutcomes.inc({ outcome: match.kind === 'member' ? 'member' : match.newVisitor ? 'new_visitor' : 'visitor' });
       }
-      return { next: { captureId, run, faces: faces.map(({ embedding: _embedding, ...face }) => face), matches } };
+      return { next: { captureId, run, faces, matches, pack } };
     },
   };
 }

@@ -35,14 +35,15 @@ import { peopleRoutes } from './routes/people.js';
 import { pointRoutes } from './routes/points.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { visitorRoutes } from './routes/visitors.js';
+import { faceRejectionRoutes } from './routes/face-rejections.js';
 
 export type AppDeps = {
   config: Config;
   db: Knex;
   blobs: BlobStore;
   queues: Queues;
-  /** Needed to erase vectors (DELETE /v1/people/:id and its faces); without it those endpoints answer 503. */
-  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors'>;
+  /** Needed to erase, move and add vectors (erasure, face removal, merge, link, undo, reject); without it those endpoints answer 503. */
+  gallery?: Pick<Gallery, 'deleteSubject' | 'deleteVectors' | 'subjectVectorIds' | 'moveVectors' | 'search' | 'upsert'>;
   logger?: Logger;
   /** Defaults to MySQL, Redis, Chroma heartbeat and model files. */
   readiness?: ReadinessCheck[];
@@ -148,6 +149,7 @@ export function createApp(deps: AppDeps): Koa {
   peopleRoutes(router, resolved);
   pointRoutes(router, resolved);
   visitorRoutes(router, resolved);
+  faceRejectionRoutes(router, resolved);
   auditRoutes(router, resolved);
   intakeRoutes(router, resolved);
   captureRoutes(router, resolved);

@@ -148,12 +148,12 @@ const schemas: Record<string, Schema> = {
   },
   LedgerEntry: {
     type: 'object',
-    description: 'An award (recognised at a store, for a capture) or a redemption; points is the change to the balance',
+    description: 'An award (recognised at a store, for a capture), a redemption, or a reversal (the award of a face rejected as not this member, at most the balance then); points is the change to the balance',
     properties: {
       id: uuid,
-      kind: { enum: ['award', 'redemption'] },
-      points: { type: 'integer', description: 'Positive for an award, negative for a redemption' },
-      at: { ...instant, description: "An award's capture time, a redemption's time" },
+      kind: { enum: ['award', 'redemption', 'reversal'] },
+      points: { type: 'integer', description: 'Positive for an award, negative for a redemption or a reversal' },
+      at: { ...instant, description: "An award's capture time, a redemption's or a reversal's time" },
       storeId: nullable(uuid),
       captureId: nullable(uuid),
       reason: nullable({ type: 'string' }),
@@ -588,6 +588,27 @@ export function openApiDocument(): Schema {
           '400', '403', '404',
         ),
       },
+      '/v1/people/{id}/visitors': {
+        post: op(
+          "Link a visitor to the member (\"this returning visitor just signed up\"): its sightings, visits and vectors become the member's, analytics are recomputed (totals unchanged, the member/visitor split moves); perks for its past only with awardPast, each under the cooldown. Undo with POST /v1/audit/{auditId}/undo. Sent again after a 503, finishes the link",
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Person')],
+            ...body({
+              type: 'object',
+              required: ['visitorId'],
+              additionalProperties: false,
+              properties: { visitorId: uuid, awardPast: { type: 'boolean', default: false } },
+            }),
+            ...ok('200', 'Linked', {
+              type: 'object',
+              required: ['person', 'sightingsMoved', 'pointsAwarded', 'auditId'],
+              properties: { person: ref('Person'), sightingsMoved: { type: 'integer' }, pointsAwarded: { type: 'integer' }, auditId: { type: 'integer' } },
+            }),
+          },
+          '400', '403', '404', '503',
+        ),
+      },
       '/v1/visitors': {
         get: op(
           "List a merchant's anonymous visitors: most recently seen or most visits first; ties by id",
@@ -606,7 +627,7 @@ export function openApiDocument(): Schema {
       },
       '/v1/visitors/{id}': {
         get: op(
-          'Read a visitor and its visits, latest first (cursor and limit page the history)',
+          'Read a visitor and its visits, latest first (cursor and limit page the history). A visitor merged or linked away answers 404 with error.movedTo: {kind, id}, the subject it became part of',
           'admin, merchant (own)',
           {
             parameters: [idParam('Visitor'), ...pageParams],
@@ -617,15 +638,77 @@ export function openApiDocument(): Schema {
           '400', '403', '404',
         ),
       },
+      '/v1/visitors/{id}/merge': {
+        post: op(
+          'Merge this visitor into another of the merchant (one person seen as two): sightings, visits (re-sessionised), rollups and vectors go to `into`; this id answers 404 with error.movedTo after. Undo with POST /v1/audit/{auditId}/undo. Sent again after a 503, finishes the merge',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Visitor')],
+            ...body({ type: 'object', required: ['into'], additionalProperties: false, properties: { into: uuid } }),
+            responses: {
+              '200': {
+                description: 'Merged: the surviving visitor',
+                content: json({
+                  type: 'object',
+                  required: ['visitor', 'auditId'],
+                  properties: { visitor: { allOf: [ref('VisitorSummary'), { type: 'object', properties: { merchantId: uuid } }] }, auditId: { type: 'integer' } },
+                }),
+              },
+              '422': { description: 'same_visitor: into is this visitor', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
+        ),
+      },
+      '/v1/faces/{id}/reject': {
+        post: op(
+          '"Not this person": the recognised face (a capture face id) is not the member or visitor it was matched to. It becomes a visitor (the closest other visitor, else a new one), analytics follow, a perk awarded for it is reversed in the ledger, and that subject is not matched again to a later face closer to this one than to its own faces',
+          'admin, merchant (own)',
+          {
+            parameters: [idParam('Face (of a capture)')],
+            responses: {
+              '200': {
+                description: 'Rejected: the subject the face now belongs to',
+                content: json({
+                  type: 'object',
+                  required: ['faceId', 'subject', 'auditId'],
+                  properties: { faceId: uuid, subject: { type: 'object', properties: { kind: { enum: ['member', 'visitor'] }, id: uuid } }, auditId: { type: 'integer' } },
+                }),
+              },
+              '409': { description: 'face_moved: the face or its closest visitor changed meanwhile; read it and send again', content: json(ref('Error')) },
+              '422': { description: 'not_matched: the face has no match; no_embedding: matched before faces kept their embedding (reprocess the capture)', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
+        ),
+      },
       '/v1/audit': {
         get: op(
-          "Audit trail of changes to members (created, updated, faces enrolled and removed, points redeemed, erased), newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
+          "Audit trail of identity changes (members created, updated, erased; faces enrolled, removed, rejected; visitors merged and linked; undos) and redemptions, newest first: a merchant's own entries; every merchant's for an admin, or one merchant's with merchantId",
           'admin, merchant (own)',
           {
             parameters: [{ name: 'merchantId', in: 'query', schema: uuid, description: 'Admin: only this merchant; merchant: its own id or omitted' }, ...pageParams],
             ...ok('200', 'A page of entries', listOf(ref('AuditEntry'))),
           },
           '400', '403', '404',
+        ),
+      },
+      '/v1/audit/{id}/undo': {
+        post: op(
+          'Undo a merge or a link (the audit entry that recorded it): sightings, visits, analytics, vectors and perks awarded for the past go back exactly as they were',
+          'admin, merchant (own)',
+          {
+            parameters: [{ name: 'id', in: 'path', required: true, description: 'Audit entry id', schema: { type: 'integer', minimum: 1 } }],
+            responses: {
+              '200': {
+                description: 'Undone',
+                content: json({ type: 'object', required: ['undone', 'auditId'], properties: { undone: { type: 'integer' }, auditId: { type: 'integer', description: "The undo's own entry" } } }),
+              },
+              '409': { description: 'undo_stale: the subjects changed after (a later merge, link or rejection, a face gone, a subject erased, the points spent); already_undone', content: json(ref('Error')) },
+              '422': { description: 'not_undoable: the entry is not a merge or a link (a rejection is not undone; a later match of the face fixes it)', content: json(ref('Error')) },
+            },
+          },
+          '400', '403', '404', '503',
         ),
       },
       '/v1/captures': {

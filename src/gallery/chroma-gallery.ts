@@ -1,7 +1,7 @@
 import { ChromaClient, ChromaNotFoundError, type Collection } from 'chromadb';
 import { PACK_NAMES } from '../config.js';
 import { ChromaRecords, ChromaRequestError } from './chroma-records.js';
-import type { Gallery, GalleryHit, SubjectKind } from './gallery.js';
+import type { Gallery, GalleryHit, GallerySubject, SubjectKind } from './gallery.js';
 
 /**
  * Index parameters of new collections. With Chroma's defaults (16 neighbours, ef 100 to build and
@@ -121,9 +121,46 @@ export class ChromaGallery implements Gallery {
     for (const collection of await this.everyPackCollection(kind, merchantId)) await collection.delete({ ids: vectorIds });
   }
 
-  /** The merchant's collections of `kind` in every pack that has one (the active pack's is created). */
-  private async everyPackCollection(kind: SubjectKind, merchantId: string): Promise<Collection[]> {
-    const collections: Collection[] = [];
+  async subjectVectorIds(kind: SubjectKind, merchantId: string, subjectId: string): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const collection of await this.everyPackCollection(kind, merchantId)) {
+      for (const id of (await collection.get({ where: { subjectId }, include: [] as never })).ids) ids.add(id);
+    }
+    return [...ids].sort();
+  }
+
+  async moveVectors(merchantId: string, from: GallerySubject, to: GallerySubject, vectorIds: string[]): Promise<void> {
+    if (vectorIds.length === 0) return;
+    const sources = await this.everyPackCollection(from.kind, merchantId, true);
+    for (const [i, source] of sources.entries()) {
+      if (!source) continue;
+      const found = await source.get({ ids: vectorIds, where: { subjectId: from.subjectId }, include: ['embeddings'] as never });
+      if (found.ids.length === 0) continue;
+      const target = from.kind === to.kind ? source : await this.packCollection(to.kind, merchantId, PACK_NAMES[i]);
+      // Copy first, delete after: an outage in between leaves a copy in both, which the next attempt finishes.
+      await target.upsert({ ids: found.ids, embeddings: found.embeddings as number[][], metadatas: found.ids.map(() => ({ subjectId: to.subjectId })) });
+      if (target !== source) await source.delete({ ids: found.ids });
+    }
+  }
+
+  /** A pack's collection of `kind` at the merchant, created if missing. */
+  private packCollection(kind: SubjectKind, merchantId: string, pack: string): Promise<Collection> {
+    if (pack === this.pack) return this.collection(kind, merchantId);
+    return this.client.getOrCreateCollection({
+      name: this.collectionName(kind, merchantId, pack),
+      embeddingFunction: null as never,
+      configuration: { hnsw: { space: 'cosine', ...HNSW } },
+    });
+  }
+
+  /**
+   * The merchant's collections of `kind` in every pack that has one (the active pack's is created);
+   * with `byPack`, one entry per pack in PACK_NAMES order, null where it has none.
+   */
+  private async everyPackCollection(kind: SubjectKind, merchantId: string): Promise<Collection[]>;
+  private async everyPackCollection(kind: SubjectKind, merchantId: string, byPack: true): Promise<(Collection | null)[]>;
+  private async everyPackCollection(kind: SubjectKind, merchantId: string, byPack = false): Promise<(Collection | null)[]> {
+    const collections: (Collection | null)[] = [];
     for (const pack of PACK_NAMES) {
       const collection =
         pack === this.pack
@@ -134,7 +171,7 @@ export class ChromaGallery implements Gallery {
                 if (error instanceof ChromaNotFoundError) return null;
                 throw error;
               });
-      if (collection) collections.push(collection);
+      if (collection || byPack) collections.push(collection);
     }
     return collections;
   }

@@ -4,6 +4,7 @@ export const SUBJECT_KINDS = ['member', 'visitor'] as const;
 export type SubjectKind = (typeof SUBJECT_KINDS)[number];
 
 export type GalleryHit = { subjectId: string; similarity: number };
+export type GallerySubject = { kind: SubjectKind; subjectId: string };
 
 export interface Gallery {
   /** Adds or replaces one vector (`vectorId`) of a subject. Idempotent. */
@@ -16,6 +17,14 @@ export interface Gallery {
   deleteSubject(kind: SubjectKind, merchantId: string, subjectId: string): Promise<void>;
   /** Erases these vectors (by id), in every pack's collection. */
   deleteVectors(kind: SubjectKind, merchantId: string, vectorIds: string[]): Promise<void>;
+  /** The ids of a subject's vectors, in every pack's collection. */
+  subjectVectorIds(kind: SubjectKind, merchantId: string, subjectId: string): Promise<string[]>;
+  /**
+   * Gives these vectors of `from` (ids, embeddings kept) to `to`, in every pack's collection: the
+   * metadata changes within one kind's collection, across kinds they are copied then deleted.
+   * Idempotent: a vector already moved is no longer found under `from`.
+   */
+  moveVectors(merchantId: string, from: GallerySubject, to: GallerySubject, vectorIds: string[]): Promise<void>;
   /** Counts the vectors held for a subject (erasure checks, tests). */
   countSubjectVectors(kind: SubjectKind, merchantId: string, subjectId: string): Promise<number>;
   /** Every vector id held for `kind` at the merchant (a reembed uses it to find what is missing). */

@@ -102,7 +102,12 @@ export const JOBS = {
   },
   aggregate: {
     queue: 'aggregate',
-    payload: captureRun.extend({ faces: z.array(capturedFaceSchema).max(MAX_FACES), matches: z.array(faceMatchSchema).max(MAX_FACES) }),
+    payload: captureRun.extend({
+      /** With its embedding (kept with a matched face, for "not this person"); older jobs have none. */
+      faces: z.array(capturedFaceSchema.extend({ embedding: embeddingSchema.optional() })).max(MAX_FACES),
+      matches: z.array(faceMatchSchema).max(MAX_FACES),
+      pack: packNameSchema.optional(),
+    }),
   },
   enrol: { queue: INTERACTIVE_QUEUE, payload: z.object({ personId: id, merchantId: id, faceId: id, imageKey: blobKey }) },
   identify: { queue: INTERACTIVE_QUEUE, payload: z.object({ merchantId: id, imageKey: blobKey, limit: z.number().int().min(1).max(10) }) },

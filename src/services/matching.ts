@@ -26,6 +26,35 @@ export function assignExclusive(candidates: FaceCandidates[], threshold: number,
   return assigned;
 }
 
+export const cosine = (a: Float32Array, b: Float32Array): number => {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+};
+
+/**
+ * "Not this person": drops a face's hit on a subject when the face is closer to a face rejected
+ * for that subject than to the subject's own vectors (the hit's similarity).
+ */
+export function dropRejected(candidates: FaceCandidates[], embeddings: Float32Array[], rejected: ReadonlyMap<string, Float32Array[]>): FaceCandidates[] {
+  if (rejected.size === 0) return candidates;
+  return candidates.map(({ faceIndex, hits }) => ({
+    faceIndex,
+    hits: hits.filter((hit) => !(rejected.get(hit.subjectId) ?? []).some((r) => r.length === embeddings[faceIndex].length && cosine(embeddings[faceIndex], r) > hit.similarity)),
+  }));
+}
+
+/** The embeddings of faces rejected for these subjects (in the matcher's pack). */
+export interface RejectionStore {
+  rejectedFor(merchantId: string, subjectIds: string[]): Promise<Map<string, Float32Array[]>>;
+}
+
 export interface VisitorStore {
   withVisitorLock<T>(merchantId: string, work: () => Promise<T>): Promise<T>;
   createVisitors(ids: string[], merchantId: string, seenAt: Date): Promise<void>;
@@ -42,6 +71,7 @@ export class MatchService {
     private readonly gallery: Gallery,
     private readonly visitors: VisitorStore,
     private readonly thresholds: MatchThresholds,
+    private readonly rejections: RejectionStore = { rejectedFor: async () => new Map() },
   ) {}
 
   async matchCapture(input: {
@@ -60,7 +90,9 @@ export class MatchService {
     const unmatched = () => embeddings.map((_, faceIndex) => faceIndex).filter((i) => !matches.some((m) => m.faceIndex === i));
     const searchAll = async (kind: SubjectKind, faces: number[]): Promise<FaceCandidates[]> => {
       const hits = await this.gallery.search(kind, merchantId, faces.map((faceIndex) => embeddings[faceIndex]), CANDIDATES_PER_FACE);
-      return faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
+      const candidates = faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
+      const close = [...new Set(candidates.flatMap((c) => c.hits.filter((hit) => hit.similarity >= this.thresholds[kind]).map((hit) => hit.subjectId)))];
+      return close.length === 0 ? candidates : dropRejected(candidates, embeddings, await this.rejections.rejectedFor(merchantId, close));
     };
 
     for (const [faceIndex, hit] of assignExclusive(await searchAll('member', unmatched()), this.thresholds.member, taken)) {

@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import type { Person } from '../../models/Person.js';
 import type { PersonFace } from '../../models/PersonFace.js';
 import { recordAudit, type Actor } from '../storage/repositories/audit.js';
+import { forgetSubjectEmbeddings } from '../storage/repositories/rejections.js';
 import { anonymiseSubject } from './analytics/index.js';
 import { createPerson, deletePersonFace, deletePersonRows, updatePerson } from '../storage/repositories/people.js';
 
@@ -44,6 +45,7 @@ export function removeFaceRow(db: Knex, actor: Actor, person: Person, face: Pers
 /** The person's rows go; their sightings, visits and analytics stay, counted under a fresh anonymous id. */
 export function eraseMemberRows(db: Knex, actor: Actor, person: Person): Promise<void> {
   return db.transaction(async (trx) => {
+    await forgetSubjectEmbeddings(trx, member(person));
     await anonymiseSubject(trx, person.merchantId, person.id);
     await deletePersonRows(trx, person.id);
     await recordAudit(trx, { merchantId: person.merchantId, actor, action: 'member.erased', subject: member(person) });

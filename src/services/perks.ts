@@ -30,6 +30,8 @@ export async function awardPerk(trx: Knex.Transaction, input: PerkInput, options
     .where({ person_id: input.personId, store_id: input.storeId })
     .where('awarded_at', '>', new Date(t - cooldownMs))
     .where('awarded_at', '<', new Date(t + cooldownMs))
+    // An award taken back (its face was not the member) was no visit of the member's.
+    .whereNotExists(trx('perk_reversals').whereRaw('perk_reversals.award_id = perk_awards.id').select(trx.raw('1')))
     .forUpdate()
     .first('id');
   if (near) return 0;

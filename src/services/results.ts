@@ -19,7 +19,8 @@ import { awardPerk, type PerkOptions } from './perks.js';
 
 const RESULTS_ATTEMPTS = 8;
 
-export type CaptureResults = { captureId: string; run: number; faces: CapturedFace[]; matches: FaceMatch[] };
+/** `faces` may carry their embedding (base64) and `pack` the pack that made it: kept with matched faces. */
+export type CaptureResults = { captureId: string; run: number; faces: (CapturedFace & { embedding?: string })[]; matches: FaceMatch[]; pack?: string };
 
 /**
  * The capture as locked and the matches recorded (a subject erased meanwhile loses its match);
@@ -43,7 +44,7 @@ export class ResultsService {
     );
   }
 
-  private async write(trx: Knex.Transaction, { captureId, run, faces, matches }: CaptureResults): Promise<SavedResults | undefined> {
+  private async write(trx: Knex.Transaction, { captureId, run, faces, matches, pack }: CaptureResults): Promise<SavedResults | undefined> {
     const locked = await this.lifecycle.lockForResults(trx, captureId, run);
     if (!locked) return undefined;
     const { capture } = locked;
@@ -58,11 +59,14 @@ export class ResultsService {
     const kept = matches.filter((match) => existing.has(match.subjectId));
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
-    await writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing });
+    await writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
     await insertSightings(trx, captureId, sightings);
     await touchSubjects(trx, sightings, capture.captured_at);
-    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
+    // Demographics as stored (FLOAT columns), not as the vision stage computed them: a rebuild or a
+    // reassignment of these sightings reads the stored values and must find the same visits.
+    const stored = sightings.map(({ age: _age, gender: _gender, ...sighting }) => sighting);
+    await recordSightings(trx, stored, { visitGapMinutes: this.options.visitGapMinutes });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;

@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import type { Gallery } from '../gallery/gallery.js';
 import type { BlobStore } from '../storage/blobs.js';
 import { FINAL_STATES, OPEN_STATES } from '../storage/capture-lifecycle.js';
+import { forgetSubjectEmbeddings } from '../storage/repositories/rejections.js';
 
 type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
 
@@ -52,6 +53,7 @@ export async function purgeStaleVisitors({ db, gallery }: Pick<Deps, 'db' | 'gal
   const stale: { id: string; merchant_id: string }[] = await db('visitors').where('last_seen_at', '<', cutoff).limit(limit).select('id', 'merchant_id');
   for (const visitor of stale) {
     await gallery.deleteSubject('visitor', visitor.merchant_id, visitor.id);
+    await forgetSubjectEmbeddings(db, { kind: 'visitor', id: visitor.id });
     await db('visitors').where({ id: visitor.id }).delete();
   }
   return stale.length;

@@ -20,13 +20,13 @@ export async function earlierSubjects(trx: Knex.Transaction, captureId: string):
   return rows.map((row) => ({ merchantId: row.merchant_id, subjectKind: row.subject_kind, subjectId: row.subject_id }));
 }
 
-/** Writes the capture's faces; `replacing`: deletes an earlier run's faces (and, by cascade, their sightings) first. */
+/** Writes the capture's faces (a matched face with its embedding); `replacing`: deletes an earlier run's faces (and, by cascade, their sightings) first. */
 export async function writeFaces(
   trx: Knex.Transaction,
   captureId: string,
-  faces: CapturedFace[],
+  faces: (CapturedFace & { embedding?: string })[],
   matches: Map<number, FaceMatch>,
-  options: { replacing: boolean },
+  options: { replacing: boolean; pack?: string },
 ): Promise<void> {
   if (options.replacing) await trx('faces').where({ capture_id: captureId }).delete();
   if (faces.length === 0) return;
@@ -51,6 +51,8 @@ export async function writeFaces(
         person_id: match?.kind === 'member' ? match.subjectId : null,
         visitor_id: match?.kind === 'visitor' ? match.subjectId : null,
         similarity: match?.similarity ?? null,
+        // A matched face keeps its embedding: what "not this person" makes its new visitor from.
+        ...(match && face.embedding && options.pack ? { embedding: Buffer.from(face.embedding, 'base64'), embedding_pack: options.pack } : {}),
       };
     }),
   );

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
-import { retractCaptureSightings } from '../../src/services/analytics/index.js';
+import { lockSubjects, reassignSightings, retractCaptureSightings, type Subject } from '../../src/services/analytics/index.js';
+import { READ_COMMITTED } from '../../src/storage/transactions.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
 import { ResultsService } from '../../src/services/results.js';
 import { purgeStaleVisitors } from '../../src/services/retention.js';
@@ -216,7 +217,7 @@ describe('recordSightings', () => {
     }
   });
 
-  it('a random history of late uploads, reprocesses with changed matches, erasures and purges: visits, rollups and spans equal a rebuild', async () => {
+  it('a random history of late uploads, reprocesses with changed matches, erasures, purges, merges, links, rejections and undos: visits, rollups and spans equal a rebuild', async () => {
     const t = await seedTenant(env.db, 'history', ['Europe/Paris', 'America/New_York']);
     const people: string[] = [];
     const visitors: string[] = [];
@@ -268,10 +269,32 @@ describe('recordSightings', () => {
       await env.db('visitors').where({ id: visitor }).update({ last_seen_at: new Date(Date.now() - 400 * 86_400_000) });
       await purgeStaleVisitors({ db: env.db, gallery }, 365);
     };
+    /** Some or all sightings of one subject go to another (merge, link, reject); `undo` moves the last such move's back. */
+    const moves: { faceIds: string[]; from: Subject; to: Subject }[] = [];
+    let moved = 0;
+    const moveSightings = (faceIds: string[], to: Subject, from: Subject) => withRetry(() => env.db.transaction(async (trx) => {
+      const existing = await lockSubjects(trx, [from, to].map((s) => ({ merchantId: t.merchantId, subjectKind: s.kind, subjectId: s.id })));
+      if (!existing.has(to.id)) return; // erased or purged meanwhile: the services refuse such a move
+      await reassignSightings(trx, { merchantId: t.merchantId, faceIds, to }, { visitGapMinutes: 30 });
+    }, READ_COMMITTED));
+    const move = async () => {
+      const from = subjects[Math.floor(rnd() * subjects.length)];
+      const to = subjects[Math.floor(rnd() * subjects.length)];
+      if (from.id === to.id) return;
+      const rows: { face_id: string }[] = await env.db('sightings').where({ merchant_id: t.merchantId, subject_id: from.id }).select('face_id');
+      const faceIds = rows.map((r) => r.face_id).filter(() => rnd() < 0.7);
+      await moveSightings(faceIds, to, from);
+      moves.push({ faceIds, from, to });
+      moved += faceIds.length;
+    };
+    const undo = async () => {
+      const last = moves.pop();
+      if (last) await moveSightings(last.faceIds, last.from, last.to);
+    };
     for (let i = 0; i < 20; i++) await upload();
-    const operations = Array.from({ length: 160 }, () => {
+    const operations = Array.from({ length: 200 }, () => {
       const r = rnd();
-      return r < 0.6 ? upload : r < 0.9 ? reprocess : r < 0.95 ? erase : purge;
+      return r < 0.5 ? upload : r < 0.75 ? reprocess : r < 0.8 ? erase : r < 0.85 ? purge : r < 0.95 ? move : undo;
     });
     let next = 0;
     await Promise.all(Array.from({ length: 4 }, async () => {
@@ -279,6 +302,7 @@ describe('recordSightings', () => {
     }));
     expect(people.length).toBeLessThan(3); // at least one erasure ran
     expect(visitors.length).toBeLessThan(5); // at least one purge ran
+    expect(moved).toBeGreaterThan(0);
 
     const incremental = await snapshot(t.storeIds);
     expect(incremental.spans.length).toBeGreaterThan(0);
@@ -291,6 +315,32 @@ describe('recordSightings', () => {
     await env.db('analytics_subjects').where('merchant_id', t.merchantId).update({ first_visit_at: null, first_visit_store_id: null, last_visit_at: null });
     for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, ...range });
     expect(await snapshot(t.storeIds)).toEqual(incremental);
+  });
+
+  it('reassigning sightings joins two subjects\' visits closer than the gap into one, and moving them back restores every row', async () => {
+    const t = await seedTenant(env.db, 'reassign', ['UTC']);
+    const [a, b] = [await seedVisitor(env.db, t.merchantId), await seedVisitor(env.db, t.merchantId)];
+    await recordCapture(env.db, t, 0, at('2026-06-01T10:00:00Z'), [{ kind: 'visitor', subjectId: a, age: 30, gender: 'male' }]);
+    await recordCapture(env.db, t, 0, at('2026-06-01T10:20:00Z'), [{ kind: 'visitor', subjectId: b, age: 30, gender: 'male' }]);
+    await recordCapture(env.db, t, 0, at('2026-06-02T09:00:00Z'), [{ kind: 'visitor', subjectId: b, age: 30, gender: 'male' }]);
+    const before = await snapshot(t.storeIds);
+    const faceIds = (await env.db('sightings').where({ subject_id: b }).select('face_id')).map((r: { face_id: string }) => r.face_id);
+    const move = (to: string) => env.db.transaction(async (trx) => {
+      await lockSubjects(trx, [a, b].map((subjectId) => ({ merchantId: t.merchantId, subjectKind: 'visitor' as const, subjectId })));
+      await reassignSightings(trx, { merchantId: t.merchantId, faceIds, to: { kind: 'visitor', id: to } }, { visitGapMinutes: 30 });
+    });
+    await move(a);
+    expect(await visitSpans(env.db, t.storeIds[0], a)).toEqual([
+      ['2026-06-01T10:00:00.000Z', '2026-06-01T10:20:00.000Z', 2],
+      ['2026-06-02T09:00:00.000Z', '2026-06-02T09:00:00.000Z', 1],
+    ]);
+    expect(await visitSpans(env.db, t.storeIds[0], b)).toEqual([]);
+    expect(pick(await rollups(env.db, t.storeIds[0], 'day'), 'visits', 'unique_subjects', 'new_visitors', 'returning_visitors')).toEqual([
+      { bucket_start: '2026-06-01T00:00:00.000Z', visits: 1, unique_subjects: 1, new_visitors: 1, returning_visitors: 0 },
+      { bucket_start: '2026-06-02T00:00:00.000Z', visits: 1, unique_subjects: 1, new_visitors: 0, returning_visitors: 1 },
+    ]);
+    await move(b);
+    expect(await snapshot(t.storeIds)).toEqual(before);
   });
 
   it('retracting the last sighting of a visit shortens the visit', async () => {

@@ -15,6 +15,18 @@ const gallery = {
   async deleteVectors() {
     throw new Error('no face is removed in these tests');
   },
+  async subjectVectorIds(): Promise<string[]> {
+    throw new Error('no vector is moved in these tests');
+  },
+  async moveVectors() {
+    throw new Error('no vector is moved in these tests');
+  },
+  async search(): Promise<never> {
+    throw new Error('no face is rejected in these tests');
+  },
+  async upsert() {
+    throw new Error('no face is rejected in these tests');
+  },
 };
 
 let t: TestApi;

@@ -38,7 +38,8 @@ beforeAll(async () => {
   const spareKey = await t.call('POST', `/v1/devices/${a.deviceId}/keys`, { key: a.merchantKey });
   const sparePerson = await t.call('POST', '/v1/people', { key: a.merchantKey, json: { displayName: 'Spare Member' } });
   for (const r of [sent, person, reprocess, reembed, webhook, spareDevice, spareKey, sparePerson]) expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
-  // Rows no request can make without a worker: an enrolled face of each member, a visitor.
+  // Rows no request can make without a worker: an enrolled face of each member, a visitor. The audit
+  // entry is the member's creation (undo: 422 for A, 404 for B); a face of A's capture, unmatched.
   const faceOf = async (personId: string) => {
     const id = randomUUID();
     await t.env.db('person_faces').insert({ id, person_id: personId, blob_key: `people/${personId}/x`, pack: 'default', face: '{}' });
@@ -47,7 +48,15 @@ beforeAll(async () => {
   const visitorId = randomUUID();
   await t.env.db('visitors').insert({ id: visitorId, merchant_id: a.merchantId, first_seen_at: new Date(), last_seen_at: new Date() });
 
+  const entryOfA = await t.env.db('audit_entries').where('merchant_id', a.merchantId).first('id');
+  const captureFaceOfA = randomUUID();
+  await t.env.db('faces').insert({
+    id: captureFaceOfA, capture_id: sent.body.captures[0].id, face_index: 0, box_x: 0, box_y: 0, box_width: 10, box_height: 10, landmarks: '[]', score: 0.9,
+  });
+
   idsOfA = {
+    audit: String(entryOfA.id),
+    faces: captureFaceOfA,
     merchants: a.merchantId,
     stores: a.storeId,
     devices: a.deviceId,

@@ -80,6 +80,29 @@ describe('ChromaGallery (real Chroma server)', () => {
     expect(await gallery.vectorIds('member', merchant)).toEqual(new Set([kept]));
   });
 
+  it('moves vectors to another subject within a kind and across kinds, in every pack, idempotently', async () => {
+    const merchant = randomUUID();
+    const previousPack = new ChromaGallery(process.env.CHROMA_URL!, 'retinaface');
+    const [visitor, survivor, member] = [randomUUID(), randomUUID(), randomUUID()];
+    const [moved, old] = [randomUUID(), randomUUID()];
+    await gallery.upsert('visitor', merchant, visitor, moved, unit([1, 0, 0, 0]));
+    await previousPack.upsert('visitor', merchant, visitor, old, unit([0, 1, 0, 0]));
+    expect(await gallery.subjectVectorIds('visitor', merchant, visitor)).toEqual([moved, old].sort());
+
+    await gallery.moveVectors(merchant, { kind: 'visitor', subjectId: visitor }, { kind: 'visitor', subjectId: survivor }, [moved, old]);
+    expect(await gallery.subjectVectorIds('visitor', merchant, visitor)).toEqual([]);
+    expect((await gallery.search('visitor', merchant, [unit([1, 0, 0, 0])], 5))[0].map((h) => h.subjectId)).toEqual([survivor]);
+
+    const toMember = () => gallery.moveVectors(merchant, { kind: 'visitor', subjectId: survivor }, { kind: 'member', subjectId: member }, [moved, old]);
+    await toMember();
+    await toMember();
+    expect(await gallery.subjectVectorIds('visitor', merchant, survivor)).toEqual([]);
+    expect(await gallery.subjectVectorIds('member', merchant, member)).toEqual([moved, old].sort());
+    expect(await previousPack.countSubjectVectors('member', merchant, member)).toBe(1);
+    const [hit] = (await gallery.search('member', merchant, [unit([1, 0, 0, 0])], 5))[0];
+    expect(hit).toEqual({ subjectId: member, similarity: expect.closeTo(1, 5) });
+  });
+
   it('answers a collection deleted behind its back with an error once, then creates it again', async () => {
     const merchant = randomUUID();
     await gallery.upsert('visitor', merchant, randomUUID(), randomUUID(), unit([0, 0, 0, 1]));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignExclusive } from '../../src/services/matching.js';
+import { assignExclusive, dropRejected } from '../../src/services/matching.js';
 import { deterministicId } from '../../src/queue/contract.js';
 
 describe('assignExclusive', () => {
@@ -43,5 +43,21 @@ describe('deterministicId', () => {
     expect(id).toBe(deterministicId('visitor:x:0'));
     expect(id).not.toBe(deterministicId('visitor:x:1'));
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe('dropRejected', () => {
+  const v = (...values: number[]) => Float32Array.from(values);
+  it('drops a hit only when the face is closer to a face rejected for that subject than to the subject itself', () => {
+    const face = v(1, 0, 0);
+    const candidates = [{ faceIndex: 0, hits: [{ subjectId: 'ada', similarity: 0.6 }, { subjectId: 'bob', similarity: 0.5 }] }];
+    const rejected = new Map([
+      ['ada', [v(0.9, 0.1, 0)]], // cosine ≈ 0.99 > 0.6: dropped
+      ['bob', [v(0, 1, 0)]], // cosine 0 < 0.5: kept
+    ]);
+    expect(dropRejected(candidates, [face], rejected)).toEqual([{ faceIndex: 0, hits: [{ subjectId: 'bob', similarity: 0.5 }] }]);
+    expect(dropRejected(candidates, [face], new Map())).toBe(candidates);
+    // A rejection of another pack's dimension is never compared.
+    expect(dropRejected(candidates, [face], new Map([['ada', [v(1, 0)]]]))[0].hits).toHaveLength(2);
   });
 });

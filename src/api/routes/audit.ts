@@ -2,7 +2,10 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import type { AuditEntry } from '../../../models/AuditEntry.js';
-import { listAudit } from '../../storage/repositories/audit.js';
+import { findAuditEntry, listAudit } from '../../storage/repositories/audit.js';
+import { merchantScope } from '../../storage/repositories/principal.js';
+import { undoChange } from '../../services/identity.js';
+import { answering, identityDeps } from './identity-changes.js';
 import type { RouteDeps } from '../app.js';
 import { authorize } from '../auth.js';
 import { notFound } from '../errors.js';
@@ -11,6 +14,7 @@ import { parse, uuid } from '../validation.js';
 
 const auditQuery = z.strictObject({ merchantId: uuid.optional(), ...pageQuery });
 const auditCursor = z.strictObject({ id: z.number().int() });
+const auditParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
 
 const entryView = (e: AuditEntry) => ({
   id: Number(e.id),
@@ -22,7 +26,8 @@ const entryView = (e: AuditEntry) => ({
   details: e.details,
 });
 
-export function auditRoutes(router: Router, { db }: RouteDeps): void {
+export function auditRoutes(router: Router, deps: RouteDeps): void {
+  const { db } = deps;
   router.get('/v1/audit', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const query = parse(auditQuery, ctx.query, 'query');
@@ -30,5 +35,14 @@ export function auditRoutes(router: Router, { db }: RouteDeps): void {
     const merchantId = principal.role === 'merchant' ? principal.merchantId : (query.merchantId ?? null);
     const page = await listAudit(db, { merchantId, afterId: decodeCursor(query.cursor, auditCursor)?.id, limit: query.limit });
     ctx.body = listBody(page, entryView);
+  });
+
+  /** Undoes a merge or a link (see services/identity.ts): 409 undo_stale once the subjects changed again. */
+  router.post('/v1/audit/:id/undo', async (ctx) => {
+    const principal = authorize(ctx, 'admin', 'merchant');
+    const { id } = parse(auditParams, ctx.params, 'path');
+    if (!(await findAuditEntry(db, id, merchantScope(principal)))) throw notFound('audit entry');
+    const identity = identityDeps(deps);
+    ctx.body = await answering(() => undoChange(identity, principal, { auditId: id, merchantId: merchantScope(principal) }));
   });
 }

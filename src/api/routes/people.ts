@@ -6,6 +6,7 @@ import type { Person } from '../../../models/Person.js';
 import { PersonFace } from '../../../models/PersonFace.js';
 import {
   DuplicateExternalIdError,
+  findPerson,
   findPersonFace,
   listPeople,
   listPersonFaces,
@@ -13,6 +14,9 @@ import {
   type PeopleSort,
 } from '../../storage/repositories/people.js';
 import { findMerchant } from '../../storage/repositories/tenants.js';
+import { findVisitor } from '../../storage/repositories/visitors.js';
+import { moveVisitor } from '../../services/identity.js';
+import { answering, identityDeps } from './identity-changes.js';
 import { createMember, eraseMemberRows, recordEnrolment, removeFaceRow, updateMember } from '../../services/members.js';
 import { activePack } from '../../storage/settings.js';
 import type { RouteDeps } from '../app.js';
@@ -47,6 +51,8 @@ const updatePersonBody = z
   .refine((b) => b.displayName !== undefined || b.externalId !== undefined, { message: 'name displayName, externalId or both' });
 
 const faceParams = z.object({ id: uuid, faceId: uuid });
+
+const linkVisitorBody = z.strictObject({ visitorId: uuid, awardPast: z.boolean().default(false) });
 
 /** Where a member's enrolment images live; erasure removes the whole folder. */
 export const personBlobPrefix = (personId: string) => `people/${personId}`;
@@ -131,6 +137,25 @@ export function peopleRoutes(router: Router, deps: RouteDeps): void {
     const { person } = await memberInPath(ctx, db);
     const query = parse(visitHistoryQuery, ctx.query, 'query');
     ctx.body = await visitHistory(db, { merchantId: person.merchantId, kind: 'member', id: person.id }, query);
+  });
+
+  /**
+   * Links a visitor to the member ("this returning visitor just signed up"): its sightings, visits
+   * and vectors become the member's; perks for its past only with `awardPast` (each under the cooldown).
+   */
+  router.post('/v1/people/:id/visitors', async (ctx) => {
+    const { person, principal } = await memberInPath(ctx, db);
+    const body = parse(linkVisitorBody, ctx.request.body, 'body');
+    const visitor = await findVisitor(db, body.visitorId, principal);
+    // Sent again after a gallery outage, the link finishes: the visitor already points at this member.
+    if (!visitor || visitor.merchantId !== person.merchantId || ('movedTo' in visitor && visitor.movedTo.id !== person.id)) throw notFound('visitor');
+    const identity = identityDeps(deps);
+    const outcome = await answering(() =>
+      moveVisitor(identity, principal, { merchantId: person.merchantId, visitorId: body.visitorId, into: { kind: 'member', id: person.id }, awardPast: body.awardPast }),
+    );
+    const linked = await findPerson(db, person.id, principal);
+    if (!linked) throw notFound('person');
+    ctx.body = { person: personView(linked, await listPersonFaces(db, [person.id])), ...outcome };
   });
 
   /**

@@ -39,7 +39,8 @@ const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing t
  * `visitors` rows) in a fixed order. Call it first in the aggregate transaction, before inserting
  * faces/sightings: inserting a face takes a shared FK lock on its person/visitor row, and two
  * workers that both hold one and then want it exclusively deadlock. Idempotent within a transaction.
- * Returns the ids of the subjects whose person or visitor row exists (and is now locked).
+ * Returns the ids of the subjects whose person or visitor row exists (and is now locked); a visitor
+ * merged or linked away does not count.
  */
 export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Set<string>> {
   const unique = new Map<string, SubjectRef>();
@@ -56,7 +57,10 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   const visitors = sorted.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId).sort();
   for (const [table, ids] of [['people', people], ['visitors', visitors]] as const) {
     if (ids.length === 0) continue;
-    const rows: { id: string }[] = await trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
+    const query = trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
+    // A visitor merged or linked away is gone for new sightings (its vectors may not have moved yet).
+    if (table === 'visitors') query.whereNull('merged_into_id');
+    const rows: { id: string }[] = await query;
     for (const row of rows) existing.add(row.id);
   }
   return existing;
@@ -295,14 +299,24 @@ async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Pro
 
 /**
  * Takes a capture's sightings back out of visits and rollups, before they are deleted (a
- * reprocessed capture replaces its faces). Each visit that held one is re-sessionised from its
- * remaining sightings: it may shrink, split in two, or vanish; the first visit may move later.
- * Call it in the results transaction before deleting the capture's old faces/sightings.
+ * reprocessed capture replaces its faces). Call it in the results transaction before deleting the
+ * capture's old faces/sightings.
  */
 export async function retractCaptureSightings(trx: Knex.Transaction, captureId: string, options: { visitGapMinutes: number }): Promise<void> {
+  const rows: { face_id: string }[] = await trx('sightings').where('capture_id', captureId).select('face_id');
+  await retractSightings(trx, rows.map((r) => r.face_id), options);
+}
+
+/**
+ * Takes these sightings (by face id) back out of visits and rollups; the rows themselves stay for
+ * the caller to delete or reassign. Each visit that held one is re-sessionised from its remaining
+ * sightings: it may shrink, split in two, or vanish; the first visit may move later.
+ */
+export async function retractSightings(trx: Knex.Transaction, faceIds: string[], options: { visitGapMinutes: number }): Promise<void> {
   const gapMs = options.visitGapMinutes * 60_000;
+  if (faceIds.length === 0) return;
   const rows: { store_id: string; merchant_id: string; subject_kind: SubjectKind; subject_id: string; seen_at: Date }[] =
-    await trx('sightings').where('capture_id', captureId).select('store_id', 'merchant_id', 'subject_kind', 'subject_id', 'seen_at');
+    await trx('sightings').whereIn('face_id', faceIds).select('store_id', 'merchant_id', 'subject_kind', 'subject_id', 'seen_at');
   if (rows.length === 0) return;
   const stores = await loadStores(trx, rows.map((r) => r.store_id));
   const subjects = new Map<string, SubjectRef>();
@@ -323,7 +337,7 @@ export async function retractCaptureSightings(trx: Knex.Transaction, captureId: 
         .where({ store_id: r.store_id, subject_id: subject.subjectId })
         .where('seen_at', '>=', new Date(visit.startedAt))
         .where('seen_at', '<=', new Date(visit.endedAt))
-        .whereNot('capture_id', captureId)
+        .whereNotIn('face_id', faceIds)
         .forShare()
         .select('seen_at', 'age', 'gender');
       removed.push(visit);

@@ -16,9 +16,9 @@ export type AuditRecord = {
   details?: Record<string, unknown>;
 };
 
-/** Records a change; pass the change's transaction so the entry exists exactly when the change does. */
-export async function recordAudit(db: Knex, record: AuditRecord): Promise<void> {
-  await AuditEntry.query(db).insert({
+/** Records a change and answers the entry's id; pass the change's transaction so the entry exists exactly when the change does. */
+export async function recordAudit(db: Knex, record: AuditRecord): Promise<number> {
+  const entry = await AuditEntry.query(db).insert({
     merchantId: record.merchantId,
     actorKeyId: record.actor.keyId,
     actorRole: record.actor.role,
@@ -27,6 +27,14 @@ export async function recordAudit(db: Knex, record: AuditRecord): Promise<void> 
     subjectId: record.subject.id,
     details: record.details ?? {},
   });
+  return Number(entry.id);
+}
+
+/** An entry of the merchant (any merchant's for null). */
+export async function findAuditEntry(db: Knex, id: number, merchantId: string | null): Promise<AuditEntry | undefined> {
+  const query = AuditEntry.query(db).findById(id);
+  if (merchantId !== null) query.where('merchant_id', merchantId);
+  return query;
 }
 
 /** Entries newest first: of one merchant, or of every merchant (merchantId null). */

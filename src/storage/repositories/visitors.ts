@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { withNamedLock } from '../named-lock.js';
 import { pageOf, type Page } from './keyset.js';
 import { merchantScope, type Principal } from './principal.js';
+import type { SubjectKind } from '../../gallery/gallery.js';
 
 /** How long a match job waits for another one creating visitors at the same merchant. */
 const VISITOR_LOCK_WAIT_SECONDS = 30;
@@ -75,7 +76,7 @@ function visitsAt(db: Knex, where: { merchantId: string; storeId?: string }) {
 }
 
 async function pageByLastSeen(db: Knex, filter: VisitorFilter): Promise<VisitorRow[]> {
-  const query = db('visitors as v').where('v.merchant_id', filter.merchantId).select('v.id', 'v.first_seen_at', 'v.last_seen_at');
+  const query = db('visitors as v').where('v.merchant_id', filter.merchantId).whereNull('v.merged_into_id').select('v.id', 'v.first_seen_at', 'v.last_seen_at');
   if (filter.storeId !== undefined) {
     query.whereExists(db('visits').where('store_id', filter.storeId).whereRaw('visits.subject_id = v.id').select(db.raw('1')));
   }
@@ -91,6 +92,7 @@ async function pageByVisits(db: Knex, filter: VisitorFilter): Promise<VisitorRow
   const counts = visitsAt(db, filter).groupBy('subject_id').select('subject_id', db.raw('COUNT(*) AS visits'));
   const query = db('visitors as v')
     .where('v.merchant_id', filter.merchantId)
+    .whereNull('v.merged_into_id')
     .select('v.id', 'v.first_seen_at', 'v.last_seen_at', db.raw('COALESCE(c.visits, 0) AS visits'));
   if (filter.storeId !== undefined) query.join(counts.as('c'), 'c.subject_id', 'v.id');
   else query.leftJoin(counts.as('c'), 'c.subject_id', 'v.id');
@@ -113,14 +115,21 @@ async function visitCounts(db: Knex, where: { merchantId: string; storeId?: stri
   return new Map(rows.map((r) => [r.subject_id, Number(r.visits)]));
 }
 
-/** The visitor if the principal's merchant owns it (devices never read visitors). */
-export async function findVisitor(db: Knex, id: string, principal: Principal): Promise<VisitorSummary & { merchantId: string } | undefined> {
+/** Where a visitor merged or linked away went. */
+export type MovedVisitor = { merchantId: string; movedTo: { kind: SubjectKind; id: string } };
+
+/**
+ * The visitor if the principal's merchant owns it (devices never read visitors); one merged or
+ * linked away answers where it went instead.
+ */
+export async function findVisitor(db: Knex, id: string, principal: Principal): Promise<(VisitorSummary & { merchantId: string }) | MovedVisitor | undefined> {
   if (principal.role === 'device') return undefined;
-  const query = db('visitors').where('id', id).first('id', 'merchant_id', 'first_seen_at', 'last_seen_at');
+  const query = db('visitors').where('id', id).first('id', 'merchant_id', 'first_seen_at', 'last_seen_at', 'merged_into_kind', 'merged_into_id');
   const scope = merchantScope(principal);
   if (scope !== null) query.where('merchant_id', scope);
   const row = await query;
   if (!row) return undefined;
+  if (row.merged_into_id) return { merchantId: row.merchant_id, movedTo: { kind: row.merged_into_kind, id: row.merged_into_id } };
   const counts = await visitCounts(db, { merchantId: row.merchant_id }, [id]);
   const stores = await storesVisited(db, row.merchant_id, [id]);
   return {
