@@ -92,6 +92,7 @@ describe.skipIf(!hasChromium)(`dashboard identity panel (chromium)${why}`, () =>
     await page.selectOption('#identity-target', kept);
     await confirmed(page, () => page.click('#identity-form button[type=submit]'), 'Merged into visitor');
     expect(await visitorRows(page)).toEqual([kept]);
+    expect(await page.isVisible('#identity-form')).toBe(false);
     expect((await t.call('GET', `/v1/visitors/${merged}`, { key: tenant.merchantKey })).status).toBe(404);
 
     // Undo from the status line: both visitors again, with the visits they had.
