@@ -20,6 +20,7 @@ const require = createRequire(import.meta.url);
 const FILES: Record<string, { file: () => string; type: string }> = {
   '/dashboard/': { file: () => path.join(publicDir, 'index.html'), type: 'text/html; charset=utf-8' },
   '/dashboard/app.js': { file: () => path.join(publicDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/dashboard/identity.js': { file: () => path.join(publicDir, 'identity.js'), type: 'text/javascript; charset=utf-8' },
   '/dashboard/style.css': { file: () => path.join(publicDir, 'style.css'), type: 'text/css; charset=utf-8' },
   '/dashboard/vendor/echarts.min.js': {
     file: () => path.join(path.dirname(require.resolve('echarts/package.json')), 'dist', 'echarts.min.js'),

@@ -77,6 +77,7 @@ describe.skipIf(!hasChromium)(`dashboard members and visitors (chromium)${why}`,
       form.requestSubmit();
     });
     await page.waitForFunction(() => (document.getElementById('members-status')?.textContent ?? '').startsWith('Redeemed 25 points for Ada'));
+    expect(await page.isVisible('#redeem-form')).toBe(false);
     const ledger = await t.call('GET', `/v1/people/${members.ada}/points`, { key: merchantKey });
     expect(ledger.body.balance).toBe(5);
     expect(ledger.body.items.filter((e: { kind: string }) => e.kind === 'redemption')).toHaveLength(1);

@@ -4,7 +4,7 @@
   var KEY = 'faceperks.merchantKey';
   var $ = function (id) { return document.getElementById(id); };
   var charts = {};
-  var state = { stores: [], last: null };
+  var state = { stores: [], last: null, keepFaceCrops: false };
 
   function key() { return sessionStorage.getItem(KEY); }
 
@@ -26,6 +26,9 @@
     return (await api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).json();
   }
 
+  /** What the identity panel (identity.js) shares with this page. */
+  window.FacePerks = { $: $, api: api, json: json, post: post, cell: cell, when: when };
+
   function showSignedIn(signedIn) {
     $('sign-in').hidden = signedIn;
     $('dashboard').hidden = !signedIn;
@@ -46,6 +49,10 @@
       return;
     }
     $('sign-in-error').textContent = '';
+    if (state.stores.length > 0) {
+      var merchant = await json('/v1/merchants/' + encodeURIComponent(state.stores[0].merchantId)).catch(function () { return {}; });
+      state.keepFaceCrops = merchant.keepFaceCrops === true;
+    }
     var select = $('store');
     select.textContent = '';
     state.stores.forEach(function (s) {
@@ -109,7 +116,7 @@
         json(base + 'peak-hours?' + query()),
       ]);
       render(results[0], results[1], results[2], results[3]);
-      await loadVisitors(storeId);
+      await window.FacePerksIdentity.load(storeId, $('from').value, state.keepFaceCrops);
       state.last = { storeId: storeId };
       $('status').textContent = 'Showing ' + results[0].buckets.length + ' ' + results[0].interval + ' buckets, ' + results[0].timezone + ' time.';
       document.body.dataset.loaded = storeId;
@@ -271,27 +278,6 @@
       // The balance may have changed at another till: show the current one.
       if (error.status === 422) { closeRedemption(); await loadMembers(); }
       $('members-status').textContent = 'Redemption refused: ' + error.message;
-    }
-  }
-
-  async function loadVisitors(storeId) {
-    try {
-      var page = await json('/v1/visitors?' + new URLSearchParams({ storeId: storeId, sort: 'visits', limit: '20' }));
-      var body = $('visitors-table').tBodies[0];
-      body.textContent = '';
-      page.items.forEach(function (v) {
-        var row = document.createElement('tr');
-        row.dataset.id = v.id;
-        cell(row, v.id.slice(0, 8)).title = v.id;
-        cell(row, String(v.visits), 'num');
-        cell(row, when(v.firstSeenAt));
-        cell(row, when(v.lastSeenAt));
-        cell(row, String(v.storeIds.length), 'num');
-        body.appendChild(row);
-      });
-      $('visitors-status').textContent = page.items.length === 0 ? 'No visitors at this store yet.' : 'The ' + page.items.length + ' visitors with the most visits here (anonymous: no name, no image).';
-    } catch (error) {
-      $('visitors-status').textContent = 'Could not load visitors: ' + error.message;
     }
   }
 
