@@ -27,7 +27,7 @@
   }
 
   /** What the identity panel (identity.js) shares with this page. */
-  window.FacePerks = { $: $, api: api, json: json, post: post, cell: cell, when: when };
+  window.FacePerks = { $: $, api: api, json: json, post: post, cell: cell, when: when, crop: crop };
 
   function showSignedIn(signedIn) {
     $('sign-in').hidden = signedIn;
@@ -116,7 +116,7 @@
         json(base + 'peak-hours?' + query()),
       ]);
       render(results[0], results[1], results[2], results[3]);
-      await window.FacePerksIdentity.load(storeId, $('from').value, state.keepFaceCrops);
+      await window.FacePerksIdentity.load(storeId, $('from').value);
       state.last = { storeId: storeId };
       $('status').textContent = 'Showing ' + results[0].buckets.length + ' ' + results[0].interval + ' buckets, ' + results[0].timezone + ' time.';
       document.body.dataset.loaded = storeId;
@@ -214,6 +214,17 @@
     row.appendChild(td);
     return td;
   }
+  /** A face crop, fetched with the key (an <img src> cannot send it); nothing unless the merchant keeps crops. */
+  function crop(faceId) {
+    var img = document.createElement('img');
+    img.className = 'crop';
+    img.alt = '';
+    if (!state.keepFaceCrops || !faceId) return img;
+    api('/v1/faces/' + encodeURIComponent(faceId) + '/crop').then(function (res) { return res.blob(); })
+      .then(function (blob) { img.src = URL.createObjectURL(blob); img.alt = 'face'; }, function () { img.hidden = true; });
+    return img;
+  }
+
   /** A key for one redemption: a double submit sends it twice and the API redeems once. */
   function idempotencyKey() {
     var bytes = new Uint8Array(16);
@@ -232,7 +243,8 @@
       page.items.forEach(function (m) {
         var row = document.createElement('tr');
         row.dataset.id = m.id;
-        cell(row, m.displayName);
+        var name = cell(row, m.displayName);
+        if (m.faces.length > 0) name.prepend(crop(m.faces[0].id));
         cell(row, m.externalId || '–');
         cell(row, String(m.points), 'num');
         cell(row, when(m.lastSeenAt));

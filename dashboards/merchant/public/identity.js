@@ -12,7 +12,7 @@
     'visitor.merged': 'visitors merged', 'visitor.linked': 'visitor linked to a member', 'face.rejected': 'face rejected',
     'change.undone': 'change undone', 'face.removed': 'face removed', 'member.erased': 'member erased',
   };
-  var state = { storeId: null, since: null, visitors: [], members: [], names: {}, keepCrops: false, pending: null };
+  var state = { storeId: null, since: null, visitors: [], members: [], names: {}, pending: null };
 
   function short(id) { return id.slice(0, 8); }
   function subjectText(subject) {
@@ -102,17 +102,6 @@
     }).then(refresh, function (error) { say('Could not dismiss: ' + error.message); });
   }
 
-  /** A face crop, fetched with the key (an <img src> cannot send it); nothing when none is kept. */
-  function crop(faceId) {
-    var img = document.createElement('img');
-    img.className = 'crop';
-    img.alt = '';
-    if (!state.keepCrops || !faceId) return img;
-    fp.api('/v1/faces/' + encodeURIComponent(faceId) + '/crop').then(function (res) { return res.blob(); })
-      .then(function (blob) { img.src = URL.createObjectURL(blob); img.alt = 'face'; }, function () { img.hidden = true; });
-    return img;
-  }
-
   function renderVisitors() {
     var body = $('visitors-table').tBodies[0];
     body.textContent = '';
@@ -149,7 +138,7 @@
       actions.appendChild(button('Dismiss', function () { dismiss(s); }, true));
       body.appendChild(row);
     });
-    $('suggestions-status').textContent = items.length === 0 ? 'No suggested merges.' : items.length + ' pairs that are probably one person: check before merging.';
+    $('suggestions-status').textContent = items.length === 0 ? 'No suggested merges.' : (items.length === 1 ? 'A pair' : items.length + ' pairs') + ' that are probably one person: check before merging.';
   }
   function renderRecognitions(items) {
     var body = $('recognitions-table').tBodies[0];
@@ -157,7 +146,7 @@
     items.forEach(function (r) {
       var row = document.createElement('tr');
       row.dataset.faceId = r.faceId;
-      fp.cell(row, '').appendChild(crop(r.faceId));
+      fp.cell(row, '').appendChild(fp.crop(r.faceId));
       fp.cell(row, r.displayName);
       fp.cell(row, fp.when(r.seenAt));
       fp.cell(row, r.pointsAwarded ? '+' + r.pointsAwarded : '', 'num');
@@ -169,14 +158,15 @@
   function renderChanges(entries) {
     var body = $('changes-table').tBodies[0];
     body.textContent = '';
-    entries.forEach(function (e) {
+    var undone = entries.filter(function (e) { return e.action === 'change.undone'; }).map(function (e) { return e.details.undone; });
+    entries.slice(0, 15).forEach(function (e) {
       var row = document.createElement('tr');
       row.dataset.id = String(e.id);
       fp.cell(row, fp.when(e.at));
       fp.cell(row, ACTION_TEXT[e.action] || e.action);
       fp.cell(row, subjectText(e.subject));
       var actions = fp.cell(row, '', 'actions');
-      if (UNDOABLE.indexOf(e.action) >= 0) actions.appendChild(button('Undo', function () { undo(e.id); }, true));
+      if (UNDOABLE.indexOf(e.action) >= 0 && undone.indexOf(e.id) < 0) actions.appendChild(button('Undo', function () { undo(e.id); }, true));
       body.appendChild(row);
     });
   }
@@ -202,17 +192,16 @@
         renderRecognitions(body.recognitions);
       }, 'recognitions-status'),
       section('/v1/audit?limit=50', function (page) {
-        renderChanges(page.items.filter(function (e) { return e.action in ACTION_TEXT; }).slice(0, 10));
+        renderChanges(page.items.filter(function (e) { return e.action in ACTION_TEXT; }));
       }, 'identity-status'),
     ]);
   }
 
   window.FacePerksIdentity = {
     /** Shows the panel for a store; recognitions since `since` (an ISO date, the range's start). */
-    load: function (storeId, since, keepCrops) {
+    load: function (storeId, since) {
       state.storeId = storeId;
       state.since = since;
-      state.keepCrops = keepCrops;
       closeForm();
       return refresh();
     },
