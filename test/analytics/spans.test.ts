@@ -61,6 +61,13 @@ describe('whole-range figures', () => {
       const from = base + Math.floor(rnd() * 20 * 24) * 3_600_000;
       ranges.push([from, from + (1 + Math.floor(rnd() * 10 * 24)) * 3_600_000]);
     }
+    // Ranges ending just after a span's first visit, and starting on its last visit's day: the
+    // span rows of those days are counted beside the span-day sums (spans.ts).
+    const edges: { first_visit_at: Date; last_visit_at: Date }[] = await env.db('analytics_store_subjects').whereIn('store_id', t.storeIds)
+      .orderBy(['store_id', 'subject_id']).limit(6).select('first_visit_at', 'last_visit_at');
+    for (const e of edges) {
+      ranges.push([e.first_visit_at.getTime() - 2 * DAY, e.first_visit_at.getTime() + 3_600_000], [e.last_visit_at.getTime() - 3_600_000, e.last_visit_at.getTime() + 2 * DAY]);
+    }
     let probed = 0;
     for (const [from, to] of ranges) {
       for (const store of stores) {

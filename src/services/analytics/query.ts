@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { AGE_BUCKETS } from './sessionise.js';
 import { AGE_COLUMNS, type Metric, type Metrics } from './rollup.js';
 import { bucketMetrics, groupBySubject, visitsWithFirstVisit, type SubjectVisits } from './store.js';
-import { spanBindings, storeSpanInRange, storeSpanVisits } from './spans.js';
+import { spanBindings, storeDistinctBindings, storeDistinctSubjects, storeSpanInRange, storeSpanVisits } from './spans.js';
 import { zone, type Interval, type Zone } from './time.js';
 
 export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
@@ -47,12 +47,9 @@ async function partialBucket(db: Knex, storeId: string, from: number, to: number
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 
-/** Distinct subjects with a visit starting in [lo, hi) at the store, from their spans (spans.ts): exact. */
+/** Distinct subjects with a visit starting in [lo, hi) at the store, from their span days and spans (spans.ts): exact. */
 async function distinctSubjects(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
-  const [[row]] = (await db.raw(
-    `SELECT COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`,
-    [storeId, ...spanBindings(lo, hi)],
-  )) as unknown as [Record<string, unknown>[]];
+  const [[row]] = (await db.raw(`SELECT ${storeDistinctSubjects()} AS n`, storeDistinctBindings(storeId, lo, hi))) as unknown as [Record<string, unknown>[]];
   return num(row?.n);
 }
 
@@ -254,8 +251,8 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
       SUM(new_visitors) AS new_visitors FROM analytics_rollups WHERE store_id = ? AND granularity = 'day' AND bucket_start >= ? AND bucket_start < ? GROUP BY store_id`).join(' UNION ALL ');
   const sumsBindings = stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), new Date(cuts.get(s.id)!)]);
   const partials = Promise.all(stores.map((s) => (cuts.get(s.id)! < range.to ? partialBucket(db, s.id, cuts.get(s.id)!, range.to) : undefined)));
-  const uniquesSql = listed.map(() => `SELECT ? AS store_id, COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`).join(' UNION ALL ');
-  const uniquesBindings = listed.flatMap((s) => [s.id, s.id, ...spanBindings(starts.get(s.id)!, range.to)]);
+  const uniquesSql = listed.map(() => `SELECT ? AS store_id, ${storeDistinctSubjects()} AS n`).join(' UNION ALL ');
+  const uniquesBindings = listed.flatMap((s) => [s.id, ...storeDistinctBindings(s.id, starts.get(s.id)!, range.to)]);
   const [[sums], [uniques], merchantWide, points, partial] = await Promise.all([
     db.raw(sumsSql, sumsBindings) as unknown as Promise<[Record<string, unknown>[]]>,
     (listed.length === 0 ? [[]] : db.raw(uniquesSql, uniquesBindings)) as unknown as Promise<[Record<string, unknown>[]]>,
