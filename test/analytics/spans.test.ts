@@ -45,7 +45,11 @@ async function fromVisits(storeIds: string[], lo: (storeId: string) => number, h
   const inRange = rows.filter((r) => r.started_at.getTime() >= lo(r.store_id) && r.started_at.getTime() < hi);
   const visitsBy = new Map<string, number>();
   for (const r of inRange.filter((x) => x.subject_kind === 'visitor')) visitsBy.set(r.subject_id, (visitsBy.get(r.subject_id) ?? 0) + 1);
+  const everywhere: { subject_id: string; first: Date }[] = await env.db('visits').where('merchant_id', t.merchantId).groupBy('subject_id')
+    .select('subject_id', env.db.raw('MIN(started_at) AS first'));
+  const firstAt = new Map(everywhere.map((r) => [r.subject_id, r.first.getTime()]));
   return {
+    returning: (lo: number) => [...visitsBy.keys()].filter((id) => firstAt.get(id)! < lo).length,
     subjects: new Set(inRange.map((r) => r.subject_id)).size,
     members: new Set(inRange.filter((r) => r.subject_kind === 'member').map((r) => r.subject_id)).size,
     visitorVisits: [...visitsBy.values()].sort((a, b) => a - b),
@@ -78,6 +82,7 @@ describe('whole-range figures', () => {
         const v = await visitors(env.db, store, range);
         expect(v.totals.uniqueVisitors).toBe(expected.visitorVisits.length);
         expect(v.totals.repeatVisitors).toBe(expected.visitorVisits.filter((n) => n >= 2).length);
+        expect(v.totals.returningVisitors).toBe(expected.returning(lo));
         expect(v.frequency.map((f) => f.visitors).reduce((a, b) => a + b, 0)).toBe(expected.visitorVisits.length);
         expect(v.frequency[0].visitors).toBe(expected.visitorVisits.filter((n) => n === 1).length);
         const d = expected.durations;

@@ -156,16 +156,15 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
   // Whole-range figures, beside the bucket read: distinct visitors and how often each came (visits
   // in the range), from the store's visitor spans: a span inside the range brings its visit count,
-  // only one that the range cuts counts its visits in the range; then one first-visit lookup each.
+  // only one that the range cuts counts its visits in the range; returning from the span's first visit at the merchant.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
   const [{ z, starts, labels, lo, byStart }, [[row]]] = await Promise.all([
     rollupSeries(db, store, range, cols),
     db.raw(
-      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
-       FROM (SELECT s.merchant_id, s.subject_id, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
+      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(x.merchant_first_visit_at < ?) AS ret, ${bands}
+       FROM (SELECT s.merchant_first_visit_at, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
              WHERE s.store_id = ? AND s.subject_kind = 'visitor' AND s.first_visit_at < ? AND s.last_visit_at >= ?) x
-       LEFT JOIN analytics_subjects a ON a.merchant_id = x.merchant_id AND a.subject_id = x.subject_id
        WHERE x.n > 0`,
       [new Date(lo0), ...spanBindings(lo0, range.to), store.id, new Date(range.to), new Date(lo0)],
     ) as unknown as Promise<[Record<string, unknown>[]]>,

@@ -18,7 +18,8 @@ type SpanRow = { subject_id: string; merchant_id: string; subject_kind: SubjectK
 
 /**
  * Recomputes the spans of the given (store, subject) pairs from their visits, the span-day counts
- * they move, and the merchant-wide last visit of their subjects. Call it after the transaction's
+ * they move, the merchant-wide last visit of their subjects, and the first visit at the merchant
+ * on every store span of those subjects. Call it after the transaction's
  * visit writes, with the subjects locked (lockAnalyticsSubjects).
  */
 export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[]): Promise<void> {
@@ -51,6 +52,13 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[])
         `UPDATE analytics_subjects a SET last_visit_at =
            (SELECT MAX(s.last_visit_at) FROM analytics_store_subjects s WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id)
          WHERE a.merchant_id = ? AND a.subject_id IN (${chunk.map(() => '?').join(', ')})`,
+        [merchantId, ...chunk],
+      );
+      // Every store row of the subject: its first visit at the merchant may have moved with these visits.
+      await trx.raw(
+        `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
+         SET s.merchant_first_visit_at = a.first_visit_at
+         WHERE s.merchant_id = ? AND s.subject_id IN (${chunk.map(() => '?').join(', ')})`,
         [merchantId, ...chunk],
       );
     }
