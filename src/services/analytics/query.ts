@@ -91,28 +91,36 @@ export async function traffic(db: Knex, store: StoreRef, range: Range) {
 
 const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
+// Object literals, not Object.fromEntries: a year of hours builds 8,760 buckets, and such objects
+// cost several times more to build and to serialise. Empty buckets (closed hours) share frozen ones.
+const ageOf = (r: RollupRow | undefined): Record<(typeof ageKeys)[number], number> => ({
+  '0-17': num(r?.age_0_17), '18-24': num(r?.age_18_24), '25-34': num(r?.age_25_34), '35-44': num(r?.age_35_44),
+  '45-54': num(r?.age_45_54), '55-64': num(r?.age_55_64), '65+': num(r?.age_65_plus), unknown: num(r?.age_unknown),
+});
+const NO_GENDER = Object.freeze({ male: 0, female: 0, unknown: 0 });
+const NO_AGE = Object.freeze(ageOf(undefined));
+
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
   // The median is over the same visits as the buckets' totals (those starting in [first bucket,
   // to)), whose number the buckets give: it is read after them.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
-  const ageOf = (r: RollupRow | undefined) =>
-    Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
     visits: 0,
     gender: { male: 0, female: 0, unknown: 0 },
-    age: Object.fromEntries(ageKeys.map((k) => [k, 0])) as Record<(typeof ageKeys)[number], number>,
+    age: ageOf(undefined),
     averageVisitMinutes: 0,
     medianVisitMinutes: 0,
   };
   let durationSum = 0;
   const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
+    if (!r) return { start: labels[i], visits: 0, gender: NO_GENDER, age: NO_AGE };
     const b = {
       start: labels[i],
-      visits: num(r?.visits),
-      gender: { male: num(r?.male_visits), female: num(r?.female_visits), unknown: num(r?.unknown_gender_visits) },
+      visits: num(r.visits),
+      gender: { male: num(r.male_visits), female: num(r.female_visits), unknown: num(r.unknown_gender_visits) },
       age: ageOf(r),
     };
     totals.visits += b.visits;
@@ -120,7 +128,7 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
     totals.gender.female += b.gender.female;
     totals.gender.unknown += b.gender.unknown;
     for (const k of ageKeys) totals.age[k] += b.age[k];
-    durationSum += num(r?.duration_ms_sum);
+    durationSum += num(r.duration_ms_sum);
     return b;
   });
   if (totals.visits > 0) {
