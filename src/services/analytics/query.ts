@@ -45,6 +45,7 @@ async function partialBucket(db: Knex, storeId: string, from: number, to: number
   return bucketMetrics(subjects.values(), storeId, from, to);
 }
 
+const DAY = 86_400_000;
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 
 /** Distinct subjects with a visit starting in [lo, hi) at the store, from their span days and spans (spans.ts): exact. */
@@ -311,23 +312,38 @@ export function decodeSummaryCursor(cursor: string): { name: string; id: string 
 
 /**
  * Distinct subjects (and members) with a visit at any of the merchant's stores starting in that
- * store's [lo, to), from the merchant-wide spans: a span starting or ending in [max lo, to) is
- * certainly in; otherwise the subject's store spans decide (and, for a span containing its
- * store's range, one index probe into visits).
+ * store's [lo, to), from the merchant-wide spans (first and last visit at the merchant): those whose
+ * span meets [min lo, to) are #(first < to) - #(last < min lo), from the merchant's span days plus
+ * the subjects whose first (last) visit starts on to's (min lo's) UTC day; then the spans that may
+ * meet the range without a visit in it are taken off one by one when their store spans (and, for
+ * a store span containing its store's range, one index probe into visits) say so: those ending
+ * between the earliest and the latest store's lo (a day's subjects), and those containing the range.
  */
 async function merchantSubjects(db: Knex, merchantId: string, stores: { id: string; lo: number }[], to: number) {
   const loMin = Math.min(...stores.map((s) => s.lo));
   const loMax = Math.max(...stores.map((s) => s.lo));
-  const hi = new Date(to);
-  const [[row]] = (await db.raw(
-    `SELECT COUNT(*) AS n, COALESCE(SUM(a.subject_kind = 'member'), 0) AS members FROM analytics_subjects a
-     WHERE a.merchant_id = ? AND a.first_visit_at < ? AND a.last_visit_at >= ?
-       AND (a.first_visit_at >= ? OR (a.last_visit_at >= ? AND a.last_visit_at < ?)
-         OR EXISTS (SELECT 1 FROM analytics_store_subjects s
-                    JOIN (${stores.map(() => 'SELECT ? AS store_id, ? AS lo').join(' UNION ALL ')}) r ON r.store_id = s.store_id
-                    WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id AND ${storeSpanInRange('s', 'r.lo')}))`,
-    [merchantId, hi, new Date(loMin), new Date(loMax), new Date(loMax), hi, ...stores.flatMap((s) => [s.id, new Date(s.lo)]), hi, hi, hi],
-  )) as unknown as [Record<string, unknown>[]];
+  const [dayLo, dayTo] = [Math.floor(loMin / DAY) * DAY, Math.floor(to / DAY) * DAY].map((t) => new Date(t));
+  const [lo, hi, mid] = [new Date(loMin), new Date(to), new Date(loMax)];
+  const storeRanges = stores.map(() => 'SELECT ? AS store_id, ? AS lo').join(' UNION ALL ');
+  const noVisit = `NOT EXISTS (SELECT 1 FROM analytics_store_subjects s JOIN (${storeRanges}) r ON r.store_id = s.store_id
+    WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id AND ${storeSpanInRange('s', 'r.lo')})`;
+  const noVisitBindings = [...stores.flatMap((s) => [s.id, new Date(s.lo)]), hi, hi, hi];
+  const count = (kind: string) => `((SELECT COALESCE(SUM(CASE WHEN d.utc_day < ? THEN d.firsts ELSE 0 END) - SUM(CASE WHEN d.utc_day < ? THEN d.lasts ELSE 0 END), 0)
+      FROM analytics_merchant_span_days d WHERE d.merchant_id = ? AND d.utc_day < ?${kind.replace(/a\./g, 'd.')})
+    + (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.first_visit_at >= ? AND a.first_visit_at < ?${kind})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.last_visit_at < ?${kind})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.last_visit_at < ?${kind} AND ${noVisit})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.first_visit_at < ?${kind} AND ${noVisit}))`;
+  const bindings = [
+    dayTo, dayLo, merchantId, dayTo,
+    merchantId, dayTo, hi,
+    merchantId, dayLo, lo,
+    merchantId, lo, mid, ...noVisitBindings,
+    merchantId, hi, mid, ...noVisitBindings,
+  ];
+  const [[row]] = (await db.raw(`SELECT ${count('')} AS n, ${count(" AND a.subject_kind = 'member'")} AS members`, [...bindings, ...bindings])) as unknown as [
+    Record<string, unknown>[],
+  ];
   return { subjects: num(row?.n), members: num(row?.members) };
 }
 

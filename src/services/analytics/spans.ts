@@ -23,6 +23,9 @@ type SpanRow = { subject_id: string; merchant_id: string; subject_kind: SubjectK
  * visit writes, with the subjects locked (lockAnalyticsSubjects).
  */
 export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[]): Promise<void> {
+  const byMerchant = groupIds(pairs, (p) => p.merchantId);
+  const merchantBefore = new Map<string, SpanDayRow[]>();
+  for (const [merchantId, ids] of byMerchant) merchantBefore.set(merchantId, await merchantSpans(trx, merchantId, ids));
   const byStore = groupIds(pairs, (p) => p.storeId);
   for (const [storeId, ids] of byStore) {
     for (const chunk of chunks(ids)) {
@@ -43,10 +46,11 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[])
           [...insert.bindings] as Knex.RawBinding[],
         );
       }
-      await moveSpanDays(trx, storeId, before, after);
+      await moveSpanDays(trx, 'analytics_span_days', { store_id: storeId }, before, after);
     }
   }
-  for (const [merchantId, ids] of groupIds(pairs, (p) => p.merchantId)) {
+  for (const [merchantId, ids] of byMerchant) {
+    await moveSpanDays(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, merchantBefore.get(merchantId)!, await merchantSpans(trx, merchantId, ids));
     for (const chunk of chunks(ids)) {
       await trx.raw(
         `UPDATE analytics_subjects a SET last_visit_at =
@@ -65,12 +69,30 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[])
   }
 }
 
+type SpanDayRow = Pick<SpanRow, 'subject_kind' | 'first_visit_at' | 'last_visit_at'>;
+
+/** The subjects' merchant-wide spans, from their store spans (first = analytics_subjects.first_visit_at, last = last_visit_at), locked. */
+async function merchantSpans(trx: Knex.Transaction, merchantId: string, ids: string[]): Promise<SpanDayRow[]> {
+  const out: SpanDayRow[] = [];
+  for (const chunk of chunks(ids)) {
+    out.push(...(await trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk).forUpdate()
+      .groupBy('subject_id', 'subject_kind')
+      .select('subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at'))));
+  }
+  return out;
+}
+
 const utcDay = (t: Date) => t.toISOString().slice(0, 10);
 
-/** Adds the span-day counts of the spans `after` and takes away those of `before`, in key order; drops rows left at zero. */
-async function moveSpanDays(trx: Knex.Transaction, storeId: string, before: SpanRow[], after: SpanRow[]): Promise<void> {
+/**
+ * Adds the span-day counts (of `table`, for the store or merchant in `scope`) of the spans `after`
+ * and takes away those of `before`, in key order; drops rows left at zero.
+ */
+async function moveSpanDays(
+  trx: Knex.Transaction, table: 'analytics_span_days' | 'analytics_merchant_span_days', scope: Record<string, string>, before: SpanDayRow[], after: SpanDayRow[],
+): Promise<void> {
   const deltas = new Map<string, { utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
-  const add = (rows: SpanRow[], sign: number) => {
+  const add = (rows: SpanDayRow[], sign: number) => {
     for (const r of rows) {
       for (const [at, field] of [[r.first_visit_at, 'firsts'], [r.last_visit_at, 'lasts']] as const) {
         const key = `${utcDay(at)}|${r.subject_kind}`;
@@ -84,11 +106,11 @@ async function moveSpanDays(trx: Knex.Transaction, storeId: string, before: Span
   add(after, 1);
   const changed = [...deltas.entries()].filter(([, d]) => d.firsts !== 0 || d.lasts !== 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, d]) => d);
   if (changed.length === 0) return;
-  const insert = trx('analytics_span_days').insert(changed.map((d) => ({ store_id: storeId, ...d }))).toSQL().toNative();
+  const insert = trx(table).insert(changed.map((d) => ({ ...scope, ...d }))).toSQL().toNative();
   await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE firsts = firsts + VALUES(firsts), lasts = lasts + VALUES(lasts)`, [...insert.bindings] as Knex.RawBinding[]);
   const shrunk = changed.filter((d) => d.firsts < 0 || d.lasts < 0);
   if (shrunk.length > 0) {
-    await trx('analytics_span_days').where('store_id', storeId).whereIn(['utc_day', 'subject_kind'], shrunk.map((d) => [d.utc_day, d.subject_kind]))
+    await trx(table).where(scope).whereIn(['utc_day', 'subject_kind'], shrunk.map((d) => [d.utc_day, d.subject_kind]))
       .where({ firsts: 0, lasts: 0 }).delete();
   }
 }
@@ -110,6 +132,25 @@ export async function recountSpanDays(trx: Knex.Transaction, storeId: string): P
   await trx('analytics_span_days').where('store_id', storeId).delete();
   const rows = [...counts.values()];
   for (let i = 0; i < rows.length; i += 1000) await trx('analytics_span_days').insert(rows.slice(i, i + 1000));
+}
+
+/** Recounts a merchant's span-day rows from its subjects' first and last visits (read with share locks). */
+export async function recountMerchantSpanDays(trx: Knex.Transaction, merchantId: string): Promise<void> {
+  const counts = new Map<string, { merchant_id: string; utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
+  for (const [column, field] of [['first_visit_at', 'firsts'], ['last_visit_at', 'lasts']] as const) {
+    const rows: { utc_day: string; subject_kind: SubjectKind; n: unknown }[] = await trx('analytics_subjects').where('merchant_id', merchantId)
+      .whereNotNull(column).groupByRaw('1, 2').forShare()
+      .select(trx.raw(`DATE_FORMAT(??, '%Y-%m-%d') AS utc_day`, [column]), 'subject_kind', trx.raw('COUNT(*) AS n'));
+    for (const r of rows) {
+      const key = `${r.utc_day}|${r.subject_kind}`;
+      const c = counts.get(key) ?? { merchant_id: merchantId, utc_day: r.utc_day, subject_kind: r.subject_kind, firsts: 0, lasts: 0 };
+      c[field] = Number(r.n);
+      counts.set(key, c);
+    }
+  }
+  await trx('analytics_merchant_span_days').where('merchant_id', merchantId).delete();
+  const rows = [...counts.values()];
+  for (let i = 0; i < rows.length; i += 1000) await trx('analytics_merchant_span_days').insert(rows.slice(i, i + 1000));
 }
 
 function groupIds(pairs: StoreSubject[], keyOf: (p: StoreSubject) => string): [string, string[]][] {
