@@ -33,7 +33,10 @@ async function snapshot(storeIds: string[]) {
   const roll = await db('analytics_rollups').whereIn('store_id', storeIds).orderBy(['store_id', 'granularity', 'bucket_start']);
   const subjects = await db('analytics_subjects').orderBy(['merchant_id', 'subject_id']).select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id', 'last_visit_at');
   const spans = await db('analytics_store_subjects').whereIn('store_id', storeIds).orderBy(['store_id', 'subject_id']);
-  return { visits, roll, subjects, spans };
+  const spanDays = await db('analytics_span_days').whereIn('store_id', storeIds).orderBy(['store_id', 'utc_day', 'subject_kind']);
+  const merchantSpanDays = await db('analytics_merchant_span_days').whereIn('merchant_id', db('stores').whereIn('id', storeIds).select('merchant_id'))
+    .orderBy(['merchant_id', 'utc_day', 'subject_kind']);
+  return { visits, roll, subjects, spans, spanDays, merchantSpanDays };
 }
 
 describe('recordSightings', () => {
@@ -218,7 +221,7 @@ describe('recordSightings', () => {
     }
   });
 
-  it('a random history of late uploads, reprocesses with changed matches, erasures, purges, merges, links, rejections and undos: visits, rollups and spans equal a rebuild', async () => {
+  it('a random history of late uploads, reprocesses with changed matches, erasures, purges, merges, links, rejections and undos: visits, rollups, spans and span days equal a rebuild', async () => {
     const t = await seedTenant(env.db, 'history', ['Europe/Paris', 'America/New_York']);
     const people: string[] = [];
     const visitors: string[] = [];
@@ -308,6 +311,8 @@ describe('recordSightings', () => {
 
     const incremental = await snapshot(t.storeIds);
     expect(incremental.spans.length).toBeGreaterThan(0);
+    expect(incremental.spanDays.length).toBeGreaterThan(0);
+    expect(incremental.merchantSpanDays.length).toBeGreaterThan(0);
     const range = { from: new Date(base - 86_400_000), to: new Date(base + 4 * 86_400_000), visitGapMinutes: 30 };
     for (const storeId of t.storeIds) await rebuildAnalytics(env.db, { storeId, ...range });
     expect(await snapshot(t.storeIds)).toEqual(incremental);

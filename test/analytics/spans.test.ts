@@ -45,7 +45,11 @@ async function fromVisits(storeIds: string[], lo: (storeId: string) => number, h
   const inRange = rows.filter((r) => r.started_at.getTime() >= lo(r.store_id) && r.started_at.getTime() < hi);
   const visitsBy = new Map<string, number>();
   for (const r of inRange.filter((x) => x.subject_kind === 'visitor')) visitsBy.set(r.subject_id, (visitsBy.get(r.subject_id) ?? 0) + 1);
+  const everywhere: { subject_id: string; first: Date }[] = await env.db('visits').where('merchant_id', t.merchantId).groupBy('subject_id')
+    .select('subject_id', env.db.raw('MIN(started_at) AS first'));
+  const firstAt = new Map(everywhere.map((r) => [r.subject_id, r.first.getTime()]));
   return {
+    returning: (lo: number) => [...visitsBy.keys()].filter((id) => firstAt.get(id)! < lo).length,
     subjects: new Set(inRange.map((r) => r.subject_id)).size,
     members: new Set(inRange.filter((r) => r.subject_kind === 'member').map((r) => r.subject_id)).size,
     visitorVisits: [...visitsBy.values()].sort((a, b) => a - b),
@@ -61,6 +65,13 @@ describe('whole-range figures', () => {
       const from = base + Math.floor(rnd() * 20 * 24) * 3_600_000;
       ranges.push([from, from + (1 + Math.floor(rnd() * 10 * 24)) * 3_600_000]);
     }
+    // Ranges ending just after a span's first visit, and starting on its last visit's day: the
+    // span rows of those days are counted beside the span-day sums (spans.ts).
+    const edges: { first_visit_at: Date; last_visit_at: Date }[] = await env.db('analytics_store_subjects').whereIn('store_id', t.storeIds)
+      .orderBy(['store_id', 'subject_id']).limit(6).select('first_visit_at', 'last_visit_at');
+    for (const e of edges) {
+      ranges.push([e.first_visit_at.getTime() - 2 * DAY, e.first_visit_at.getTime() + 3_600_000], [e.last_visit_at.getTime() - 3_600_000, e.last_visit_at.getTime() + 2 * DAY]);
+    }
     let probed = 0;
     for (const [from, to] of ranges) {
       for (const store of stores) {
@@ -71,6 +82,7 @@ describe('whole-range figures', () => {
         const v = await visitors(env.db, store, range);
         expect(v.totals.uniqueVisitors).toBe(expected.visitorVisits.length);
         expect(v.totals.repeatVisitors).toBe(expected.visitorVisits.filter((n) => n >= 2).length);
+        expect(v.totals.returningVisitors).toBe(expected.returning(lo));
         expect(v.frequency.map((f) => f.visitors).reduce((a, b) => a + b, 0)).toBe(expected.visitorVisits.length);
         expect(v.frequency[0].visitors).toBe(expected.visitorVisits.filter((n) => n === 1).length);
         const d = expected.durations;

@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { AGE_BUCKETS } from './sessionise.js';
 import { AGE_COLUMNS, type Metric, type Metrics } from './rollup.js';
 import { bucketMetrics, groupBySubject, visitsWithFirstVisit, type SubjectVisits } from './store.js';
-import { spanBindings, storeSpanInRange, storeSpanVisits } from './spans.js';
+import { spanBindings, storeDistinctBindings, storeDistinctSubjects, storeSpanInRange, storeSpanVisits } from './spans.js';
 import { zone, type Interval, type Zone } from './time.js';
 
 export type StoreRef = { id: string; merchantId: string; name: string; timezone: string };
@@ -45,14 +45,12 @@ async function partialBucket(db: Knex, storeId: string, from: number, to: number
   return bucketMetrics(subjects.values(), storeId, from, to);
 }
 
+const DAY = 86_400_000;
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 
-/** Distinct subjects with a visit starting in [lo, hi) at the store, from their spans (spans.ts): exact. */
+/** Distinct subjects with a visit starting in [lo, hi) at the store, from their span days and spans (spans.ts): exact. */
 async function distinctSubjects(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
-  const [[row]] = (await db.raw(
-    `SELECT COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`,
-    [storeId, ...spanBindings(lo, hi)],
-  )) as unknown as [Record<string, unknown>[]];
+  const [[row]] = (await db.raw(`SELECT ${storeDistinctSubjects()} AS n`, storeDistinctBindings(storeId, lo, hi))) as unknown as [Record<string, unknown>[]];
   return num(row?.n);
 }
 
@@ -94,28 +92,36 @@ export async function traffic(db: Knex, store: StoreRef, range: Range) {
 
 const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
+// Object literals, not Object.fromEntries: a year of hours builds 8,760 buckets, and such objects
+// cost several times more to build and to serialise. Empty buckets (closed hours) share frozen ones.
+const ageOf = (r: RollupRow | undefined): Record<(typeof ageKeys)[number], number> => ({
+  '0-17': num(r?.age_0_17), '18-24': num(r?.age_18_24), '25-34': num(r?.age_25_34), '35-44': num(r?.age_35_44),
+  '45-54': num(r?.age_45_54), '55-64': num(r?.age_55_64), '65+': num(r?.age_65_plus), unknown: num(r?.age_unknown),
+});
+const NO_GENDER = Object.freeze({ male: 0, female: 0, unknown: 0 });
+const NO_AGE = Object.freeze(ageOf(undefined));
+
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
   // The median is over the same visits as the buckets' totals (those starting in [first bucket,
   // to)), whose number the buckets give: it is read after them.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
-  const ageOf = (r: RollupRow | undefined) =>
-    Object.fromEntries(ageKeys.map((k, i) => [k, num(r?.[i < AGE_COLUMNS.length ? AGE_COLUMNS[i] : 'age_unknown'])])) as Record<(typeof ageKeys)[number], number>;
   const totals = {
     visits: 0,
     gender: { male: 0, female: 0, unknown: 0 },
-    age: Object.fromEntries(ageKeys.map((k) => [k, 0])) as Record<(typeof ageKeys)[number], number>,
+    age: ageOf(undefined),
     averageVisitMinutes: 0,
     medianVisitMinutes: 0,
   };
   let durationSum = 0;
   const buckets = starts.map((s, i) => {
     const r = byStart.get(s);
+    if (!r) return { start: labels[i], visits: 0, gender: NO_GENDER, age: NO_AGE };
     const b = {
       start: labels[i],
-      visits: num(r?.visits),
-      gender: { male: num(r?.male_visits), female: num(r?.female_visits), unknown: num(r?.unknown_gender_visits) },
+      visits: num(r.visits),
+      gender: { male: num(r.male_visits), female: num(r.female_visits), unknown: num(r.unknown_gender_visits) },
       age: ageOf(r),
     };
     totals.visits += b.visits;
@@ -123,7 +129,7 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
     totals.gender.female += b.gender.female;
     totals.gender.unknown += b.gender.unknown;
     for (const k of ageKeys) totals.age[k] += b.age[k];
-    durationSum += num(r?.duration_ms_sum);
+    durationSum += num(r.duration_ms_sum);
     return b;
   });
   if (totals.visits > 0) {
@@ -159,16 +165,15 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
   // Whole-range figures, beside the bucket read: distinct visitors and how often each came (visits
   // in the range), from the store's visitor spans: a span inside the range brings its visit count,
-  // only one that the range cuts counts its visits in the range; then one first-visit lookup each.
+  // only one that the range cuts counts its visits in the range; returning from the span's first visit at the merchant.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
   const [{ z, starts, labels, lo, byStart }, [[row]]] = await Promise.all([
     rollupSeries(db, store, range, cols),
     db.raw(
-      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(a.first_visit_at < ?) AS ret, ${bands}
-       FROM (SELECT s.merchant_id, s.subject_id, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
+      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(x.merchant_first_visit_at < ?) AS ret, ${bands}
+       FROM (SELECT s.merchant_first_visit_at, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
              WHERE s.store_id = ? AND s.subject_kind = 'visitor' AND s.first_visit_at < ? AND s.last_visit_at >= ?) x
-       LEFT JOIN analytics_subjects a ON a.merchant_id = x.merchant_id AND a.subject_id = x.subject_id
        WHERE x.n > 0`,
       [new Date(lo0), ...spanBindings(lo0, range.to), store.id, new Date(range.to), new Date(lo0)],
     ) as unknown as Promise<[Record<string, unknown>[]]>,
@@ -254,8 +259,8 @@ export async function merchantSummary(db: Knex, merchant: { id: string; name: st
       SUM(new_visitors) AS new_visitors FROM analytics_rollups WHERE store_id = ? AND granularity = 'day' AND bucket_start >= ? AND bucket_start < ? GROUP BY store_id`).join(' UNION ALL ');
   const sumsBindings = stores.flatMap((s) => [s.id, new Date(starts.get(s.id)!), new Date(cuts.get(s.id)!)]);
   const partials = Promise.all(stores.map((s) => (cuts.get(s.id)! < range.to ? partialBucket(db, s.id, cuts.get(s.id)!, range.to) : undefined)));
-  const uniquesSql = listed.map(() => `SELECT ? AS store_id, COUNT(*) AS n FROM analytics_store_subjects s WHERE s.store_id = ? AND ${storeSpanInRange('s')}`).join(' UNION ALL ');
-  const uniquesBindings = listed.flatMap((s) => [s.id, s.id, ...spanBindings(starts.get(s.id)!, range.to)]);
+  const uniquesSql = listed.map(() => `SELECT ? AS store_id, ${storeDistinctSubjects()} AS n`).join(' UNION ALL ');
+  const uniquesBindings = listed.flatMap((s) => [s.id, ...storeDistinctBindings(s.id, starts.get(s.id)!, range.to)]);
   const [[sums], [uniques], merchantWide, points, partial] = await Promise.all([
     db.raw(sumsSql, sumsBindings) as unknown as Promise<[Record<string, unknown>[]]>,
     (listed.length === 0 ? [[]] : db.raw(uniquesSql, uniquesBindings)) as unknown as Promise<[Record<string, unknown>[]]>,
@@ -307,23 +312,38 @@ export function decodeSummaryCursor(cursor: string): { name: string; id: string 
 
 /**
  * Distinct subjects (and members) with a visit at any of the merchant's stores starting in that
- * store's [lo, to), from the merchant-wide spans: a span starting or ending in [max lo, to) is
- * certainly in; otherwise the subject's store spans decide (and, for a span containing its
- * store's range, one index probe into visits).
+ * store's [lo, to), from the merchant-wide spans (first and last visit at the merchant): those whose
+ * span meets [min lo, to) are #(first < to) - #(last < min lo), from the merchant's span days plus
+ * the subjects whose first (last) visit starts on to's (min lo's) UTC day; then the spans that may
+ * meet the range without a visit in it are taken off one by one when their store spans (and, for
+ * a store span containing its store's range, one index probe into visits) say so: those ending
+ * between the earliest and the latest store's lo (a day's subjects), and those containing the range.
  */
 async function merchantSubjects(db: Knex, merchantId: string, stores: { id: string; lo: number }[], to: number) {
   const loMin = Math.min(...stores.map((s) => s.lo));
   const loMax = Math.max(...stores.map((s) => s.lo));
-  const hi = new Date(to);
-  const [[row]] = (await db.raw(
-    `SELECT COUNT(*) AS n, COALESCE(SUM(a.subject_kind = 'member'), 0) AS members FROM analytics_subjects a
-     WHERE a.merchant_id = ? AND a.first_visit_at < ? AND a.last_visit_at >= ?
-       AND (a.first_visit_at >= ? OR (a.last_visit_at >= ? AND a.last_visit_at < ?)
-         OR EXISTS (SELECT 1 FROM analytics_store_subjects s
-                    JOIN (${stores.map(() => 'SELECT ? AS store_id, ? AS lo').join(' UNION ALL ')}) r ON r.store_id = s.store_id
-                    WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id AND ${storeSpanInRange('s', 'r.lo')}))`,
-    [merchantId, hi, new Date(loMin), new Date(loMax), new Date(loMax), hi, ...stores.flatMap((s) => [s.id, new Date(s.lo)]), hi, hi, hi],
-  )) as unknown as [Record<string, unknown>[]];
+  const [dayLo, dayTo] = [Math.floor(loMin / DAY) * DAY, Math.floor(to / DAY) * DAY].map((t) => new Date(t));
+  const [lo, hi, mid] = [new Date(loMin), new Date(to), new Date(loMax)];
+  const storeRanges = stores.map(() => 'SELECT ? AS store_id, ? AS lo').join(' UNION ALL ');
+  const noVisit = `NOT EXISTS (SELECT 1 FROM analytics_store_subjects s JOIN (${storeRanges}) r ON r.store_id = s.store_id
+    WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id AND ${storeSpanInRange('s', 'r.lo')})`;
+  const noVisitBindings = [...stores.flatMap((s) => [s.id, new Date(s.lo)]), hi, hi, hi];
+  const count = (kind: string) => `((SELECT COALESCE(SUM(CASE WHEN d.utc_day < ? THEN d.firsts ELSE 0 END) - SUM(CASE WHEN d.utc_day < ? THEN d.lasts ELSE 0 END), 0)
+      FROM analytics_merchant_span_days d WHERE d.merchant_id = ? AND d.utc_day < ?${kind.replace(/a\./g, 'd.')})
+    + (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.first_visit_at >= ? AND a.first_visit_at < ?${kind})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.last_visit_at < ?${kind})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.last_visit_at < ?${kind} AND ${noVisit})
+    - (SELECT COUNT(*) FROM analytics_subjects a WHERE a.merchant_id = ? AND a.last_visit_at >= ? AND a.first_visit_at < ?${kind} AND ${noVisit}))`;
+  const bindings = [
+    dayTo, dayLo, merchantId, dayTo,
+    merchantId, dayTo, hi,
+    merchantId, dayLo, lo,
+    merchantId, lo, mid, ...noVisitBindings,
+    merchantId, hi, mid, ...noVisitBindings,
+  ];
+  const [[row]] = (await db.raw(`SELECT ${count('')} AS n, ${count(" AND a.subject_kind = 'member'")} AS members`, [...bindings, ...bindings])) as unknown as [
+    Record<string, unknown>[],
+  ];
   return { subjects: num(row?.n), members: num(row?.members) };
 }
 

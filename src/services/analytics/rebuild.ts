@@ -3,9 +3,9 @@
  *
  * For every subject seen at the store in [from - gap, to + gap) the subject's visits at that
  * store are re-sessionised from all of its sightings there, its first visit at the merchant is
- * recomputed from visits, its spans (spans.ts) likewise, and then every affected bucket — the whole [from, to) range at this
- * store plus any bucket elsewhere whose visits or new/returning status changed — is recomputed
- * from visits by summing the same per-subject contributions the incremental path uses. On data
+ * recomputed from visits, its spans (spans.ts) likewise, then the store's and the merchant's
+ * span-day counts from all their spans, and then every affected bucket — the whole [from, to) range at this store plus
+ * any bucket elsewhere whose visits or new/returning status changed — is recomputed from visits by summing the same per-subject contributions the incremental path uses. On data
  * the incremental path produced, this changes nothing (tested); after a gap change, a bug, or
  * sightings removed by a reprocessed capture it repairs visits and rollups.
  *
@@ -16,7 +16,7 @@ import type { Knex } from 'knex';
 import type { FirstVisit, SubjectKind } from './rollup.js';
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
-import { refreshSpans } from './spans.js';
+import { recountMerchantSpanDays, recountSpanDays, refreshSpans } from './spans.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../../storage/transactions.js';
 import {
   bucketMetrics, bumpStoreVersions, earlierFirst, groupBySubject, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow,
@@ -144,6 +144,8 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
     );
     for (const [storeId, t] of changedDays) await addDay(storeId, t);
   }
+  await retrying(() => db.transaction((trx) => recountSpanDays(trx, store.id), READ_COMMITTED));
+  await retrying(() => db.transaction((trx) => recountMerchantSpanDays(trx, store.merchantId), READ_COMMITTED));
 
   // Rollups: the whole range at this store, then any other day touched.
   const rangeStart = store.zone.dayStart(from);
