@@ -13,6 +13,7 @@ import { publishRegistry } from '../src/metrics/published-registry.js';
 import { PIPELINE_QUEUES, type PipelineQueue } from '../src/queue/contract.js';
 import { startPipelineWorker, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { startHousekeeping, type Housekeeping } from '../src/services/housekeeping.js';
+import { finishPendingVectorMoves } from '../src/services/identity.js';
 import { purgeProcessedImages, purgeStaleVisitors } from '../src/services/retention.js';
 import { sweepStuckCaptures } from '../src/services/sweeper.js';
 import { activePack } from '../src/storage/settings.js';
@@ -46,6 +47,7 @@ export function startMaintenance(context: WorkerContext): Housekeeping {
   const { config, db, logger } = context;
   return startHousekeeping({ db, databaseName: config.databaseName, logger }, [
     { name: 'sweep', everyMs: config.SWEEP_INTERVAL_MS, run: () => sweepStuckCaptures(context, { staleMs: config.SWEEP_STALE_MS, lostMs: config.SWEEP_LOST_MS }) },
+    { name: 'identity-vectors', everyMs: config.SWEEP_INTERVAL_MS, run: () => finishPendingVectorMoves(context) },
     {
       name: 'retention',
       everyMs: config.RETENTION_INTERVAL_MS,

@@ -7,7 +7,7 @@
  * Gallery vectors cannot join the transaction. They move after the commit, by ids recorded in it,
  * and the record says when they have (vectors_moved_at): moveVectors is idempotent, so a gallery
  * outage leaves a change whose SQL side is whole and whose vectors the same request, sent again,
- * finishes (the answer is the first one's). Meanwhile the match stage may still find the old
+ * finishes (the answer is the first one's), as does housekeeping within a sweep period. Meanwhile the match stage may still find the old
  * vectors: a visitor merged away no longer counts as existing there (lockSubjects), so such a face
  * stays unmatched rather than being counted for a subject that is gone.
  */
@@ -15,9 +15,10 @@ import type { Knex } from 'knex';
 import type { Gallery } from '../gallery/gallery.js';
 import { findAuditEntry, recordAudit, type Actor } from '../storage/repositories/audit.js';
 import {
-  activeMoveFrom, changedSince, countFacesOf, findMove, insertMove, markUndone, markVectorsMoved, relabelFaces, resetSeen, setMergedInto,
-  subjectFaceIds, subjectSeen, type SubjectMove,
+  activeMoveFrom, changedSince, countFacesOf, findMove, insertMove, markUndone, markVectorsMoved, pendingVectorMoves, relabelFaces, resetSeen,
+  setMergedInto, subjectFaceIds, subjectSeen, type SubjectMove,
 } from '../storage/repositories/subject-moves.js';
+import { withNamedLock } from '../storage/named-lock.js';
 import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, reassignSightings, type Subject } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
@@ -28,6 +29,7 @@ export type IdentityDeps = {
   visitGapMinutes: number;
   perks: PerkOptions;
 };
+type VectorDeps = { db: Knex; gallery: Pick<Gallery, 'moveVectors'> };
 
 /** Why a change was refused: a subject missing (404), or the change not possible (409/422). */
 export class IdentityChangeRefused extends Error {
@@ -133,14 +135,36 @@ async function awardPast(trx: Knex.Transaction, perks: PerkOptions, personId: st
   return awarded;
 }
 
-/** Moves the change's vectors (or, once undone, moves them back) unless done, then records that they are. */
-async function finishVectors<T>(deps: IdentityDeps, move: SubjectMove, outcome: T): Promise<T & { auditId: number }> {
+/**
+ * Moves the change's vectors (or, once undone, moves them back) unless done, then records that they
+ * are. The request, its resend, an undo and housekeeping may try at once: each holds the change's
+ * named lock and acts on the record as it reads it then, so vectors end where the record says.
+ */
+async function finishVectors<T>(deps: VectorDeps, move: SubjectMove, outcome: T): Promise<T & { auditId: number }> {
   if (move.vectorsMovedAt === null) {
-    const [from, to] = move.undoneBy === null ? [move.from, move.to] : [move.to, move.from];
-    await onGallery(true, () => deps.gallery.moveVectors(move.merchantId, { kind: from.kind, subjectId: from.id }, { kind: to.kind, subjectId: to.id }, move.vectorIds));
-    await markVectorsMoved(deps.db, move.auditId);
+    const locked = await withNamedLock(deps.db, `faceperks:subject-move:${move.auditId}`, 30, async () => {
+      const current = await findMove(deps.db, move.auditId);
+      if (!current || current.vectorsMovedAt !== null) return;
+      const [from, to] = current.undoneBy === null ? [current.from, current.to] : [current.to, current.from];
+      await onGallery(true, () => deps.gallery.moveVectors(current.merchantId, { kind: from.kind, subjectId: from.id }, { kind: to.kind, subjectId: to.id }, current.vectorIds));
+      await markVectorsMoved(deps.db, current);
+    });
+    if (!locked.acquired) throw new GalleryUnavailable(true, new Error('the change\'s vectors are being moved by another request'));
   }
   return { ...outcome, auditId: move.undoneBy ?? move.auditId };
+}
+
+/**
+ * Finishes the gallery side of changes a gallery outage left pending (housekeeping, so a change
+ * nobody resends is not left half done). Stops at the first failure: the gallery is still down.
+ */
+export async function finishPendingVectorMoves(deps: VectorDeps, limit = 100): Promise<{ vectorMovesFinished: number }> {
+  let finished = 0;
+  for (const move of await pendingVectorMoves(deps.db, limit)) {
+    await finishVectors(deps, move, {});
+    finished++;
+  }
+  return { vectorMovesFinished: finished };
 }
 
 /**

@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { GalleryUnavailable, moveVisitor, type IdentityDeps } from '../../src/services/identity.js';
+import { finishPendingVectorMoves, GalleryUnavailable, moveVisitor, undoChange, type IdentityDeps } from '../../src/services/identity.js';
 import { seedTenant, upload } from '../api/support.js';
 import { SHARED_DIR } from '../support/services.js';
 import { startTestService, waitFor, type TestService } from './support.js';
@@ -244,6 +244,28 @@ describe('a gallery outage during a merge', () => {
     expect(retried.body.auditId).toBe(entry.id);
     expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, keep)).toEqual([keep, merged].sort());
     expect((await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey })).body.items[0].id).toBe(entry.id);
+  });
+
+  it('leaves nothing pending that nobody resends: housekeeping moves the vectors of the merge and of its undo', async () => {
+    const tenant = await seedTenant(t, 'Outage Two');
+    const keep = (await capture(tenant, 'examples/obama-480p.jpg', '2026-11-14T10:00:00Z')).match.visitorId!;
+    const merged = (await capture(tenant, 'examples/alex-lacamoire.png', '2026-11-14T12:00:00Z')).match.visitorId!;
+    const down = { ...identityOf(t), gallery: { subjectVectorIds: t.gallery.subjectVectorIds.bind(t.gallery), moveVectors: async () => Promise.reject(new Error('chroma is down')) } };
+    const actor = { keyId: randomUUID(), role: 'merchant' as const };
+    await expect(moveVisitor(down, actor, { merchantId: tenant.merchantId, visitorId: merged, into: { kind: 'visitor', id: keep } })).rejects.toBeInstanceOf(GalleryUnavailable);
+    await expect(finishPendingVectorMoves(down)).rejects.toBeInstanceOf(GalleryUnavailable); // still down: stays pending
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, merged)).toEqual([merged]);
+
+    expect(await finishPendingVectorMoves(identityOf(t))).toEqual({ vectorMovesFinished: 1 });
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, keep)).toEqual([keep, merged].sort());
+    expect(await finishPendingVectorMoves(identityOf(t))).toEqual({ vectorMovesFinished: 0 });
+
+    // The undo's vectors, left pending by another outage, go back the same way.
+    const entry = (await t.call('GET', '/v1/audit?limit=1', { key: tenant.merchantKey })).body.items[0];
+    await expect(undoChange(down, actor, { auditId: entry.id, merchantId: tenant.merchantId })).rejects.toBeInstanceOf(GalleryUnavailable);
+    expect(await finishPendingVectorMoves(identityOf(t))).toEqual({ vectorMovesFinished: 1 });
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, keep)).toEqual([keep]);
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, merged)).toEqual([merged]);
   });
 });
 

@@ -105,9 +105,18 @@ export async function markUndone(trx: Knex.Transaction, auditId: number, undoneB
   await trx('subject_moves').where('audit_id', auditId).update({ undone_by: undoneBy, vectors_moved_at: null });
 }
 
-/** The gallery side of the change (or of its undo, once undone) is done. */
-export async function markVectorsMoved(db: Knex, auditId: number): Promise<void> {
-  await db('subject_moves').where('audit_id', auditId).update({ vectors_moved_at: db.fn.now(3) });
+/** The gallery side of the change (or of its undo, once undone) is done; not if it was undone meanwhile. */
+export async function markVectorsMoved(db: Knex, move: Pick<SubjectMove, 'auditId' | 'undoneBy'>): Promise<void> {
+  const query = db('subject_moves').where('audit_id', move.auditId);
+  if (move.undoneBy === null) query.whereNull('undone_by');
+  else query.where('undone_by', move.undoneBy);
+  await query.update({ vectors_moved_at: db.fn.now(3) });
+}
+
+/** Merges and links whose gallery side (or their undo's) is not done yet, oldest first. */
+export async function pendingVectorMoves(db: Knex, limit: number): Promise<SubjectMove[]> {
+  const rows: MoveRow[] = await db('subject_moves').whereIn('kind', ['merge', 'link']).whereNull('vectors_moved_at').orderBy('audit_id').limit(limit);
+  return rows.map(fromRow);
 }
 
 /** The ids of a subject's sightings (its faces matched to it) at the merchant. */
