@@ -71,3 +71,14 @@ export function shuffle<T>(items: T[], seed: number): T[] {
   }
   return out;
 }
+
+/**
+ * The evaluations' split of a manifest: every other identity with two or more photos (in name
+ * order) is to be enrolled as a member; `photosOf` holds each labelled identity's photos.
+ */
+export function memberSplit(rows: ManifestRow[]): { photosOf: Map<string, ManifestRow[]>; memberIdentities: string[] } {
+  const photosOf = new Map<string, ManifestRow[]>();
+  for (const row of rows.filter(isLabelled)) photosOf.set(row.identity, [...(photosOf.get(row.identity) ?? []), row]);
+  const repeated = [...photosOf.keys()].filter((identity) => photosOf.get(identity)!.length >= 2).sort();
+  return { photosOf, memberIdentities: repeated.filter((_, i) => i % 2 === 0) };
+}

@@ -17,7 +17,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataset, isLabelled, readManifest, shuffle, type ManifestRow } from './dataset.js';
+import { defaultDataset, isLabelled, memberSplit, readManifest, shuffle, type ManifestRow } from './dataset.js';
 import { ApiCallError, call, createTenant, prepareService, startService, uploadAndWait, type RunningService, type Tenant } from './service-harness.js';
 import { percentile } from './stats.js';
 
@@ -82,10 +82,7 @@ async function main(): Promise<void> {
   const dataset = path.resolve(args.dataset);
   const seed = Number(args.seed);
   const rows = readManifest(dataset);
-  const byIdentity = new Map<string, ManifestRow[]>();
-  for (const row of rows.filter(isLabelled)) byIdentity.set(row.identity, [...(byIdentity.get(row.identity) ?? []), row]);
-  const repeated = [...byIdentity.keys()].filter((identity) => byIdentity.get(identity)!.length >= 2).sort();
-  const memberIdentities = repeated.filter((_, i) => i % 2 === 0);
+  const { photosOf: byIdentity, memberIdentities } = memberSplit(rows);
   const overrides = {
     SUGGESTION_THRESHOLD: args.floor,
     ...(args['visitor-threshold'] ? { VISITOR_THRESHOLD: args['visitor-threshold'] } : {}),
