@@ -66,7 +66,10 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
     }, READ_COMMITTED), 6, (attempt) => Math.random() * 20 * attempt);
     return { subject: to, auditId };
   } catch (error) {
-    if (created) await gallery.deleteSubject('visitor', face.merchantId, created.id).catch(() => undefined);
+    // Not if the visitor exists: a concurrent identical request (a double submit) created it.
+    if (created && !(await db('visitors').where('id', created.id).first('id').catch(() => true))) {
+      await gallery.deleteSubject('visitor', face.merchantId, created.id).catch(() => undefined);
+    }
     throw error;
   }
 }

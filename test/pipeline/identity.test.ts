@@ -270,6 +270,22 @@ describe('a gallery outage during a merge', () => {
 });
 
 describe('"not this person"', () => {
+  it('sent twice at once (a double click), rejects once and keeps the new visitor\'s vector', async () => {
+    const tenant = await seedTenant(t, 'Double Click Co');
+    const person = await t.call('POST', '/v1/people', { key: tenant.merchantKey, json: { displayName: 'Barack' } });
+    const enrol = await upload(t, tenant.merchantKey, [{ name: 'image', file: await photo('examples/knn_examples/train/obama/obama.jpg'), filename: 'b.jpg' }], `/v1/people/${person.body.id}/faces`);
+    expect(enrol.status, JSON.stringify(enrol.body)).toBe(201);
+    const seen = await capture(tenant, 'examples/obama-480p.jpg', '2026-11-12T10:00:00Z');
+    expect(seen.match).toMatchObject({ kind: 'member', personId: person.body.id });
+
+    const answers = await Promise.all([1, 2].map(() => t.call('POST', `/v1/faces/${seen.faceId}/reject`, { key: tenant.merchantKey })));
+    const won = answers.filter((a) => a.status === 200);
+    expect(won, JSON.stringify(answers.map((a) => a.body))).toHaveLength(1);
+    const visitorId = won[0].body.subject.id as string;
+    expect(await t.gallery.subjectVectorIds('visitor', tenant.merchantId, visitorId)).toEqual([visitorId]);
+    expect((await t.call('GET', `/v1/captures/${seen.captureId}`, { key: tenant.deviceKey })).body.faces[0].match).toMatchObject({ kind: 'visitor', visitorId });
+  });
+
   it('rejects a member match: the perk is reversed in the ledger, the face becomes a visitor, and a close face is not matched to the member again', async () => {
     const tenant = await seedTenant(t, 'Reject Co');
     const person = await t.call('POST', '/v1/people', { key: tenant.merchantKey, json: { displayName: 'Barack' } });
