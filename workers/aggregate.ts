@@ -16,7 +16,7 @@ export function aggregateStage({ config, db, blobs, queues, lifecycle, metrics }
     async handle(payload, step) {
       const saved = await step('aggregate', () => results.save(payload));
       if (!saved) return { skipped: true };
-      await dropOneVisitCrops({ db, blobs }, saved.capture, saved.matches);
+      if (payload.cropsKept) await dropOneVisitCrops({ db, blobs }, saved.capture, saved.matches);
       // After the commit, and again on a redelivery of a saved run: the deterministic job ids deliver each once.
       await queueRecognitionEvents({ db, queues }, saved.capture, payload.run, saved.matches);
       if (!saved.alreadySaved) metrics.facesPerCapture.observe(payload.faces.length);

@@ -36,7 +36,7 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
     queue: 'match',
     // Chroma and MySQL round trips, no CPU-bound work: several captures at once.
     concurrency: 4,
-    async handle({ captureId, run, merchantId, capturedAt, pack, faces }, step) {
+    async handle({ captureId, run, merchantId, capturedAt, pack, faces, cropsKept }, step) {
       if (!(await lifecycle.advance(captureId, run, 'match'))) return { skipped: true };
       const matches = await step('match', () =>
         matcherFor(pack).matchCapture({ merchantId, captureId, capturedAt: new Date(capturedAt), embeddings: faces.map((face) => decodeEmbedding(face.embedding)) }),
@@ -44,7 +44,7 @@ export function matchStage(context: WorkerContext): PipelineDefinition<'match'> 
       for (const match of matches) {
         metrics.matchOutcomes.inc({ outcome: match.kind === 'member' ? 'member' : match.newVisitor ? 'new_visitor' : 'visitor' });
       }
-      return { next: { captureId, run, faces, matches, pack } };
+      return { next: { captureId, run, faces, matches, pack, ...(cropsKept ? { cropsKept } : {}) } };
     },
   };
 }

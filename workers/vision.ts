@@ -51,12 +51,13 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     }
   }
 
-  /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. */
-  async function keepFaceCrops(merchantId: string, captureId: string, image: RgbImage, faces: DetectedFace[]): Promise<void> {
-    if (faces.length === 0 || !(await keepsFaceCrops(db, merchantId))) return;
+  /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. Whether it kept them. */
+  async function keepFaceCrops(merchantId: string, captureId: string, image: RgbImage, faces: DetectedFace[]): Promise<boolean> {
+    if (faces.length === 0 || !(await keepsFaceCrops(db, merchantId))) return false;
     for (const [faceIndex, face] of faces.entries()) {
       await blobs.put(faceCropKey(merchantId, faceIdOf(captureId, faceIndex)), await encodeFaceCrop(image, face.landmarks));
     }
+    return true;
   }
 
   return {
@@ -83,10 +84,9 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
         const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
         checkpoint.faces = faces;
         observeDetector();
-        const described = await step('embed', async () => {
+        const { described, cropsKept } = await step('embed', async () => {
           const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
-          await keepFaceCrops(capture.merchant_id, captureId, prepared.image, described);
-          return described;
+          return { described, cropsKept: await keepFaceCrops(capture.merchant_id, captureId, prepared.image, described) };
         });
         observeDescriber(described.length);
         const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
@@ -97,6 +97,7 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
           capturedAt: capturedAt.toISOString(),
           pack: describer.pack,
           faces: scaleFaces(described, 1 / prepared.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
+          ...(cropsKept ? { cropsKept } : {}),
         };
         return { next };
       } catch (error) {

@@ -98,6 +98,8 @@ export const JOBS = {
       /** The pack that embedded the faces: match searches its collections even while workers switch packs. */
       pack: packNameSchema,
       faces: z.array(capturedFaceSchema.extend({ embedding: embeddingSchema })).max(MAX_FACES),
+      /** The vision stage stored the faces' crops (the merchant keeps them): aggregate drops a passer-by's. */
+      cropsKept: z.boolean().optional(),
     }),
   },
   aggregate: {
@@ -107,6 +109,7 @@ export const JOBS = {
       faces: z.array(capturedFaceSchema.extend({ embedding: embeddingSchema.optional() })).max(MAX_FACES),
       matches: z.array(faceMatchSchema).max(MAX_FACES),
       pack: packNameSchema.optional(),
+      cropsKept: z.boolean().optional(),
     }),
   },
   enrol: { queue: INTERACTIVE_QUEUE, payload: z.object({ personId: id, merchantId: id, faceId: id, imageKey: blobKey }) },

@@ -11,7 +11,7 @@
 import type { Knex } from 'knex';
 import { faceIdOf, type FaceMatch } from '../queue/contract.js';
 import type { BlobStore } from '../storage/blobs.js';
-import { faceOwner, keepsFaceCrops, memberFaceIds, setKeepFaceCrops, visitorFaceIds, visitorVisits } from '../storage/repositories/face-crops.js';
+import { faceOwner, memberFaceIds, setKeepFaceCrops, visitorFaceIds, visitorVisits } from '../storage/repositories/face-crops.js';
 import type { Principal } from '../storage/repositories/principal.js';
 
 type Deps = { db: Knex; blobs: BlobStore };
@@ -44,12 +44,13 @@ export async function deleteFaceCrops(blobs: BlobStore, merchantId: string, face
 }
 
 /**
- * After a capture's results are saved: a passer-by seen on one visit leaves no crop; a returning
- * visitor keeps those of its later visits. Idempotent, so a redelivered job may run it again.
+ * After the results of a capture whose crops the vision stage kept are saved: a passer-by seen on
+ * one visit leaves no crop; a returning visitor keeps those of its later visits. Idempotent, so a
+ * redelivered job may run it again.
  */
 export async function dropOneVisitCrops({ db, blobs }: Deps, capture: { id: string; merchant_id: string }, matches: FaceMatch[]): Promise<void> {
   const visitorFaces = matches.filter((match) => match.kind === 'visitor');
-  if (visitorFaces.length === 0 || !(await keepsFaceCrops(db, capture.merchant_id))) return;
+  if (visitorFaces.length === 0) return;
   const visits = await visitorVisits(db, capture.merchant_id, visitorFaces.map((match) => match.subjectId));
   const oneVisit = visitorFaces.filter((match) => (visits.get(match.subjectId) ?? 0) < 2);
   await deleteFaceCrops(blobs, capture.merchant_id, oneVisit.map((match) => faceIdOf(capture.id, match.faceIndex)));
