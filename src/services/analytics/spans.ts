@@ -116,41 +116,35 @@ async function moveSpanDays(
 }
 
 /** Recounts a store's span-day rows from its spans (the rebuild's last step), the spans read with share locks. */
-export async function recountSpanDays(trx: Knex.Transaction, storeId: string): Promise<void> {
-  const counts = new Map<string, { store_id: string; utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
-  for (const [column, field] of [['first_visit_at', 'firsts'], ['last_visit_at', 'lasts']] as const) {
-    const rows: { utc_day: string; subject_kind: SubjectKind; n: unknown }[] = await trx('analytics_store_subjects').where('store_id', storeId)
-      .groupByRaw('1, 2').forShare()
-      .select(trx.raw(`DATE_FORMAT(??, '%Y-%m-%d') AS utc_day`, [column]), 'subject_kind', trx.raw('COUNT(*) AS n'));
-    for (const r of rows) {
-      const key = `${r.utc_day}|${r.subject_kind}`;
-      const c = counts.get(key) ?? { store_id: storeId, utc_day: r.utc_day, subject_kind: r.subject_kind, firsts: 0, lasts: 0 };
-      c[field] = Number(r.n);
-      counts.set(key, c);
-    }
-  }
-  await trx('analytics_span_days').where('store_id', storeId).delete();
-  const rows = [...counts.values()];
-  for (let i = 0; i < rows.length; i += 1000) await trx('analytics_span_days').insert(rows.slice(i, i + 1000));
-}
+export const recountSpanDays = (trx: Knex.Transaction, storeId: string) =>
+  recount(trx, 'analytics_span_days', 'analytics_store_subjects', { store_id: storeId });
 
 /** Recounts a merchant's span-day rows from its subjects' first and last visits (read with share locks). */
-export async function recountMerchantSpanDays(trx: Knex.Transaction, merchantId: string): Promise<void> {
-  const counts = new Map<string, { merchant_id: string; utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
+export const recountMerchantSpanDays = (trx: Knex.Transaction, merchantId: string) =>
+  recount(trx, 'analytics_merchant_span_days', 'analytics_subjects', { merchant_id: merchantId });
+
+/** Replaces the span-day rows of `scope` in `table` with counts of the first and last visit days in `source`. */
+async function recount(
+  trx: Knex.Transaction,
+  table: 'analytics_span_days' | 'analytics_merchant_span_days',
+  source: 'analytics_store_subjects' | 'analytics_subjects',
+  scope: Record<string, string>,
+): Promise<void> {
+  const counts = new Map<string, Record<string, string | number>>();
   for (const [column, field] of [['first_visit_at', 'firsts'], ['last_visit_at', 'lasts']] as const) {
-    const rows: { utc_day: string; subject_kind: SubjectKind; n: unknown }[] = await trx('analytics_subjects').where('merchant_id', merchantId)
+    const rows: { utc_day: string; subject_kind: SubjectKind; n: unknown }[] = await trx(source).where(scope)
       .whereNotNull(column).groupByRaw('1, 2').forShare()
       .select(trx.raw(`DATE_FORMAT(??, '%Y-%m-%d') AS utc_day`, [column]), 'subject_kind', trx.raw('COUNT(*) AS n'));
     for (const r of rows) {
       const key = `${r.utc_day}|${r.subject_kind}`;
-      const c = counts.get(key) ?? { merchant_id: merchantId, utc_day: r.utc_day, subject_kind: r.subject_kind, firsts: 0, lasts: 0 };
+      const c = counts.get(key) ?? { ...scope, utc_day: r.utc_day, subject_kind: r.subject_kind, firsts: 0, lasts: 0 };
       c[field] = Number(r.n);
       counts.set(key, c);
     }
   }
-  await trx('analytics_merchant_span_days').where('merchant_id', merchantId).delete();
+  await trx(table).where(scope).delete();
   const rows = [...counts.values()];
-  for (let i = 0; i < rows.length; i += 1000) await trx('analytics_merchant_span_days').insert(rows.slice(i, i + 1000));
+  for (let i = 0; i < rows.length; i += 1000) await trx(table).insert(rows.slice(i, i + 1000));
 }
 
 function groupIds(pairs: StoreSubject[], keyOf: (p: StoreSubject) => string): [string, string[]][] {
