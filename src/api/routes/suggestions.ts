@@ -4,12 +4,12 @@ import { z } from 'zod';
 import { SUBJECT_KINDS } from '../../gallery/gallery.js';
 import { merchantScope } from '../../storage/repositories/principal.js';
 import { dismissSuggestion, listSuggestions, type MergeSuggestion } from '../../storage/repositories/suggestions.js';
-import { findMerchant, findStore } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
-import { actingMerchant, authorize } from '../auth.js';
+import { authorize } from '../auth.js';
 import { notFound } from '../errors.js';
 import { decodeCursor, listBody, pageQuery } from '../pagination.js';
 import { parse, uuid } from '../validation.js';
+import { listScope } from './visitors.js';
 
 const suggestionsQuery = z.strictObject({ merchantId: uuid.optional(), storeId: uuid.optional(), ...pageQuery });
 const suggestionsCursor = z.strictObject({ similarity: z.number(), id: uuid });
@@ -23,12 +23,7 @@ export function suggestionRoutes(router: Router, { db }: RouteDeps): void {
   router.get('/v1/visitors/suggestions', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const query = parse(suggestionsQuery, ctx.query, 'query');
-    const merchantId = actingMerchant(principal, query.merchantId);
-    if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
-    if (query.storeId !== undefined) {
-      const store = await findStore(db, query.storeId, principal);
-      if (!store || store.merchantId !== merchantId) throw notFound('store');
-    }
+    const merchantId = await listScope(db, principal, query);
     const after = decodeCursor(query.cursor, suggestionsCursor);
     const page = await listSuggestions(db, { merchantId, storeId: query.storeId, after, limit: query.limit });
     ctx.body = listBody(page, suggestionView);

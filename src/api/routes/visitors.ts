@@ -31,17 +31,26 @@ const visitorView = (v: VisitorSummary) => ({
   storeIds: v.storeIds,
 });
 
+/**
+ * The merchant a visitor list is read for (the caller's, or the one an admin names), checked with
+ * the store that narrows it, if any: 404 for another tenant's.
+ */
+export async function listScope(db: RouteDeps['db'], principal: Extract<Principal, { role: 'admin' | 'merchant' }>, query: { merchantId?: string; storeId?: string }): Promise<string> {
+  const merchantId = actingMerchant(principal, query.merchantId);
+  if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
+  if (query.storeId !== undefined) {
+    const store = await findStore(db, query.storeId, principal);
+    if (!store || store.merchantId !== merchantId) throw notFound('store');
+  }
+  return merchantId;
+}
+
 export function visitorRoutes(router: Router, deps: RouteDeps): void {
   const { db } = deps;
   router.get('/v1/visitors', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const query = parse(listVisitorsQuery, ctx.query, 'query');
-    const merchantId = actingMerchant(principal, query.merchantId);
-    if (!(await findMerchant(db, merchantId, principal))) throw notFound('merchant');
-    if (query.storeId !== undefined) {
-      const store = await findStore(db, query.storeId, principal);
-      if (!store || store.merchantId !== merchantId) throw notFound('store');
-    }
+    const merchantId = await listScope(db, principal, query);
     const after = decodeCursor(query.cursor, visitorsCursor(query.sort));
     const page = await listVisitors(db, { merchantId, storeId: query.storeId, sort: query.sort, after, limit: query.limit });
     ctx.body = listBody(page, visitorView);
