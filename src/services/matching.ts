@@ -28,7 +28,8 @@ export function assignExclusive(candidates: FaceCandidates[], threshold: number,
   return assigned;
 }
 
-export const cosine = (a: Float32Array, b: Float32Array): number => {
+// Not vision's cosineSimilarity: the API process loads this module ("not this person") and never the vision layer.
+const cosine = (a: Float32Array, b: Float32Array): number => {
   let dot = 0;
   let na = 0;
   let nb = 0;
