@@ -46,8 +46,9 @@ export class ChromaGallery implements Gallery {
     return `${pack}-${kind}s-${merchantId}`;
   }
 
-  private collection(kind: SubjectKind, merchantId: string): Promise<Collection> {
-    const name = this.collectionName(kind, merchantId);
+  /** A pack's collection of `kind` at the merchant (the active pack's by default), created if missing. */
+  private collection(kind: SubjectKind, merchantId: string, pack = this.pack): Promise<Collection> {
+    const name = this.collectionName(kind, merchantId, pack);
     let pending = this.collections.get(name);
     if (!pending) {
       pending = this.client.getOrCreateCollection({
@@ -136,21 +137,11 @@ export class ChromaGallery implements Gallery {
       if (!source) continue;
       const found = await source.get({ ids: vectorIds, where: { subjectId: from.subjectId }, include: ['embeddings'] as never });
       if (found.ids.length === 0) continue;
-      const target = from.kind === to.kind ? source : await this.packCollection(to.kind, merchantId, PACK_NAMES[i]);
+      const target = from.kind === to.kind ? source : await this.collection(to.kind, merchantId, PACK_NAMES[i]);
       // Copy first, delete after: an outage in between leaves a copy in both, which the next attempt finishes.
       await target.upsert({ ids: found.ids, embeddings: found.embeddings as number[][], metadatas: found.ids.map(() => ({ subjectId: to.subjectId })) });
       if (target !== source) await source.delete({ ids: found.ids });
     }
-  }
-
-  /** A pack's collection of `kind` at the merchant, created if missing. */
-  private packCollection(kind: SubjectKind, merchantId: string, pack: string): Promise<Collection> {
-    if (pack === this.pack) return this.collection(kind, merchantId);
-    return this.client.getOrCreateCollection({
-      name: this.collectionName(kind, merchantId, pack),
-      embeddingFunction: null as never,
-      configuration: { hnsw: { space: 'cosine', ...HNSW } },
-    });
   }
 
   /**
