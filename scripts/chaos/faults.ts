@@ -3,6 +3,7 @@
  * a kill), with a note on what it did. Nothing here touches the machine's shared Redis or MariaDB
  * server: Redis is the run's own, and only the service's own MariaDB connections are killed.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Knex } from 'knex';
 import type { Config } from '../../src/config.js';
@@ -109,15 +110,22 @@ function blobsUnwritable(ms: number): Scenario {
   };
 }
 
-/** Moves the folder `from` to `to`, merging into `to` when something created it meanwhile. */
+/**
+ * Moves the folder `from` to `to`, merging into `to` when something created it meanwhile. The
+ * service may be writing into `from` by name as we go, so it is first renamed to a name that only
+ * this function knows: copying and removing it after that cannot race with new files.
+ */
 async function moveInto(from: string, to: string): Promise<void> {
   try {
     await fs.rename(from, to);
+    return;
   } catch (error) {
     if (!['EEXIST', 'ENOTEMPTY', 'EISDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
-    await fs.cp(from, to, { recursive: true, force: false, errorOnExist: false });
-    await fs.rm(from, { recursive: true, force: true });
   }
+  const detached = `${from}.chaos-${randomUUID()}`;
+  await fs.rename(from, detached);
+  await fs.cp(detached, to, { recursive: true, force: false, errorOnExist: false });
+  await fs.rm(detached, { recursive: true, force: true });
 }
 
 function redisRestart(downMs: number): Scenario {
