@@ -14,7 +14,7 @@ import { encodeEmbedding, faceIdOf, type JobPayload, type VisionCheckpoint } fro
 import { isLastAttempt, PermanentStageError, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
 import { faceCropKey } from '../src/services/face-crops.js';
 import { recordDecoded } from '../src/storage/repositories/captures.js';
-import { keepsFaceCrops } from '../src/storage/repositories/face-crops.js';
+import type { StartedCapture } from '../src/storage/capture-lifecycle.js';
 import { createDescriber, createDetector, encodeFaceCrop, scaleFaces, type DetectedFace, type RgbImage } from '../src/vision/index.js';
 import type { Job } from 'bullmq';
 import type { WorkerContext } from './context.js';
@@ -52,8 +52,8 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
   }
 
   /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. Whether it kept them. */
-  async function keepFaceCrops(merchantId: string, captureId: string, image: RgbImage, faces: DetectedFace[]): Promise<boolean> {
-    if (faces.length === 0 || !(await keepsFaceCrops(db, merchantId))) return false;
+  async function keepFaceCrops({ merchant_id: merchantId, id: captureId, keep_face_crops: keeps }: StartedCapture, image: RgbImage, faces: DetectedFace[]): Promise<boolean> {
+    if (faces.length === 0 || !keeps) return false;
     for (const [faceIndex, face] of faces.entries()) {
       await blobs.put(faceCropKey(merchantId, faceIdOf(captureId, faceIndex)), await encodeFaceCrop(image, face.landmarks));
     }
@@ -86,7 +86,7 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
         observeDetector();
         const { described, cropsKept } = await step('embed', async () => {
           const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
-          return { described, cropsKept: await keepFaceCrops(capture.merchant_id, captureId, prepared.image, described) };
+          return { described, cropsKept: await keepFaceCrops(capture, prepared.image, described) };
         });
         observeDescriber(described.length);
         const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;

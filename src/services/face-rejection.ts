@@ -17,7 +17,7 @@ import { recordAudit, type Actor } from '../storage/repositories/audit.js';
 import { reversePerk } from '../storage/repositories/points.js';
 import { insertRejection, rejectedEmbeddings, type MatchedFace } from '../storage/repositories/rejections.js';
 import { insertMove, relabelFaces, resetSeen, subjectSeen } from '../storage/repositories/subject-moves.js';
-import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
+import { retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, reassignSightings, type Subject } from './analytics/index.js';
 import { GalleryUnavailable, IdentityChangeRefused } from './identity.js';
 import { dropRejected } from './matching.js';
@@ -63,7 +63,7 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
         seenBefore: { to: { firstSeenAt: seen.firstSeenAt, lastSeenAt: seen.lastSeenAt } },
       });
       return id;
-    }, READ_COMMITTED), 6, (attempt) => Math.random() * 20 * attempt);
+    }), 6, (attempt) => Math.random() * 20 * attempt);
     return { subject: to, auditId };
   } catch (error) {
     // Not if the visitor exists: a concurrent identical request (a double submit) created it.

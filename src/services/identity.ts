@@ -19,7 +19,7 @@ import {
   setMergedInto, subjectFaceIds, subjectSeen, type SubjectMove,
 } from '../storage/repositories/subject-moves.js';
 import { withNamedLock } from '../storage/named-lock.js';
-import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
+import { retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, reassignSightings, type Subject } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
 
@@ -66,7 +66,7 @@ const onGallery = async <T>(done: boolean, call: () => Promise<T>): Promise<T> =
 export type MoveOutcome = { auditId: number; sightingsMoved: number; pointsAwarded: number };
 
 const transaction = <T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>) =>
-  retryOnLockConflict(() => db.transaction(work, READ_COMMITTED), 6, (attempt) => Math.random() * 20 * attempt);
+  retryOnLockConflict(() => db.transaction(work), 6, (attempt) => Math.random() * 20 * attempt);
 
 const visitor = (id: string): Subject => ({ kind: 'visitor', id });
 const refs = (merchantId: string, subjects: Subject[]) => subjects.map((s) => ({ merchantId, subjectKind: s.kind, subjectId: s.id }));

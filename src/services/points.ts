@@ -10,7 +10,7 @@ import type { Person } from '../../models/Person.js';
 import { PointRedemption } from '../../models/PointRedemption.js';
 import { recordAudit, type Actor } from '../storage/repositories/audit.js';
 import { findRedemption, insertRedemption, lockBalance } from '../storage/repositories/points.js';
-import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
+import { retryOnLockConflict } from '../storage/transactions.js';
 
 export type RedemptionRequest = { person: Pick<Person, 'id' | 'merchantId'>; points: number; reason: string; idempotencyKey: string; actor: Actor };
 
@@ -23,7 +23,7 @@ export type RedemptionOutcome =
 
 export function redeemPoints(db: Knex, request: RedemptionRequest): Promise<RedemptionOutcome> {
   return retryOnLockConflict(
-    () => db.transaction((trx) => redeemOnce(trx, request), READ_COMMITTED),
+    () => db.transaction((trx) => redeemOnce(trx, request)),
     4,
     (attempt) => Math.random() * 10 * attempt,
   );

@@ -12,8 +12,8 @@
 import type { Knex } from 'knex';
 import { faceIdOf, type CapturedFace, type FaceMatch } from '../queue/contract.js';
 import type { CaptureLifecycle, CaptureRow } from '../storage/capture-lifecycle.js';
-import { earlierSubjects, insertSightings, recordedMatches, touchSubjects, writeFaces, type SightingRecord } from '../storage/results-repository.js';
-import { READ_COMMITTED, retryOnLockConflict } from '../storage/transactions.js';
+import { earlierSubjects, insertSightings, recordedMatches, storedAge, touchSubjects, writeFaces, type SightingRecord } from '../storage/results-repository.js';
+import { retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
 
@@ -38,7 +38,7 @@ export class ResultsService {
   /** Saves the results once; undefined when the run is superseded or the capture already final (a redelivered job). */
   save(results: CaptureResults): Promise<SavedResults | undefined> {
     return retryOnLockConflict(
-      () => this.db.transaction((trx) => this.write(trx, results), READ_COMMITTED),
+      () => this.db.transaction((trx) => this.write(trx, results)),
       RESULTS_ATTEMPTS,
       (attempt) => Math.random() * 10 * attempt,
     );
@@ -63,10 +63,7 @@ export class ResultsService {
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
     await insertSightings(trx, captureId, sightings);
     await touchSubjects(trx, sightings, capture.captured_at);
-    // Demographics as stored (FLOAT columns), not as the vision stage computed them: a rebuild or a
-    // reassignment of these sightings reads the stored values and must find the same visits.
-    const stored = sightings.map(({ age: _age, gender: _gender, ...sighting }) => sighting);
-    await recordSightings(trx, stored, { visitGapMinutes: this.options.visitGapMinutes });
+    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;
@@ -86,7 +83,9 @@ function sightingOf(capture: CaptureRow, match: FaceMatch, face: CapturedFace | 
     subjectKind: match.kind,
     subjectId: match.subjectId,
     seenAt: capture.captured_at,
-    age: face?.age ?? null,
+    // As stored, not as the vision stage computed it: a rebuild or a reassignment of these
+    // sightings reads the stored value and must find the same visits.
+    age: face ? storedAge(face.age) : null,
     gender: face?.gender ?? null,
   };
 }

@@ -39,16 +39,24 @@ export type CaptureRow = {
   updated_at: Date;
 };
 
+export type StartedCapture = CaptureRow & { keep_face_crops: boolean };
+
 const now = (db: Knex) => db.raw('CURRENT_TIMESTAMP(3)');
 
 export class CaptureLifecycle {
   constructor(private readonly db: Knex) {}
 
-  /** queued|processing → processing at `stage`; the capture row, or undefined when the run is superseded or final. */
-  async begin(captureId: string, run: number, stage: Stage): Promise<CaptureRow | undefined> {
+  /**
+   * queued|processing → processing at `stage`; the capture row, or undefined when the run is
+   * superseded or final. With it, in the same read, whether its merchant keeps face crops: the
+   * vision stage, which begins a capture, cuts them with the pixels.
+   */
+  async begin(captureId: string, run: number, stage: Stage): Promise<StartedCapture | undefined> {
     const moved = await this.db('captures').where({ id: captureId, run }).whereIn('status', OPEN_STATES).update({ status: 'processing', stage, updated_at: now(this.db) });
     if (moved === 0) return undefined;
-    return this.db<CaptureRow>('captures').where({ id: captureId }).first();
+    const row = await this.db('captures').join('merchants', 'merchants.id', 'captures.merchant_id').where('captures.id', captureId)
+      .first('captures.*', 'merchants.keep_face_crops');
+    return row && { ...row, keep_face_crops: Boolean(row.keep_face_crops) };
   }
 
   /** Records that an open capture's run reached `stage`; false when the run is superseded or final. */

@@ -12,6 +12,12 @@ export type SightingRecord = SubjectRef & {
   gender: CapturedFace['gender'] | null;
 };
 
+/**
+ * An age as `sightings.age` keeps it (FLOAT(8,2), knex's `float()`): rounded to two decimals here,
+ * the stored value reads back exactly as this number, so the caller can use it without reading it.
+ */
+export const storedAge = (age: number): number => Number(age.toFixed(2));
+
 /** The subjects of the sightings an earlier run of the capture recorded. */
 export async function earlierSubjects(trx: Knex.Transaction, captureId: string): Promise<SubjectRef[]> {
   const rows: { merchant_id: string; subject_kind: SubjectRef['subjectKind']; subject_id: string }[] = await trx('sightings')

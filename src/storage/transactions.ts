@@ -1,12 +1,4 @@
-/** Write transactions that InnoDB may abort on a lock conflict: the isolation they use, and their re-run. */
-import type { Knex } from 'knex';
-
-/**
- * READ COMMITTED: locking reads and range deletes take no gap locks. The writers that use it lock
- * what they change first (the capture, each subject), so gaps protect nothing there, while gap
- * locks made writers of different subjects or stores deadlock on the boundaries between their keys.
- */
-export const READ_COMMITTED: Knex.TransactionConfig = { isolationLevel: 'read committed' };
+/** Write transactions that InnoDB may abort on a lock conflict, and their re-run. (Their isolation: storage/db.ts.) */
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 import { rebuildAnalytics } from '../../src/services/analytics/rebuild.js';
 import { lockSubjects, reassignSightings, retractCaptureSightings, type Subject } from '../../src/services/analytics/index.js';
-import { READ_COMMITTED } from '../../src/storage/transactions.js';
 import { sessionise } from '../../src/services/analytics/sessionise.js';
 import { ResultsService } from '../../src/services/results.js';
 import { purgeStaleVisitors } from '../../src/services/retention.js';
@@ -281,7 +280,7 @@ describe('recordSightings', () => {
       const existing = await lockSubjects(trx, [from, to].map((s) => ({ merchantId: t.merchantId, subjectKind: s.kind, subjectId: s.id })));
       if (!existing.has(to.id)) return; // erased or purged meanwhile: the services refuse such a move
       await reassignSightings(trx, { merchantId: t.merchantId, faceIds, to }, { visitGapMinutes: 30 });
-    }, READ_COMMITTED));
+    }));
     const move = async () => {
       const from = subjects[Math.floor(rnd() * subjects.length)];
       const to = subjects[Math.floor(rnd() * subjects.length)];

@@ -17,7 +17,7 @@ import type { FirstVisit, SubjectKind } from './rollup.js';
 import { lockAnalyticsSubjects } from './record.js';
 import { sessionise, type VisitAgg } from './sessionise.js';
 import { recountMerchantSpanDays, recountSpanDays, refreshSpans } from './spans.js';
-import { READ_COMMITTED, retryOnLockConflict } from '../../storage/transactions.js';
+import { retryOnLockConflict } from '../../storage/transactions.js';
 import {
   bucketMetrics, bumpStoreVersions, earlierFirst, groupBySubject, loadStores, rollupRow, sameFirst, VISIT_COLUMNS, visitFromRow,
   visitsWithFirstVisit, visitToRow, type StoreInfo, type SubjectVisits,
@@ -140,12 +140,12 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
           for (const r of near) changedDays.push([r.store_id, (r.started_at as Date).getTime()]);
         }
         await refreshSpans(trx, chunk.map((s) => ({ storeId: store.id, subjectId: s.subject_id, merchantId: store.merchantId })));
-      }, READ_COMMITTED),
+      }),
     );
     for (const [storeId, t] of changedDays) await addDay(storeId, t);
   }
-  await retrying(() => db.transaction((trx) => recountSpanDays(trx, store.id), READ_COMMITTED));
-  await retrying(() => db.transaction((trx) => recountMerchantSpanDays(trx, store.merchantId), READ_COMMITTED));
+  await retrying(() => db.transaction((trx) => recountSpanDays(trx, store.id)));
+  await retrying(() => db.transaction((trx) => recountMerchantSpanDays(trx, store.merchantId)));
 
   // Rollups: the whole range at this store, then any other day touched.
   const rangeStart = store.zone.dayStart(from);
@@ -157,13 +157,13 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
     if (e <= s) e = rangeEnd;
     if (rangeEnd - e < 86_400_000 * 2) e = rangeEnd;
     const chunkEnd = e;
-    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, store, s, chunkEnd), READ_COMMITTED));
+    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, store, s, chunkEnd)));
     s = chunkEnd;
   }
   for (const { storeId, start } of [...extraDays.values()].sort((a, b) => a.start - b.start)) {
     if (storeId === store.id && start >= rangeStart && start < rangeEnd) continue;
     const info = stores.get(storeId)!;
-    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, info, start, info.zone.nextDay(start)), READ_COMMITTED));
+    result.days += await retrying(() => db.transaction((trx) => recomputeDays(trx, info, start, info.zone.nextDay(start))));
   }
   return result;
 }

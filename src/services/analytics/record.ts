@@ -66,13 +66,27 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   return existing;
 }
 
+/**
+ * Locks the subjects' `analytics_subjects` rows (in key order) and reads their first visits. The
+ * rows usually exist (lockSubjects made them earlier in the aggregate transaction): they are read
+ * first, and only the missing ones inserted, then read.
+ */
 export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Map<string, FirstVisit>> {
   const sorted = [...subjects].sort((a, b) => (subjectKey(a) < subjectKey(b) ? -1 : 1));
+  const firsts = await readFirstVisits(trx, sorted);
+  const missing = sorted.filter((s) => !firsts.has(subjectKey(s)));
+  if (missing.length === 0) return firsts;
   const insert = trx('analytics_subjects')
-    .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
+    .insert(missing.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
     .toSQL()
     .toNative();
   await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
+  for (const [key, first] of await readFirstVisits(trx, missing)) firsts.set(key, first);
+  return firsts;
+}
+
+/** The first visits of those of the (sorted) subjects that have an `analytics_subjects` row, locked. */
+async function readFirstVisits(trx: Knex.Transaction, sorted: SubjectRef[]): Promise<Map<string, FirstVisit>> {
   const firsts = new Map<string, FirstVisit>();
   const merchants = [...new Set(sorted.map((s) => s.merchantId))].sort();
   for (const merchantId of merchants) {

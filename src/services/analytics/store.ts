@@ -99,12 +99,27 @@ export const sameFirst = (a: FirstVisit, b: FirstVisit) =>
 
 export type StoreInfo = { id: string; merchantId: string; zone: Zone };
 
+/**
+ * A store's merchant and time zone never change once it is created (no route updates them), so a
+ * process reads each store once: the aggregate stage would otherwise read its store per capture.
+ */
+const knownStores = new Map<string, StoreInfo>();
+const KNOWN_STORES_MAX = 10_000;
+
 export async function loadStores(db: Knex, ids: string[]): Promise<Map<string, StoreInfo>> {
   const unique = [...new Set(ids)];
-  const rows = unique.length > 0 ? await db('stores').whereIn('id', unique).select('id', 'merchant_id', 'timezone') : [];
-  return new Map(
-    rows.map((r: { id: string; merchant_id: string; timezone: string }) => [r.id, { id: r.id, merchantId: r.merchant_id, zone: zone(r.timezone) }]),
-  );
+  const found = new Map<string, StoreInfo>();
+  for (const id of unique) if (knownStores.has(id)) found.set(id, knownStores.get(id)!);
+  const unknown = unique.filter((id) => !found.has(id));
+  const rows: { id: string; merchant_id: string; timezone: string }[] =
+    unknown.length > 0 ? await db('stores').whereIn('id', unknown).select('id', 'merchant_id', 'timezone') : [];
+  if (knownStores.size + rows.length > KNOWN_STORES_MAX) knownStores.clear();
+  for (const row of rows) {
+    const store = { id: row.id, merchantId: row.merchant_id, zone: zone(row.timezone) };
+    knownStores.set(row.id, store);
+    found.set(row.id, store);
+  }
+  return found;
 }
 
 /**
