@@ -72,7 +72,7 @@ export async function rebuildAnalytics(db: Knex, options: RebuildOptions): Promi
     await retrying(() =>
       db.transaction(async (trx) => {
         changedDays.length = 0;
-        const firsts = await lockAnalyticsSubjects(trx, chunk.map((s) => ({ merchantId: store.merchantId, subjectId: s.subject_id, subjectKind: s.subject_kind })));
+        const { firsts } = await lockAnalyticsSubjects(trx, chunk.map((s) => ({ merchantId: store.merchantId, subjectId: s.subject_id, subjectKind: s.subject_kind })));
         const sightingRows = await trx('sightings').where('store_id', store.id).whereIn('subject_id', ids)
           .orderBy(['subject_id', 'seen_at']).forShare().select('subject_id', 'seen_at', 'age', 'gender');
         const existingRows = await trx('visits').where('store_id', store.id).whereIn('subject_id', ids).forUpdate().select(VISIT_COLUMNS);

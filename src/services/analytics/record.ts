@@ -15,7 +15,7 @@ import {
   applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
   type StoreInfo, type VisitRow,
 } from './store.js';
-import { refreshSpans, type StoreSubject } from './spans.js';
+import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
 
 export type SightingInput = {
   storeId: string;
@@ -31,7 +31,6 @@ export type SightingInput = {
 
 export type SubjectRef = { merchantId: string; subjectKind: SubjectKind; subjectId: string };
 
-const subjectKey = (s: { merchantId: string; subjectId: string }) => `${s.merchantId}|${s.subjectId}`;
 const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing the old first visit
 
 /**
@@ -66,28 +65,31 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   return existing;
 }
 
+/** The locked subjects' first visits and merchant spans (absent: no visit yet), by subjectKey. */
+export type LockedSubjects = { firsts: Map<string, FirstVisit>; spans: Map<string, MerchantSpan> };
+
 /**
- * Locks the subjects' `analytics_subjects` rows (in key order) and reads their first visits. The
- * rows usually exist (lockSubjects made them earlier in the aggregate transaction): they are read
- * first, and only the missing ones inserted, then read.
+ * Locks the subjects' `analytics_subjects` rows (in key order) and reads their first visits and
+ * spans. The rows usually exist (lockSubjects made them earlier in the aggregate transaction):
+ * they are read first, and only the missing ones inserted, then read.
  */
-export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Map<string, FirstVisit>> {
+export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<LockedSubjects> {
   const sorted = [...subjects].sort((a, b) => (subjectKey(a) < subjectKey(b) ? -1 : 1));
-  const firsts = await readFirstVisits(trx, sorted);
-  const missing = sorted.filter((s) => !firsts.has(subjectKey(s)));
-  if (missing.length === 0) return firsts;
+  const locked: LockedSubjects = { firsts: new Map(), spans: new Map() };
+  await readLockedSubjects(trx, sorted, locked);
+  const missing = sorted.filter((s) => !locked.firsts.has(subjectKey(s)));
+  if (missing.length === 0) return locked;
   const insert = trx('analytics_subjects')
     .insert(missing.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
     .toSQL()
     .toNative();
   await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
-  for (const [key, first] of await readFirstVisits(trx, missing)) firsts.set(key, first);
-  return firsts;
+  await readLockedSubjects(trx, missing, locked);
+  return locked;
 }
 
-/** The first visits of those of the (sorted) subjects that have an `analytics_subjects` row, locked. */
-async function readFirstVisits(trx: Knex.Transaction, sorted: SubjectRef[]): Promise<Map<string, FirstVisit>> {
-  const firsts = new Map<string, FirstVisit>();
+/** Reads (and locks) the `analytics_subjects` rows of those of the sorted subjects that have one, into `locked`. */
+async function readLockedSubjects(trx: Knex.Transaction, sorted: SubjectRef[], locked: LockedSubjects): Promise<void> {
   const merchants = [...new Set(sorted.map((s) => s.merchantId))].sort();
   for (const merchantId of merchants) {
     const ids = sorted.filter((s) => s.merchantId === merchantId).map((s) => s.subjectId);
@@ -97,11 +99,14 @@ async function readFirstVisits(trx: Knex.Transaction, sorted: SubjectRef[]): Pro
         .whereIn('subject_id', ids.slice(i, i + 1000))
         .orderBy('subject_id')
         .forUpdate()
-        .select('merchant_id', 'subject_id', 'first_visit_at', 'first_visit_store_id');
-      for (const row of rows) firsts.set(subjectKey({ merchantId: row.merchant_id, subjectId: row.subject_id }), firstFromRow(row));
+        .select('merchant_id', 'subject_id', 'subject_kind', 'first_visit_at', 'first_visit_store_id', 'last_visit_at');
+      for (const row of rows) {
+        const key = subjectKey({ merchantId: row.merchant_id, subjectId: row.subject_id });
+        locked.firsts.set(key, firstFromRow(row));
+        if (row.first_visit_at !== null) locked.spans.set(key, { kind: row.subject_kind, first: row.first_visit_at, last: row.last_visit_at });
+      }
     }
   }
-  return firsts;
 }
 
 async function resolveDemographics(trx: Knex.Transaction, sightings: SightingInput[]): Promise<SightingPoint[]> {
@@ -163,7 +168,7 @@ export async function recordSightings(
 
   const subjects = new Map<string, SubjectRef>();
   for (const s of sightings) subjects.set(subjectKey(s), { merchantId: s.merchantId, subjectKind: s.subjectKind, subjectId: s.subjectId });
-  const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
+  const { firsts, spans } = await lockAnalyticsSubjects(trx, [...subjects.values()]);
 
   const deltas = new Map<string, { key: BucketKey; metrics: Metrics }>();
   const writes = noVisitWrites();
@@ -188,7 +193,7 @@ export async function recordSightings(
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  await flushVisitWrites(trx, writes);
+  await flushVisitWrites(trx, writes, spans);
   await applyRollupDeltas(trx, deltas, stores);
 }
 
@@ -297,7 +302,7 @@ type VisitWrites = {
 
 const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
-async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Promise<void> {
+async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spansBefore: Map<string, MerchantSpan>): Promise<void> {
   if (writes.removedVisitIds.length > 0) await trx('visits').whereIn('id', writes.removedVisitIds).delete();
   if (writes.addedVisits.length > 0) await trx('visits').insert(writes.addedVisits);
   if (writes.firstVisits.length > 0) {
@@ -308,7 +313,7 @@ async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites): Pro
       [...insert.bindings] as Knex.RawBinding[],
     );
   }
-  await refreshSpans(trx, writes.spans);
+  await refreshSpans(trx, writes.spans, spansBefore);
 }
 
 /**
@@ -335,7 +340,7 @@ export async function retractSightings(trx: Knex.Transaction, faceIds: string[],
   const stores = await loadStores(trx, rows.map((r) => r.store_id));
   const subjects = new Map<string, SubjectRef>();
   for (const r of rows) subjects.set(subjectKey({ merchantId: r.merchant_id, subjectId: r.subject_id }), { merchantId: r.merchant_id, subjectKind: r.subject_kind, subjectId: r.subject_id });
-  const firsts = await lockAnalyticsSubjects(trx, [...subjects.values()]);
+  const { firsts, spans } = await lockAnalyticsSubjects(trx, [...subjects.values()]);
   const deltas: Deltas = new Map();
   const writes = noVisitWrites();
   for (const [key, subject] of [...subjects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -379,7 +384,7 @@ export async function retractSightings(trx: Knex.Transaction, faceIds: string[],
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  await flushVisitWrites(trx, writes);
+  await flushVisitWrites(trx, writes, spans);
   await applyRollupDeltas(trx, deltas, stores);
 }
 

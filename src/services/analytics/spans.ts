@@ -14,51 +14,45 @@ import type { SubjectKind } from './rollup.js';
 
 export type StoreSubject = { storeId: string; subjectId: string; merchantId: string };
 
+/** A subject's span at the merchant: the starts of its first and last visit at any store, as `analytics_subjects` holds them. */
+export type MerchantSpan = { kind: SubjectKind; first: Date; last: Date | null };
+
+export const subjectKey = (s: { merchantId: string; subjectId: string }) => `${s.merchantId}|${s.subjectId}`;
+
 type SpanRow = { subject_id: string; merchant_id: string; subject_kind: SubjectKind; first_visit_at: Date; last_visit_at: Date; visits: number };
+type SpanDayRow = Pick<SpanRow, 'subject_kind' | 'first_visit_at' | 'last_visit_at'>;
+
+/** One subject's store spans at the stores refreshed, before and after. */
+type Touched = { merchantId: string; subjectId: string; before: SpanRow[]; after: SpanRow[] };
 
 /**
  * Recomputes the spans of the given (store, subject) pairs from their visits, the span-day counts
  * they move, the merchant-wide last visit of their subjects, and the first visit at the merchant
- * on every store span of those subjects. Call it after the transaction's
- * visit writes, with the subjects locked (lockAnalyticsSubjects).
+ * on every store span of those subjects. Call it after the transaction's visit writes and
+ * first-visit updates, with the subjects locked (lockAnalyticsSubjects).
+ *
+ * `merchantBefore`: the subjects' merchant spans before the change, as lockAnalyticsSubjects read
+ * them (a subject without one had no visit): the merchant-wide rows are then derived from the
+ * store spans read here, and only those that changed are written. Without it (the rebuild) they
+ * are read from all the subjects' store spans and rewritten, which also repairs them.
  */
-export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[]): Promise<void> {
-  const byMerchant = groupIds(pairs, (p) => p.merchantId);
-  const merchantBefore = new Map<string, SpanDayRow[]>();
-  for (const [merchantId, ids] of byMerchant) merchantBefore.set(merchantId, await merchantSpans(trx, merchantId, ids));
-  const byStore = groupIds(pairs, (p) => p.storeId);
-  for (const [storeId, ids] of byStore) {
-    for (const chunk of chunks(ids)) {
-      // Locking reads: current rows whatever the transaction's snapshot (as INSERT … SELECT reads).
-      const before: SpanRow[] = await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', chunk).forUpdate()
-        .select('subject_id', 'merchant_id', 'subject_kind', 'first_visit_at', 'last_visit_at', 'visits');
-      const after: SpanRow[] = await trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
-        .groupBy('subject_id', 'merchant_id', 'subject_kind')
-        .select('subject_id', 'merchant_id', 'subject_kind', trx.raw('MIN(started_at) AS first_visit_at'), trx.raw('MAX(started_at) AS last_visit_at'),
-          trx.raw('COUNT(*) AS visits'));
-      const kept = new Set(after.map((r) => r.subject_id));
-      const gone = before.filter((r) => !kept.has(r.subject_id)).map((r) => r.subject_id);
-      if (gone.length > 0) await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', gone).delete();
-      if (after.length > 0) {
-        const insert = trx('analytics_store_subjects').insert(after.map((r) => ({ store_id: storeId, ...r, visits: Number(r.visits) }))).toSQL().toNative();
-        await trx.raw(
-          `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), last_visit_at = VALUES(last_visit_at), visits = VALUES(visits)`,
-          [...insert.bindings] as Knex.RawBinding[],
-        );
-      }
-      await moveSpanDays(trx, 'analytics_span_days', { store_id: storeId }, before, after);
-    }
-  }
-  for (const [merchantId, ids] of byMerchant) {
-    await moveSpanDays(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, merchantBefore.get(merchantId)!, await merchantSpans(trx, merchantId, ids));
-    for (const chunk of chunks(ids)) {
-      await trx.raw(
-        `UPDATE analytics_subjects a SET last_visit_at =
-           (SELECT MAX(s.last_visit_at) FROM analytics_store_subjects s WHERE s.merchant_id = a.merchant_id AND s.subject_id = a.subject_id)
-         WHERE a.merchant_id = ? AND a.subject_id IN (${chunk.map(() => '?').join(', ')})`,
-        [merchantId, ...chunk],
-      );
-      // Every store row of the subject: its first visit at the merchant may have moved with these visits.
+export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[], merchantBefore?: ReadonlyMap<string, MerchantSpan>): Promise<void> {
+  const before = merchantBefore ?? (await readMerchantSpans(trx, pairs));
+  const touched = await refreshStoreSpans(trx, pairs, before);
+  const after = await merchantSpansAfter(trx, touched, before);
+  type Spans = ReadonlyMap<string, MerchantSpan | null>;
+  const spanOf = (spans: Spans, t: Touched) => spans.get(subjectKey(t)) ?? null;
+  const differs = (t: Touched, at: (span: MerchantSpan | null) => number | null) => merchantBefore === undefined || at(spanOf(before, t)) !== at(spanOf(after, t));
+  const firstAt = (span: MerchantSpan | null) => span?.first.getTime() ?? null;
+  const lastAt = (span: MerchantSpan | null) => span?.last?.getTime() ?? null;
+  for (const [merchantId, subjects] of groupBy([...touched.values()], (t) => t.merchantId)) {
+    const rows = (spans: Spans) => subjects.flatMap((t) => spanDayRow(spanOf(spans, t)));
+    await moveSpanDays(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after));
+    await writeLastVisits(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after);
+    // A moved first visit at the merchant, onto the subject's spans at other stores too (new or
+    // changed spans here got it as they were written); a subject without visits before has no other.
+    const moved = subjects.filter((t) => differs(t, firstAt) && spanOf(before, t) !== null && spanOf(after, t) !== null);
+    for (const chunk of chunks(moved.map((t) => t.subjectId))) {
       await trx.raw(
         `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
          SET s.merchant_first_visit_at = a.first_visit_at
@@ -69,17 +63,125 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[])
   }
 }
 
-type SpanDayRow = Pick<SpanRow, 'subject_kind' | 'first_visit_at' | 'last_visit_at'>;
-
-/** The subjects' merchant-wide spans, from their store spans (first = analytics_subjects.first_visit_at, last = last_visit_at), locked. */
-async function merchantSpans(trx: Knex.Transaction, merchantId: string, ids: string[]): Promise<SpanDayRow[]> {
-  const out: SpanDayRow[] = [];
-  for (const chunk of chunks(ids)) {
-    out.push(...(await trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk).forUpdate()
-      .groupBy('subject_id', 'subject_kind')
-      .select('subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at'))));
+/**
+ * Per store: the spans before (locked) and after (from visits) of the pairs' subjects; writes the
+ * changed ones and moves the store's span days. Only a subject with a merchant span can have had one.
+ */
+async function refreshStoreSpans(trx: Knex.Transaction, pairs: StoreSubject[], merchantBefore: ReadonlyMap<string, MerchantSpan>): Promise<Map<string, Touched>> {
+  const touched = new Map<string, Touched>();
+  const subject = (merchantId: string, subjectId: string) => {
+    const key = subjectKey({ merchantId, subjectId });
+    if (!touched.has(key)) touched.set(key, { merchantId, subjectId, before: [], after: [] });
+    return touched.get(key)!;
+  };
+  for (const [storeId, storePairs] of groupBy(pairs, (p) => p.storeId)) {
+    const merchantId = storePairs[0].merchantId;
+    for (const chunk of chunks([...new Set(storePairs.map((p) => p.subjectId))].sort())) {
+      const seen = chunk.filter((subjectId) => merchantBefore.has(subjectKey({ merchantId, subjectId })));
+      // Locking reads: current rows whatever the transaction's snapshot (as INSERT … SELECT reads).
+      const before: SpanRow[] = seen.length === 0 ? [] : await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)
+        .forUpdate().select('subject_id', 'merchant_id', 'subject_kind', 'first_visit_at', 'last_visit_at', 'visits');
+      const after: SpanRow[] = (await trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
+        .groupBy('subject_id', 'merchant_id', 'subject_kind')
+        .select('subject_id', 'merchant_id', 'subject_kind', trx.raw('MIN(started_at) AS first_visit_at'), trx.raw('MAX(started_at) AS last_visit_at'),
+          trx.raw('COUNT(*) AS visits'))).map((r: SpanRow) => ({ ...r, visits: Number(r.visits) }));
+      const beforeById = new Map(before.map((r) => [r.subject_id, r]));
+      const kept = new Set(after.map((r) => r.subject_id));
+      const gone = before.filter((r) => !kept.has(r.subject_id)).map((r) => r.subject_id);
+      if (gone.length > 0) await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', gone).delete();
+      const changed = after.filter((r) => !sameSpan(beforeById.get(r.subject_id), r));
+      if (changed.length > 0) {
+        // The subject's first visit at the merchant, as the caller already wrote it.
+        const merchantFirst = (r: SpanRow) =>
+          trx.raw('(SELECT first_visit_at FROM analytics_subjects WHERE merchant_id = ? AND subject_id = ?)', [r.merchant_id, r.subject_id]);
+        const insert = trx('analytics_store_subjects').insert(changed.map((r) => ({ store_id: storeId, ...r, merchant_first_visit_at: merchantFirst(r) }))).toSQL().toNative();
+        await trx.raw(
+          `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), last_visit_at = VALUES(last_visit_at), visits = VALUES(visits),
+           merchant_first_visit_at = VALUES(merchant_first_visit_at)`,
+          [...insert.bindings] as Knex.RawBinding[],
+        );
+      }
+      await moveSpanDays(trx, 'analytics_span_days', { store_id: storeId }, before, after);
+      for (const r of before) subject(merchantId, r.subject_id).before.push(r);
+      for (const r of after) subject(merchantId, r.subject_id).after.push(r);
+    }
   }
-  return out;
+  return touched;
+}
+
+const sameSpan = (a: SpanRow | undefined, b: SpanRow) =>
+  a !== undefined && a.first_visit_at.getTime() === b.first_visit_at.getTime() && a.last_visit_at.getTime() === b.last_visit_at.getTime() && Number(a.visits) === b.visits;
+
+/**
+ * The touched subjects' merchant spans after the change (null: no visit left). Derived from the
+ * span before and the store spans refreshed where that decides it; read from all the subject's
+ * store spans where the first or last visit may now sit at a store not refreshed.
+ */
+async function merchantSpansAfter(trx: Knex.Transaction, touched: Map<string, Touched>, before: ReadonlyMap<string, MerchantSpan>): Promise<Map<string, MerchantSpan | null>> {
+  const after = new Map<string, MerchantSpan | null>();
+  const unsure: Touched[] = [];
+  for (const [key, t] of touched) {
+    const span = derivedSpan(before.get(key) ?? null, t);
+    if (span === undefined) unsure.push(t);
+    else after.set(key, span);
+  }
+  const read = await readMerchantSpans(trx, unsure);
+  for (const t of unsure) after.set(subjectKey(t), read.get(subjectKey(t)) ?? null);
+  return after;
+}
+
+function derivedSpan(whole: MerchantSpan | null, { before, after }: Touched): MerchantSpan | null | undefined {
+  const firsts = after.map((r) => r.first_visit_at.getTime());
+  const lasts = after.map((r) => r.last_visit_at.getTime());
+  if (whole === null) {
+    // No visit before anywhere: the stores refreshed hold them all.
+    return after.length === 0 ? null : { kind: after[0].subject_kind, first: new Date(Math.min(...firsts)), last: new Date(Math.max(...lasts)) };
+  }
+  if (whole.last === null) return undefined;
+  const first = extreme(whole.first.getTime(), before.map((r) => r.first_visit_at.getTime()), firsts, -1);
+  const last = extreme(whole.last.getTime(), before.map((r) => r.last_visit_at.getTime()), lasts, 1);
+  return first === undefined || last === undefined ? undefined : { kind: whole.kind, first: new Date(first), last: new Date(last) };
+}
+
+/**
+ * The merchant-wide earliest (direction -1) or latest (1) of the store values after the change,
+ * from the merchant-wide value before and the refreshed stores' values before and after; undefined
+ * when it could now sit at a store not refreshed (a refreshed store held it and now holds less).
+ */
+function extreme(whole: number, before: number[], after: number[], direction: -1 | 1): number | undefined {
+  const best = after.length === 0 ? undefined : direction < 0 ? Math.min(...after) : Math.max(...after);
+  const beyond = (a: number, b: number) => (direction < 0 ? a <= b : a >= b);
+  if (!before.includes(whole)) return best !== undefined && beyond(best, whole) ? best : whole;
+  return best !== undefined && beyond(best, whole) ? best : undefined;
+}
+
+const spanDayRow = (span: MerchantSpan | null): SpanDayRow[] =>
+  span && span.last ? [{ subject_kind: span.kind, first_visit_at: span.first, last_visit_at: span.last }] : [];
+
+/** Writes the subjects' merchant-wide last visit start (their rows exist and are locked). */
+async function writeLastVisits(trx: Knex.Transaction, merchantId: string, subjects: Touched[], after: ReadonlyMap<string, MerchantSpan | null>): Promise<void> {
+  for (const chunk of chunks(subjects)) {
+    const lasts = chunk.flatMap((t) => [t.subjectId, after.get(subjectKey(t))?.last ?? null]);
+    await trx.raw(
+      `UPDATE analytics_subjects SET last_visit_at = CASE subject_id ${chunk.map(() => 'WHEN ? THEN ?').join(' ')} END
+       WHERE merchant_id = ? AND subject_id IN (${chunk.map(() => '?').join(', ')})`,
+      [...lasts, merchantId, ...chunk.map((t) => t.subjectId)],
+    );
+  }
+}
+
+/** The subjects' merchant-wide spans, from all their store spans (locked); a subject without any has none. */
+async function readMerchantSpans(trx: Knex.Transaction, subjects: { merchantId: string; subjectId: string }[]): Promise<Map<string, MerchantSpan>> {
+  const spans = new Map<string, MerchantSpan>();
+  for (const [merchantId, ofMerchant] of groupBy(subjects, (s) => s.merchantId)) {
+    for (const chunk of chunks([...new Set(ofMerchant.map((s) => s.subjectId))].sort())) {
+      const rows: (SpanDayRow & { subject_id: string })[] = await trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk)
+        .forUpdate().groupBy('subject_id', 'subject_kind')
+        .select('subject_id', 'subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at'));
+      for (const r of rows) spans.set(subjectKey({ merchantId, subjectId: r.subject_id }), { kind: r.subject_kind, first: r.first_visit_at, last: r.last_visit_at });
+    }
+  }
+  return spans;
 }
 
 const utcDay = (t: Date) => t.toISOString().slice(0, 10);
@@ -147,10 +249,11 @@ async function recount(
   for (let i = 0; i < rows.length; i += 1000) await trx(table).insert(rows.slice(i, i + 1000));
 }
 
-function groupIds(pairs: StoreSubject[], keyOf: (p: StoreSubject) => string): [string, string[]][] {
-  const groups = new Map<string, Set<string>>();
-  for (const p of pairs) groups.set(keyOf(p), (groups.get(keyOf(p)) ?? new Set()).add(p.subjectId));
-  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, ids]) => [key, [...ids].sort()]);
+/** The items grouped by key, in key order. */
+function groupBy<T>(items: T[], keyOf: (item: T) => string): [string, T[]][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(keyOf(item), [...(groups.get(keyOf(item)) ?? []), item]);
+  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
 }
 
 function chunks<T>(items: T[], size = 500): T[][] {
