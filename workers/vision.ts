@@ -5,6 +5,7 @@
  * the detector's faces — and the retry resumes after it; it decodes again, since pixels are never
  * stored. The faces leave in original-image pixels, with their embeddings, in the match payload;
  * for a merchant that keeps face crops, each face's crop is cut and stored here, with the pixels.
+ * A first run that finds no face ends here: there is nothing to match or to write.
  */
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
@@ -89,6 +90,11 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
           return { described, cropsKept: await keepFaceCrops(capture, prepared.image, described) };
         });
         observeDescriber(described.length);
+        if (described.length === 0 && run === 0) {
+          if (!(await lifecycle.finishFaceless(captureId, run))) return { skipped: true };
+          metrics.facesPerCapture.observe(0);
+          return { next: null };
+        }
         const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
         const next: JobPayload<'match'> = {
           captureId,

@@ -29,8 +29,11 @@ export const NEXT_QUEUE = { vision: 'match', match: 'aggregate', aggregate: null
 
 type NextPayload<Q extends PipelineQueue> = (typeof NEXT_QUEUE)[Q] extends PipelineQueue ? JobPayload<(typeof NEXT_QUEUE)[Q]> : null;
 
-/** `skipped`: the job belongs to a superseded run or a finished capture, and changed nothing. */
-export type StageOutcome<Q extends PipelineQueue> = { skipped: true } | { skipped?: false; next: NextPayload<Q> };
+/**
+ * `skipped`: the job belongs to a superseded run or a finished capture, and changed nothing.
+ * `next: null`: the capture ended here (the last stage, or nothing left for the later ones).
+ */
+export type StageOutcome<Q extends PipelineQueue> = { skipped: true } | { skipped?: false; next: NextPayload<Q> | null };
 
 export type StepRunner = <T>(stage: Stage, work: () => Promise<T>) => Promise<T>;
 
@@ -68,7 +71,7 @@ export function startPipelineWorker<Q extends PipelineQueue>(
         log.info('superseded run or finished capture, skipped');
         return { skipped: true };
       }
-      if (next) await deps.queues.enqueue(next, outcome.next as JobPayload<typeof next>);
+      if (next && outcome.next) await deps.queues.enqueue(next, outcome.next as JobPayload<typeof next>);
       return { skipped: false };
     } catch (error) {
       const err = error as Error;

@@ -2,7 +2,7 @@
  * A capture's states and their legal moves; the only code that changes `captures.status`, `run`
  * and `stage` after intake inserts a capture as `queued`:
  *
- *   queued ──begin──▶ processing ──finish──▶ done
+ *   queued ──begin──▶ processing ──finish──▶ done     (finishFaceless: a first run with no face)
  *     ▲                  │ └────────fail────▶ failed   (bad input only)
  *     └────restart───────┘   (run + 1; from done or failed too when reprocessing)
  *
@@ -71,6 +71,19 @@ export class CaptureLifecycle {
       .where({ id: captureId, run })
       .whereIn('status', OPEN_STATES)
       .update({ status: 'failed', error_code: code, error_message: message.slice(0, 480), updated_at: now(this.db) });
+  }
+
+  /**
+   * open → done for a first run (run 0: no earlier results to replace) that found no face: with
+   * nothing to match or write, the vision stage ends it here. Done at the aggregate stage, as every
+   * finished capture. False when the run is superseded or already final.
+   */
+  async finishFaceless(captureId: string, run: 0): Promise<boolean> {
+    const moved = await this.db('captures')
+      .where({ id: captureId, run })
+      .whereIn('status', OPEN_STATES)
+      .update({ status: 'done', stage: 'aggregate', face_count: 0, error_code: null, error_message: null, updated_at: now(this.db) });
+    return moved > 0;
   }
 
   /**

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACK_NAMES } from '../../src/config.js';
 import { ChromaGallery } from '../../src/gallery/chroma-gallery.js';
+import { pipelineJobId } from '../../src/queue/contract.js';
 import type { Box } from '../../src/vision/types.js';
 import { seedTenant, upload, type Part } from '../api/support.js';
 import { cropAround, facesIn, fixture, startTestService, waitFor, type TestService } from './support.js';
@@ -123,6 +124,21 @@ describe('the queued pipeline', () => {
     expect(visits.body.items).toEqual([{ storeId: tenant.storeId, startedAt: '2026-11-20T10:00:00.000Z', endedAt: '2026-11-20T10:00:00.000Z', sightings: 1 }]);
     const visitors = await t.call('GET', `/v1/visitors?storeId=${tenant.storeId}`, { key: tenant.merchantKey });
     expect(visitors.body.items.map((v: { id: string }) => v.id).sort()).toEqual(others.map((face) => face.match.visitorId).sort());
+  });
+
+  it('ends a capture with no face after the vision stage: done, no faces, no match or aggregate job', async () => {
+    const sharp = (await import('sharp')).default;
+    const wall = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 180, g: 170, b: 150 } } }).jpeg().toBuffer();
+    const r = await upload(t, tenant.deviceKey, [{ name: 'capturedAt', value: '2026-11-20T11:00:00Z' }, jpeg(wall, 'wall.jpg')]);
+    expect(r.status).toBe(202);
+    const [capture] = r.body.captures as { id: string }[];
+    const view = await settled(capture.id);
+    expect(view).toMatchObject({ status: 'done', faces: [] });
+    const vision = await t.queues.queue('vision').getJob(pipelineJobId('vision', { captureId: capture.id, run: 0 }));
+    expect(await vision?.getState()).toBe('completed');
+    for (const queue of ['match', 'aggregate'] as const) {
+      expect(await t.queues.queue(queue).getJob(pipelineJobId(queue, { captureId: capture.id, run: 0 }))).toBeUndefined();
+    }
   });
 
   it('recognises the same visitors in a later, re-encoded capture and answers a re-sent file with its capture', async () => {
