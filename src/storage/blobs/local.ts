@@ -106,9 +106,15 @@ export class LocalBlobStore implements BlobStore {
     return path.join(this.root, key);
   }
 
+  /** Renames `file` to the key's path; its folder (one of few, by hash prefix) usually exists already. */
   private async moveInto(file: string, key: string): Promise<void> {
     const target = this.pathOf(key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    await fs.rename(file, target);
+    try {
+      await fs.rename(file, target);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rename(file, target);
+    }
   }
 }
