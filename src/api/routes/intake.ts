@@ -8,7 +8,6 @@ import type { Context } from 'koa';
 import type { CapturedAtSource } from '../../../models/Capture.js';
 import { CaptureLifecycle, INITIAL_STATE } from '../../storage/capture-lifecycle.js';
 import { recordUpload, type IncomingCapture } from '../../storage/repositories/captures.js';
-import { findStore } from '../../storage/repositories/tenants.js';
 import type { RouteDeps } from '../app.js';
 import { authorize, type Principal } from '../auth.js';
 import { ApiError } from '../errors.js';
@@ -37,14 +36,14 @@ const rejectionView = (image: ReceivedImage) => ({
 function resolveCapturedAt(
   image: ReceivedImage,
   deviceTimes: Date[],
-  storeTimeZone: string | undefined,
+  storeTimeZone: string,
   receivedAt: Date,
 ): { capturedAt: Date; capturedAtSource: CapturedAtSource } {
   const fromDevice = deviceTimes.length === 1 ? deviceTimes[0] : deviceTimes[image.index];
   if (fromDevice) return { capturedAt: fromDevice, capturedAtSource: 'device' };
   const header = image.stored!.header;
   let exif = header.exifCapturedAt;
-  if (exif && header.exifCapturedAtLocal && storeTimeZone && exif.toISOString().slice(0, 19) === header.exifCapturedAtLocal.slice(0, 19)) {
+  if (exif && header.exifCapturedAtLocal && exif.toISOString().slice(0, 19) === header.exifCapturedAtLocal.slice(0, 19)) {
     // No recorded offset: the camera's wall clock is the store's local time.
     exif = localTimeToInstant(header.exifCapturedAtLocal, storeTimeZone) ?? exif;
   }
@@ -88,7 +87,6 @@ async function recordImages(
     throw new ApiError(first.status, first.error.code, `no image accepted: ${first.error.message}`, { rejected });
   }
 
-  const store = await findStore(db, device.storeId, device);
   const files: IncomingCapture[] = accepted.map((image) => {
     const stored = image.stored!;
     return {
@@ -98,7 +96,7 @@ async function recordImages(
       format: stored.header.format,
       width: stored.header.width,
       height: stored.header.height,
-      ...resolveCapturedAt(image, deviceTimes, store?.timezone, receivedAt),
+      ...resolveCapturedAt(image, deviceTimes, device.storeTimeZone, receivedAt),
     };
   });
   return recordUpload(db, device, files, receivedAt);

@@ -48,6 +48,7 @@ function touchKey(db: Knex, keyId: string): void {
 export async function findPrincipalByKey(db: Knex, key: string): Promise<Principal | undefined> {
   const row = await db('api_keys as k')
     .leftJoin('devices as d', 'd.id', 'k.device_id')
+    .leftJoin('stores as s', 's.id', 'd.store_id')
     .where('k.key_hash', hashApiKey(key))
     .whereNull('k.revoked_at')
     .where((q) => q.whereNull('k.expires_at').orWhereRaw('k.expires_at > NOW(3)'))
@@ -58,6 +59,7 @@ export async function findPrincipalByKey(db: Knex, key: string): Promise<Princip
       'k.merchant_id',
       'k.device_id',
       'd.store_id',
+      's.timezone as store_timezone',
       db.raw('(k.last_used_at IS NULL OR k.last_used_at < NOW(3) - INTERVAL ? SECOND) AS use_unrecorded', [LAST_USED_RESOLUTION_S]),
     );
   if (!row) return undefined;
@@ -70,7 +72,7 @@ export async function findPrincipalByKey(db: Knex, key: string): Promise<Princip
       return row.merchant_id ? { role: 'merchant', keyId: row.id, merchantId: row.merchant_id } : undefined;
     case 'device':
       return row.merchant_id && row.device_id && row.store_id
-        ? { role: 'device', keyId: row.id, merchantId: row.merchant_id, deviceId: row.device_id, storeId: row.store_id }
+        ? { role: 'device', keyId: row.id, merchantId: row.merchant_id, deviceId: row.device_id, storeId: row.store_id, storeTimeZone: row.store_timezone }
         : undefined;
     default:
       return undefined;

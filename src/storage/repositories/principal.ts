@@ -5,7 +5,8 @@
 export type Principal =
   | { role: 'admin'; keyId: string }
   | { role: 'merchant'; keyId: string; merchantId: string }
-  | { role: 'device'; keyId: string; merchantId: string; storeId: string; deviceId: string };
+  /** A device, with its store's time zone (read with the key: intake reads EXIF wall-clock times in it). */
+  | { role: 'device'; keyId: string; merchantId: string; storeId: string; storeTimeZone: string; deviceId: string };
 
 export type Role = Principal['role'];
 
