@@ -145,6 +145,44 @@ describe('analytics API', () => {
     }
   });
 
+  it('hourly answers, byte for byte: an empty hour, a full one and one the range cuts, in JSON and CSV', async () => {
+    // The bucket lists are written straight from the rollup rows (bucket-list.ts): these are the
+    // exact texts JSON.stringify and the CSV writer gave for the bucket objects.
+    const text = async (kind: string, range: string, format = 'json') =>
+      (await get(`/v1/stores/${a.storeIds[0]}/analytics/${kind}?${range}&interval=hour&format=${format}`, 'a')).text();
+    const morning = 'from=2026-03-08T12:00:00Z&to=2026-03-08T14:00:00Z'; // 08:00 EDT, no visits; 09:00, two
+    const cut = 'from=2026-03-08T19:00:00Z&to=2026-03-08T19:30:00Z'; // 15:00 to 15:30 EDT: v2 back
+    const head = (from: string, to: string) => `{"storeId":"${a.storeIds[0]}","timezone":"America/New_York","interval":"hour","from":"${from}","to":"${to}"`;
+    const ages = (young: number, mid: number, old: number) => `"age":{"0-17":0,"18-24":${young},"25-34":0,"35-44":${mid},"45-54":0,"55-64":0,"65+":${old},"unknown":0}`;
+    expect(await text('traffic', morning)).toBe(
+      `${head('2026-03-08T08:00:00.000-04:00', '2026-03-08T14:00:00.000Z')},"buckets":[`
+      + '{"start":"2026-03-08T08:00:00.000-04:00","visits":0,"uniqueSubjects":0,"memberVisits":0,"visitorVisits":0,"newVisitors":0,"returningVisitors":0},'
+      + '{"start":"2026-03-08T09:00:00.000-04:00","visits":2,"uniqueSubjects":2,"memberVisits":1,"visitorVisits":1,"newVisitors":1,"returningVisitors":0}],'
+      + '"totals":{"visits":2,"uniqueSubjects":2,"memberVisits":1,"visitorVisits":1,"newVisitors":1}}',
+    );
+    expect(await text('traffic', cut)).toBe(
+      `${head('2026-03-08T15:00:00.000-04:00', '2026-03-08T19:30:00.000Z')},"buckets":[`
+      + '{"start":"2026-03-08T15:00:00.000-04:00","visits":1,"uniqueSubjects":1,"memberVisits":0,"visitorVisits":1,"newVisitors":0,"returningVisitors":1}],'
+      + '"totals":{"visits":1,"uniqueSubjects":1,"memberVisits":0,"visitorVisits":1,"newVisitors":0}}',
+    );
+    expect(await text('demographics', morning)).toBe(
+      `${head('2026-03-08T08:00:00.000-04:00', '2026-03-08T14:00:00.000Z')},"buckets":[`
+      + `{"start":"2026-03-08T08:00:00.000-04:00","visits":0,"gender":{"male":0,"female":0,"unknown":0},${ages(0, 0, 0)}},`
+      + `{"start":"2026-03-08T09:00:00.000-04:00","visits":2,"gender":{"male":1,"female":1,"unknown":0},${ages(1, 0, 1)}}],`
+      + `"totals":{"visits":2,"gender":{"male":1,"female":1,"unknown":0},${ages(1, 0, 1)},"averageVisitMinutes":10,"medianVisitMinutes":10}}`,
+    );
+    expect(await text('visitors', cut)).toBe(
+      `${head('2026-03-08T15:00:00.000-04:00', '2026-03-08T19:30:00.000Z')},"buckets":[`
+      + '{"start":"2026-03-08T15:00:00.000-04:00","visitorVisits":1,"newVisitors":0,"returningVisitors":1}],'
+      + '"totals":{"uniqueVisitors":1,"newVisitors":0,"returningVisitors":1,"repeatVisitors":0},'
+      + '"frequency":[{"visits":"1","visitors":1},{"visits":"2","visitors":0},{"visits":"3-5","visitors":0},{"visits":"6-10","visitors":0},{"visits":"11+","visitors":0}]}',
+    );
+    expect(await text('demographics', cut, 'csv')).toBe(
+      'start,visits,gender.male,gender.female,gender.unknown,age.0-17,age.18-24,age.25-34,age.35-44,age.45-54,age.55-64,age.65+,age.unknown\r\n'
+      + '2026-03-08T15:00:00.000-04:00,1,0,1,0,0,0,0,1,0,0,0,0\r\n',
+    );
+  });
+
   it('tenancy: another merchant gets 404 everywhere, a device 403, no key 401, admin all', async () => {
     const routes = [
       `/v1/stores/${a.storeIds[0]}/analytics/traffic`, `/v1/stores/${a.storeIds[0]}/analytics/demographics`,

@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { answerJson } from '../../services/analytics/bucket-list.js';
 import { AnswerCache, merchantStoresVersion, storeVersion } from '../../services/analytics/cache.js';
 import {
   decodeSummaryCursor, demographics, merchantPoints, merchantSummary, peakHours, recognitions, SUMMARY_MAX_STORES, traffic, visitors,
@@ -141,7 +142,7 @@ export function analyticsRoutes(deps: { db: Knex; config: Config; cacheChars?: n
    * A store endpoint's answer, serialised, from the cache when the store's data has not changed
    * since it was computed (see services/analytics/cache.ts).
    */
-  function storeEndpoint<B>(
+  function storeEndpoint<B extends object>(
     kind: string,
     compute: (store: StoreRef, range: Range) => Promise<B>,
     rows: (body: B) => Record<string, unknown>[],
@@ -155,7 +156,7 @@ export function analyticsRoutes(deps: { db: Knex; config: Config; cacheChars?: n
       let text = answers.get(key);
       if (text === undefined) {
         const body = await compute(store, range);
-        text = range.format === 'csv' ? toCsv(rows(body)) : JSON.stringify(body);
+        text = range.format === 'csv' ? toCsv(rows(body)) : answerJson(body);
         answers.set(key, text, text.length);
       }
       respondText(ctx, range.format, text, name);
@@ -171,9 +172,9 @@ export function analyticsRoutes(deps: { db: Knex; config: Config; cacheChars?: n
     return { id: store.id, merchantId: store.merchantId, name: store.name, timezone: store.timezone };
   }
 
-  router.get('/v1/stores/:id/analytics/traffic', storeEndpoint('traffic', (store, range) => traffic(db, store, range), (b) => b.buckets));
-  router.get('/v1/stores/:id/analytics/demographics', storeEndpoint('demographics', (store, range) => demographics(db, store, range), (b) => b.buckets));
-  router.get('/v1/stores/:id/analytics/visitors', storeEndpoint('visitors', (store, range) => visitors(db, store, range), (b) => b.buckets));
+  router.get('/v1/stores/:id/analytics/traffic', storeEndpoint('traffic', (store, range) => traffic(db, store, range), (b) => b.buckets.objects()));
+  router.get('/v1/stores/:id/analytics/demographics', storeEndpoint('demographics', (store, range) => demographics(db, store, range), (b) => b.buckets.objects()));
+  router.get('/v1/stores/:id/analytics/visitors', storeEndpoint('visitors', (store, range) => visitors(db, store, range), (b) => b.buckets.objects()));
   router.get('/v1/stores/:id/analytics/peak-hours', storeEndpoint('peak-hours', (store, range) => peakHours(db, store, range), (b) => b.cells));
 
   router.get('/v1/merchants/:id/analytics/summary', async (ctx) => {

@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import { AGE_BUCKETS } from './sessionise.js';
+import { BucketList, jsonNumber, type BucketShape } from './bucket-list.js';
 import { AGE_COLUMNS, type Metric, type Metrics } from './rollup.js';
 import { bucketMetrics, groupBySubject, visitsWithFirstVisit, type SubjectVisits } from './store.js';
 import { spanBindings, storeDistinctBindings, storeDistinctSubjects, storeSpanInRange, storeSpanVisits } from './spans.js';
@@ -16,8 +17,9 @@ export type Range = { from: number; to: number; interval: Interval };
 type RollupRow = Record<Metric, number> & { bucket_start: Date };
 
 /**
- * The rollup rows of the range's buckets. `to` is exclusive: a last bucket that `to` cuts short is
- * summed afresh from the visits that start in [its start, to), as a rebuild would sum it.
+ * The range's bucket labels and each bucket's rollup row (undefined: no visits). `to` is
+ * exclusive: a last bucket that `to` cuts short is summed afresh from the visits that start in
+ * [its start, to), as a rebuild would sum it.
  */
 async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Metric[]) {
   const z = zone(store.timezone);
@@ -35,7 +37,7 @@ async function rollupSeries(db: Knex, store: StoreRef, range: Range, columns: Me
   ]);
   const byStart = new Map<number, RollupRow>(rows.map((r) => [r.bucket_start.getTime(), r]));
   if (cut !== undefined && partial) byStart.set(cut, { ...partial, bucket_start: new Date(cut) });
-  return { z, starts, labels, lo, byStart };
+  return { z, labels, lo, rows: starts.map((s) => byStart.get(s)) };
 }
 
 /** A store's rollup metrics over the visits starting in [from, to), as a rebuild sums a bucket. */
@@ -47,6 +49,8 @@ async function partialBucket(db: Knex, storeId: string, from: number, to: number
 
 const DAY = 86_400_000;
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
+/** The JSON text of num(v). */
+const numJson = (v: unknown) => jsonNumber(num(v));
 
 /** Distinct subjects with a visit starting in [lo, hi) at the store, from their span days and spans (spans.ts): exact. */
 async function distinctSubjects(db: Knex, storeId: string, lo: number, hi: number): Promise<number> {
@@ -64,49 +68,63 @@ function addVisitCounts(totals: VisitCounts, counts: VisitCounts): void {
   totals.newVisitors += counts.newVisitors;
 }
 
+export const TRAFFIC_BUCKET = {
+  object: (start: string, r: RollupRow | undefined) => ({
+    start,
+    visits: num(r?.visits),
+    uniqueSubjects: num(r?.unique_subjects),
+    memberVisits: num(r?.member_visits),
+    visitorVisits: num(r?.visitor_visits),
+    newVisitors: num(r?.new_visitors),
+    returningVisitors: num(r?.returning_visitors),
+  }),
+  jsonAfterStart: (r: RollupRow | undefined) =>
+    `,"visits":${numJson(r?.visits)},"uniqueSubjects":${numJson(r?.unique_subjects)},"memberVisits":${numJson(r?.member_visits)}` +
+    `,"visitorVisits":${numJson(r?.visitor_visits)},"newVisitors":${numJson(r?.new_visitors)},"returningVisitors":${numJson(r?.returning_visitors)}}`,
+} satisfies BucketShape<RollupRow, object>;
+
 export async function traffic(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'unique_subjects', 'member_visits', 'visitor_visits', 'new_visitors', 'returning_visitors'];
   // The whole-range distinct count runs beside the bucket read (no rows in range: both empty).
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
-  const [{ z, starts, labels, lo, byStart }, uniqueSubjects] = await Promise.all([
+  const [{ z, labels, lo, rows }, uniqueSubjects] = await Promise.all([
     rollupSeries(db, store, range, cols),
     distinctSubjects(db, store.id, lo0, range.to),
   ]);
   const totals = { visits: 0, uniqueSubjects, memberVisits: 0, visitorVisits: 0, newVisitors: 0 };
-  const buckets = starts.map((s, i) => {
-    const r = byStart.get(s);
-    const b = {
-      start: labels[i],
-      visits: num(r?.visits),
-      uniqueSubjects: num(r?.unique_subjects),
-      memberVisits: num(r?.member_visits),
-      visitorVisits: num(r?.visitor_visits),
-      newVisitors: num(r?.new_visitors),
-      returningVisitors: num(r?.returning_visitors),
-    };
-    addVisitCounts(totals, b);
-    return b;
-  });
+  for (const r of rows) {
+    if (r) addVisitCounts(totals, { visits: num(r.visits), memberVisits: num(r.member_visits), visitorVisits: num(r.visitor_visits), newVisitors: num(r.new_visitors) });
+  }
+  const buckets = new BucketList(labels, rows, TRAFFIC_BUCKET);
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
 const ageKeys = [...AGE_BUCKETS, 'unknown'] as const;
 
-// Object literals, not Object.fromEntries: a year of hours builds 8,760 buckets, and such objects
-// cost several times more to build and to serialise. Empty buckets (closed hours) share frozen ones.
 const ageOf = (r: RollupRow | undefined): Record<(typeof ageKeys)[number], number> => ({
   '0-17': num(r?.age_0_17), '18-24': num(r?.age_18_24), '25-34': num(r?.age_25_34), '35-44': num(r?.age_35_44),
   '45-54': num(r?.age_45_54), '55-64': num(r?.age_55_64), '65+': num(r?.age_65_plus), unknown: num(r?.age_unknown),
 });
-const NO_GENDER = Object.freeze({ male: 0, female: 0, unknown: 0 });
-const NO_AGE = Object.freeze(ageOf(undefined));
+
+export const DEMOGRAPHICS_BUCKET = {
+  object: (start: string, r: RollupRow | undefined) => ({
+    start,
+    visits: num(r?.visits),
+    gender: { male: num(r?.male_visits), female: num(r?.female_visits), unknown: num(r?.unknown_gender_visits) },
+    age: ageOf(r),
+  }),
+  jsonAfterStart: (r: RollupRow | undefined) =>
+    `,"visits":${numJson(r?.visits)},"gender":{"male":${numJson(r?.male_visits)},"female":${numJson(r?.female_visits)},"unknown":${numJson(r?.unknown_gender_visits)}}` +
+    `,"age":{"0-17":${numJson(r?.age_0_17)},"18-24":${numJson(r?.age_18_24)},"25-34":${numJson(r?.age_25_34)},"35-44":${numJson(r?.age_35_44)}` +
+    `,"45-54":${numJson(r?.age_45_54)},"55-64":${numJson(r?.age_55_64)},"65+":${numJson(r?.age_65_plus)},"unknown":${numJson(r?.age_unknown)}}}`,
+} satisfies BucketShape<RollupRow, object>;
 
 export async function demographics(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visits', 'male_visits', 'female_visits', 'unknown_gender_visits', ...AGE_COLUMNS, 'age_unknown', 'duration_ms_sum'];
   // The median is over the same visits as the buckets' totals (those starting in [first bucket,
   // to)), whose number the buckets give: it is read after them.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
-  const { z, starts, labels, lo, byStart } = await rollupSeries(db, store, range, cols);
+  const { z, labels, lo, rows } = await rollupSeries(db, store, range, cols);
   const totals = {
     visits: 0,
     gender: { male: 0, female: 0, unknown: 0 },
@@ -115,27 +133,21 @@ export async function demographics(db: Knex, store: StoreRef, range: Range) {
     medianVisitMinutes: 0,
   };
   let durationSum = 0;
-  const buckets = starts.map((s, i) => {
-    const r = byStart.get(s);
-    if (!r) return { start: labels[i], visits: 0, gender: NO_GENDER, age: NO_AGE };
-    const b = {
-      start: labels[i],
-      visits: num(r.visits),
-      gender: { male: num(r.male_visits), female: num(r.female_visits), unknown: num(r.unknown_gender_visits) },
-      age: ageOf(r),
-    };
-    totals.visits += b.visits;
-    totals.gender.male += b.gender.male;
-    totals.gender.female += b.gender.female;
-    totals.gender.unknown += b.gender.unknown;
-    for (const k of ageKeys) totals.age[k] += b.age[k];
+  for (const r of rows) {
+    if (!r) continue;
+    totals.visits += num(r.visits);
+    totals.gender.male += num(r.male_visits);
+    totals.gender.female += num(r.female_visits);
+    totals.gender.unknown += num(r.unknown_gender_visits);
+    const age = ageOf(r);
+    for (const k of ageKeys) totals.age[k] += age[k];
     durationSum += num(r.duration_ms_sum);
-    return b;
-  });
+  }
   if (totals.visits > 0) {
     totals.averageVisitMinutes = round2(durationSum / totals.visits / 60_000);
     totals.medianVisitMinutes = round2((await medianDuration(db, store.id, lo0, range.to, totals.visits)) / 60_000);
   }
+  const buckets = new BucketList(labels, rows, DEMOGRAPHICS_BUCKET);
   return { storeId: store.id, timezone: store.timezone, interval: range.interval, from: z.isoLocal(lo), to: new Date(range.to).toISOString(), buckets, totals };
 }
 
@@ -161,6 +173,17 @@ const FREQUENCY = [
   { label: '11+', min: 11, max: Infinity },
 ];
 
+export const VISITORS_BUCKET = {
+  object: (start: string, r: RollupRow | undefined) => ({
+    start,
+    visitorVisits: num(r?.visitor_visits),
+    newVisitors: num(r?.new_visitors),
+    returningVisitors: num(r?.returning_visitors),
+  }),
+  jsonAfterStart: (r: RollupRow | undefined) =>
+    `,"visitorVisits":${numJson(r?.visitor_visits)},"newVisitors":${numJson(r?.new_visitors)},"returningVisitors":${numJson(r?.returning_visitors)}}`,
+} satisfies BucketShape<RollupRow, object>;
+
 export async function visitors(db: Knex, store: StoreRef, range: Range) {
   const cols: Metric[] = ['visitor_visits', 'new_visitors', 'returning_visitors', 'member_visits'];
   // Whole-range figures, beside the bucket read: distinct visitors and how often each came (visits
@@ -168,7 +191,7 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
   // only one that the range cuts counts its visits in the range; returning from the span's first visit at the merchant.
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
   const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
-  const [{ z, starts, labels, lo, byStart }, [[row]]] = await Promise.all([
+  const [{ z, labels, lo, rows }, [[row]]] = await Promise.all([
     rollupSeries(db, store, range, cols),
     db.raw(
       `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(x.merchant_first_visit_at < ?) AS ret, ${bands}
@@ -179,11 +202,8 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
     ) as unknown as Promise<[Record<string, unknown>[]]>,
   ]);
   let newVisitors = 0;
-  const buckets = starts.map((s, i) => {
-    const r = byStart.get(s);
-    newVisitors += num(r?.new_visitors);
-    return { start: labels[i], visitorVisits: num(r?.visitor_visits), newVisitors: num(r?.new_visitors), returningVisitors: num(r?.returning_visitors) };
-  });
+  for (const r of rows) newVisitors += num(r?.new_visitors);
+  const buckets = new BucketList(labels, rows, VISITORS_BUCKET);
   const frequency = FREQUENCY.map((f, i) => ({ visits: f.label, visitors: num(row?.[`f${i}`]) }));
   const uniqueVisitors = num(row?.uniq);
   const repeat = num(row?.rep);
