@@ -15,7 +15,7 @@ import { tenantRoutes } from '../src/api/routes/tenants.js';
 import type { Config } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 
-export function createAnalyticsApp(db: Knex, config: Config, options: { cacheChars?: number } = {}): Koa {
+export function createAnalyticsApp(db: Knex, config: Config, options: { cacheBytes?: number } = {}): Koa {
   const logger = createLogger('silent', 'analytics');
   const app = new Koa();
   app.use(errorMapper(logger));
@@ -24,6 +24,6 @@ export function createAnalyticsApp(db: Knex, config: Config, options: { cacheCha
   const tenants = new Router();
   tenantRoutes(tenants, { db, config, logger } as unknown as RouteDeps);
   app.use(tenants.routes());
-  app.use(analyticsRoutes({ db, config, cacheChars: options.cacheChars }).routes());
+  app.use(analyticsRoutes({ db, config, cacheBytes: options.cacheBytes }).routes());
   return app;
 }

@@ -193,8 +193,8 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
     // warm-up requests and 20 stores, 10 of the measured requests per store endpoint are misses.
     const rows = new Map<string, string[]>();
     const cacheOffP95 = new Map<string, number>();
-    for (const cacheChars of [0, undefined]) {
-      const app = createAnalyticsApp(db, config, { cacheChars });
+    for (const cacheBytes of [0, undefined]) {
+      const app = createAnalyticsApp(db, config, { cacheBytes });
       const server = app.listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -209,7 +209,7 @@ async function measure(db: Knex, config: Config, merchantId: string, stores: Sto
           if (i >= 10) times.push(performance.now() - started);
         }
         times.sort((a, b) => a - b);
-        if (cacheChars === 0) cacheOffP95.set(name, pct(times, 95));
+        if (cacheBytes === 0) cacheOffP95.set(name, pct(times, 95));
         const cells = [pct(times, 50), pct(times, 95), times[times.length - 1]].map((x) => x.toFixed(1).padStart(7));
         rows.set(name, [...(rows.get(name) ?? []), ...cells]);
       }

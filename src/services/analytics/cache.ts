@@ -7,7 +7,8 @@
  * as those versions are: a request costs one primary-key read to learn them, and a dashboard asking
  * for the same year of hours again gets the serialised answer back without recomputing or
  * re-serialising it. Versions only grow, so an answer computed from data newer than the version it
- * was keyed by is merely replaced sooner. Least recently used entries go first past `maxChars`.
+ * was keyed by is merely replaced sooner. Least recently used entries go first past `maxSize`
+ * (in the caller's unit: bytes of a serialised answer, or an estimate).
  */
 import type { Knex } from 'knex';
 
@@ -27,10 +28,10 @@ export async function merchantStoresVersion(db: Knex, merchantId: string): Promi
 }
 
 export class AnswerCache<T> {
-  private readonly entries = new Map<string, { value: T; chars: number }>();
-  private chars = 0;
+  private readonly entries = new Map<string, { value: T; size: number }>();
+  private size = 0;
 
-  constructor(private readonly maxChars: number) {}
+  constructor(private readonly maxSize: number) {}
 
   get(key: string): T | undefined {
     const hit = this.entries.get(key);
@@ -40,24 +41,24 @@ export class AnswerCache<T> {
     return hit.value;
   }
 
-  set(key: string, value: T, chars: number): void {
-    if (chars > this.maxChars / 4) return; // one answer may not take over the cache
+  set(key: string, value: T, size: number): void {
+    if (size > this.maxSize / 4) return; // one answer may not take over the cache
     const old = this.entries.get(key);
     if (old) {
       this.entries.delete(key);
-      this.chars -= old.chars;
+      this.size -= old.size;
     }
-    this.entries.set(key, { value, chars });
-    this.chars += chars;
-    while (this.chars > this.maxChars) {
-      const [oldest, entry] = this.entries.entries().next().value as [string, { chars: number }];
+    this.entries.set(key, { value, size });
+    this.size += size;
+    while (this.size > this.maxSize) {
+      const [oldest, entry] = this.entries.entries().next().value as [string, { size: number }];
       this.entries.delete(oldest);
-      this.chars -= entry.chars;
+      this.size -= entry.size;
     }
   }
 
   clear(): void {
     this.entries.clear();
-    this.chars = 0;
+    this.size = 0;
   }
 }
