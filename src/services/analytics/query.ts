@@ -189,25 +189,29 @@ export async function visitors(db: Knex, store: StoreRef, range: Range) {
   // Whole-range figures, beside the bucket read: distinct visitors and how often each came (visits
   // in the range), from the store's visitor spans: a span inside the range brings its visit count,
   // only one that the range cuts counts its visits in the range; returning from the span's first visit at the merchant.
+  // One row per number of visits: the expression for it is then worked out once per span, where
+  // each aggregate over it worked it out again (a year of 11 k spans: 8 ms against 18).
   const lo0 = zone(store.timezone).bucketStart(range.from, range.interval);
-  const bands = FREQUENCY.map((f, i) => `SUM(x.n >= ${f.min}${Number.isFinite(f.max) ? ` AND x.n <= ${f.max}` : ''}) AS f${i}`).join(', ');
-  const [{ z, labels, lo, rows }, [[row]]] = await Promise.all([
+  const [{ z, labels, lo, rows }, [byVisits]] = await Promise.all([
     rollupSeries(db, store, range, cols),
     db.raw(
-      `SELECT COUNT(*) AS uniq, SUM(x.n >= 2) AS rep, SUM(x.merchant_first_visit_at < ?) AS ret, ${bands}
+      `SELECT x.n, COUNT(*) AS visitors, SUM(x.merchant_first_visit_at < ?) AS returned
        FROM (SELECT s.merchant_first_visit_at, ${storeSpanVisits('s')} AS n FROM analytics_store_subjects s
              WHERE s.store_id = ? AND s.subject_kind = 'visitor' AND s.first_visit_at < ? AND s.last_visit_at >= ?) x
-       WHERE x.n > 0`,
+       GROUP BY x.n`,
       [new Date(lo0), ...spanBindings(lo0, range.to), store.id, new Date(range.to), new Date(lo0)],
     ) as unknown as Promise<[Record<string, unknown>[]]>,
   ]);
   let newVisitors = 0;
   for (const r of rows) newVisitors += num(r?.new_visitors);
   const buckets = new BucketList(labels, rows, VISITORS_BUCKET);
-  const frequency = FREQUENCY.map((f, i) => ({ visits: f.label, visitors: num(row?.[`f${i}`]) }));
-  const uniqueVisitors = num(row?.uniq);
-  const repeat = num(row?.rep);
-  const returning = num(row?.ret);
+  // Visitors whose span meets the range without a visit in it have n = 0: not visitors of the range.
+  const came = byVisits.map((r) => ({ visits: num(r.n), visitors: num(r.visitors), returning: num(r.returned) })).filter((r) => r.visits > 0);
+  const visitorsWith = (keep: (visits: number) => boolean) => came.reduce((sum, r) => sum + (keep(r.visits) ? r.visitors : 0), 0);
+  const frequency = FREQUENCY.map((f) => ({ visits: f.label, visitors: visitorsWith((n) => n >= f.min && n <= f.max) }));
+  const uniqueVisitors = visitorsWith(() => true);
+  const repeat = visitorsWith((n) => n >= 2);
+  const returning = came.reduce((sum, r) => sum + r.returning, 0);
   return {
     storeId: store.id,
     timezone: store.timezone,
