@@ -6,7 +6,7 @@
  */
 import type { Knex } from 'knex';
 import type { Gallery } from '../gallery/gallery.js';
-import type { BlobStore } from '../storage/blobs.js';
+import type { AsideBlob, BlobStore } from '../storage/blobs.js';
 import { FINAL_STATES, OPEN_STATES } from '../storage/capture-lifecycle.js';
 import { forgetSubjectEmbeddings } from '../storage/repositories/rejections.js';
 import { deleteVisitorCrops } from './face-crops.js';
@@ -18,32 +18,41 @@ type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
  * failed longer ago than `keepFailedDays` (kept until then so `faceperks reprocess` can recover
  * them). Uploads are content-addressed, so one file may back captures of several devices: it goes
  * only when none of them is open or recently failed. An upload of the same bytes may be recorded
- * meanwhile (it commits its file after inserting its capture): the file is set aside first and put
- * back if such a capture appeared.
+ * meanwhile (it commits its file after inserting its capture): a page's files are set aside first,
+ * and those that such a capture needs by then are put back. The page's checks, drops and marks
+ * are one statement or request each.
  */
 export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blobs'>, keepFailedDays: number, pageSize = 500): Promise<number> {
   const failedCutoff = new Date(Date.now() - keepFailedDays * 24 * 3600_000);
   const stillNeeded = (query: Knex.QueryBuilder) =>
     query.whereIn('status', OPEN_STATES).orWhere((failed) => failed.where('status', 'failed').where('updated_at', '>=', failedCutoff));
-  const needed = async (key: string) => (await db('captures').where({ blob_key: key }).where(stillNeeded).first('id')) !== undefined;
   let deleted = 0;
   for (;;) {
-    const unneeded: { blob_key: string }[] = await db('captures as c')
-      .whereNull('c.image_deleted_at')
-      .whereIn('c.status', FINAL_STATES)
-      .whereNotExists(db('captures as o').whereRaw('o.blob_key = c.blob_key').where(stillNeeded).select(db.raw('1')))
-      .distinct('c.blob_key')
-      .limit(pageSize);
-    for (const { blob_key: key } of unneeded) {
+    const unneeded: string[] = (
+      await db('captures as c')
+        .whereNull('c.image_deleted_at')
+        .whereIn('c.status', FINAL_STATES)
+        .whereNotExists(db('captures as o').whereRaw('o.blob_key = c.blob_key').where(stillNeeded).select(db.raw('1')))
+        .distinct('c.blob_key')
+        .limit(pageSize)
+    ).map((row: { blob_key: string }) => row.blob_key);
+    const asides: AsideBlob[] = [];
+    for (const key of unneeded) {
       const aside = await blobs.setAside(key);
-      if (aside && (await needed(key))) {
-        await blobs.restore(aside);
-        continue;
-      }
-      if (aside) await blobs.discard(aside);
-      await db('captures').where({ blob_key: key }).whereIn('status', FINAL_STATES).update({ image_deleted_at: db.fn.now(3) });
-      deleted += 1;
+      if (aside) asides.push(aside);
     }
+    const neededAgain = new Set<string>(
+      asides.length === 0
+        ? []
+        : (await db('captures').whereIn('blob_key', asides.map((aside) => aside.key)).where(stillNeeded).distinct('blob_key')).map(
+            (row: { blob_key: string }) => row.blob_key,
+          ),
+    );
+    for (const aside of asides) if (neededAgain.has(aside.key)) await blobs.restore(aside);
+    await blobs.dropAsides(asides.filter((aside) => !neededAgain.has(aside.key)));
+    const gone = unneeded.filter((key) => !neededAgain.has(key));
+    if (gone.length > 0) await db('captures').whereIn('blob_key', gone).whereIn('status', FINAL_STATES).update({ image_deleted_at: db.fn.now(3) });
+    deleted += gone.length;
     if (unneeded.length < pageSize) return deleted;
   }
 }

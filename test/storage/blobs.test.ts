@@ -159,11 +159,11 @@ describe.each(['local', 's3'] as const)('%s blob store', (kind) => {
       expect(await blobs.sweepStaged(0)).toBe(0);
     });
 
-    it('discarding a set-aside blob deletes it for good', async () => {
-      const key = await commitBytes(randomBytes(5000));
-      const aside = await blobs.setAside(key);
-      await blobs.discard(aside!);
-      expect(await blobs.exists(key)).toBe(false);
+    it('dropping set-aside blobs deletes them for good, several at once', async () => {
+      const keys = [await commitBytes(randomBytes(5000)), await commitBytes(randomBytes(5000))];
+      const asides = [await blobs.setAside(keys[0]), await blobs.setAside(keys[1])];
+      await blobs.dropAsides(asides.map((aside) => aside!));
+      for (const key of keys) expect(await blobs.exists(key)).toBe(false);
       expect(await blobs.sweepStaged(0)).toBe(0);
     });
 

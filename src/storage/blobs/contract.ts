@@ -6,7 +6,7 @@ export type StoredBlob = { key: string; sha256: string; bytes: number };
 /** An upload written to a local temporary file: `commit` puts it at its key, `discard` drops it. */
 export type StagedBlob = StoredBlob & { readonly tmpPath: string };
 
-/** A blob moved out of its key by `setAside`: `restore` or `discard` it next. */
+/** A blob moved out of its key by `setAside`: `restore` or drop (`dropAsides`) it next. */
 export type AsideBlob = { readonly key: string; readonly aside: string };
 
 /**
@@ -27,11 +27,13 @@ export interface BlobStore {
   readStaged(staged: StagedBlob): Promise<Buffer>;
   /** Stores a staged upload at its key (replacing identical bytes, if any). The staged file is gone afterwards, stored or not. */
   commit(staged: StagedBlob): Promise<void>;
-  discard(blob: StagedBlob | AsideBlob): Promise<void>;
+  discard(staged: StagedBlob): Promise<void>;
   /** Moves the blob out of its key; undefined when there was none. */
   setAside(key: string): Promise<AsideBlob | undefined>;
   /** Puts a set-aside blob back, unless an upload stored the same key meanwhile. */
   restore(aside: AsideBlob): Promise<void>;
+  /** Deletes set-aside blobs for good, many per request where the store allows it. */
+  dropAsides(asides: AsideBlob[]): Promise<void>;
   /** Deletes staged and set-aside blobs older than `olderThanMs` (left by a crash); returns how many. */
   sweepStaged(olderThanMs: number): Promise<number>;
   /** Writes a whole blob at once; readers never see half of it. */

@@ -33,8 +33,8 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  discard(blob: StagedBlob | AsideBlob): Promise<void> {
-    return this.staging.discard('tmpPath' in blob ? blob.tmpPath : blob.aside);
+  discard(staged: StagedBlob): Promise<void> {
+    return this.staging.discard(staged.tmpPath);
   }
 
   async setAside(key: string): Promise<AsideBlob | undefined> {
@@ -51,6 +51,10 @@ export class LocalBlobStore implements BlobStore {
   async restore(aside: AsideBlob): Promise<void> {
     if (await this.exists(aside.key)) return this.staging.discard(aside.aside);
     await guard(this.moveInto(aside.aside, aside.key));
+  }
+
+  async dropAsides(asides: AsideBlob[]): Promise<void> {
+    for (const aside of asides) await this.staging.discard(aside.aside);
   }
 
   sweepStaged(olderThanMs: number): Promise<number> {

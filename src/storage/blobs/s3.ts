@@ -58,8 +58,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  discard(blob: StagedBlob | AsideBlob): Promise<void> {
-    return 'tmpPath' in blob ? this.staging.discard(blob.tmpPath) : this.deleteObject(blob.aside);
+  discard(staged: StagedBlob): Promise<void> {
+    return this.staging.discard(staged.tmpPath);
   }
 
   /** Copies the blob to an aside key, then deletes it. */
@@ -78,6 +78,10 @@ export class S3BlobStore implements BlobStore {
   async restore(aside: AsideBlob): Promise<void> {
     if (!(await this.exists(aside.key))) await guard(this.copyObject(aside.aside, this.objectKey(aside.key)));
     await this.deleteObject(aside.aside);
+  }
+
+  dropAsides(asides: AsideBlob[]): Promise<void> {
+    return this.deleteObjects(asides.map((aside) => aside.aside));
   }
 
   async sweepStaged(olderThanMs: number): Promise<number> {
@@ -139,6 +143,11 @@ export class S3BlobStore implements BlobStore {
       client: new s3.S3Client({
         endpoint: this.location.endpoint,
         forcePathStyle: this.location.endpoint !== undefined,
+        // The SDK's default since 2025 adds a CRC32 to every upload and checks one on every
+        // download: CPU on each image moved (its pure-JS CRC), and S3-compatible servers do not
+        // all support it. Blobs are content-addressed (sha256) already; checksums where S3 requires them.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
         // A store that stops answering fails the request (a 503 at intake) instead of holding it.
         requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
       }),
