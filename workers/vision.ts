@@ -16,6 +16,7 @@ import { isLastAttempt, PermanentStageError, type PipelineDefinition } from '../
 import { faceCropKey } from '../src/services/face-crops.js';
 import { recordDecoded } from '../src/storage/repositories/captures.js';
 import type { StartedCapture } from '../src/storage/capture-lifecycle.js';
+import { keepsFaceCrops } from '../src/storage/repositories/face-crops.js';
 import { createDescriber, createDetector, encodeFaceCrop, scaleFaces, type DetectedFace, type RgbImage } from '../src/vision/index.js';
 import type { Job } from 'bullmq';
 import type { WorkerContext } from './context.js';
@@ -55,10 +56,13 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
   /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. Whether it kept them. */
   async function keepFaceCrops({ merchant_id: merchantId, id: captureId, keep_face_crops: keeps }: StartedCapture, image: RgbImage, faces: DetectedFace[]): Promise<boolean> {
     if (faces.length === 0 || !keeps) return false;
-    for (const [faceIndex, face] of faces.entries()) {
-      await blobs.put(faceCropKey(merchantId, faceIdOf(captureId, faceIndex)), await encodeFaceCrop(image, face.landmarks));
-    }
-    return true;
+    const keys = faces.map((_face, faceIndex) => faceCropKey(merchantId, faceIdOf(captureId, faceIndex)));
+    for (const [faceIndex, face] of faces.entries()) await blobs.put(keys[faceIndex], await encodeFaceCrop(image, face.landmarks));
+    // The setting was read as the job began: a merchant who turned it off since had its crops
+    // deleted then, and keeps none of these either.
+    if (await keepsFaceCrops(db, merchantId)) return true;
+    for (const key of keys) await blobs.delete(key);
+    return false;
   }
 
   return {

@@ -13,19 +13,47 @@ import { deleteVisitorCrops } from './face-crops.js';
 
 type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
 
+/** Files set aside before one re-check: bounds how long an upload of the same bytes may find its file away. */
+const SET_ASIDE_AT_ONCE = 50;
+
 /**
  * Deletes the stored images no capture needs any more: those of done captures, and of captures
  * failed longer ago than `keepFailedDays` (kept until then so `faceperks reprocess` can recover
  * them). Uploads are content-addressed, so one file may back captures of several devices: it goes
  * only when none of them is open or recently failed. An upload of the same bytes may be recorded
- * meanwhile (it commits its file after inserting its capture): a page's files are set aside first,
- * and those that such a capture needs by then are put back. The page's checks, drops and marks
- * are one statement or request each.
+ * meanwhile (it commits its file after inserting its capture): files are set aside a few dozen at
+ * a time, and those such a capture needs by then are put back; the others' check, drop and mark
+ * are one statement or request for all of them.
  */
 export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blobs'>, keepFailedDays: number, pageSize = 500): Promise<number> {
   const failedCutoff = new Date(Date.now() - keepFailedDays * 24 * 3600_000);
   const stillNeeded = (query: Knex.QueryBuilder) =>
     query.whereIn('status', OPEN_STATES).orWhere((failed) => failed.where('status', 'failed').where('updated_at', '>=', failedCutoff));
+
+  /** Deletes the files of `keys` that no capture needs once they are set aside; returns how many went. */
+  const purge = async (keys: string[]): Promise<number> => {
+    const asides: AsideBlob[] = [];
+    let neededAgain: Set<string>;
+    try {
+      for (const key of keys) {
+        const aside = await blobs.setAside(key);
+        if (aside) asides.push(aside);
+      }
+      const rows: { blob_key: string }[] =
+        asides.length === 0 ? [] : await db('captures').whereIn('blob_key', asides.map((aside) => aside.key)).where(stillNeeded).distinct('blob_key');
+      neededAgain = new Set(rows.map((row) => row.blob_key));
+      for (const aside of asides) if (neededAgain.has(aside.key)) await blobs.restore(aside);
+    } catch (error) {
+      // Whatever failed (MySQL, the store), no file an upload may need stays aside.
+      await Promise.allSettled(asides.map((aside) => blobs.restore(aside)));
+      throw error;
+    }
+    await blobs.dropAsides(asides.filter((aside) => !neededAgain.has(aside.key)));
+    const gone = keys.filter((key) => !neededAgain.has(key));
+    if (gone.length > 0) await db('captures').whereIn('blob_key', gone).whereIn('status', FINAL_STATES).update({ image_deleted_at: db.fn.now(3) });
+    return gone.length;
+  };
+
   let deleted = 0;
   for (;;) {
     const unneeded: string[] = (
@@ -36,23 +64,7 @@ export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blo
         .distinct('c.blob_key')
         .limit(pageSize)
     ).map((row: { blob_key: string }) => row.blob_key);
-    const asides: AsideBlob[] = [];
-    for (const key of unneeded) {
-      const aside = await blobs.setAside(key);
-      if (aside) asides.push(aside);
-    }
-    const neededAgain = new Set<string>(
-      asides.length === 0
-        ? []
-        : (await db('captures').whereIn('blob_key', asides.map((aside) => aside.key)).where(stillNeeded).distinct('blob_key')).map(
-            (row: { blob_key: string }) => row.blob_key,
-          ),
-    );
-    for (const aside of asides) if (neededAgain.has(aside.key)) await blobs.restore(aside);
-    await blobs.dropAsides(asides.filter((aside) => !neededAgain.has(aside.key)));
-    const gone = unneeded.filter((key) => !neededAgain.has(key));
-    if (gone.length > 0) await db('captures').whereIn('blob_key', gone).whereIn('status', FINAL_STATES).update({ image_deleted_at: db.fn.now(3) });
-    deleted += gone.length;
+    for (let i = 0; i < unneeded.length; i += SET_ASIDE_AT_ONCE) deleted += await purge(unneeded.slice(i, i + SET_ASIDE_AT_ONCE));
     if (unneeded.length < pageSize) return deleted;
   }
 }

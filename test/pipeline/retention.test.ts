@@ -84,6 +84,29 @@ describe('retention', () => {
     });
   }
 
+  it('puts back every file it set aside when the store fails in the middle of a batch', async () => {
+    await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0);
+    const tenant = await seedTenant(t, 'Fault Co');
+    const r = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage('jpeg', 93) }, { name: 'images', file: await makeImage('png', 93) }]);
+    const ids = (r.body.captures as { id: string }[]).map((capture) => capture.id);
+    await t.env.db('captures').whereIn('id', ids).update({ status: 'done' });
+    const failing = Object.create(t.blobs) as typeof t.blobs;
+    let calls = 0;
+    failing.setAside = async (key: string) => {
+      if (++calls === 2) throw new Error('the store went away');
+      return t.blobs.setAside(key);
+    };
+    await expect(purgeProcessedImages({ db: t.env.db, blobs: failing }, 0)).rejects.toThrow('the store went away');
+    expect(calls).toBe(2);
+    const keys: { blob_key: string; image_deleted_at: Date | null }[] = await t.env.db('captures').whereIn('id', ids).select('blob_key', 'image_deleted_at');
+    for (const { blob_key: key, image_deleted_at: deletedAt } of keys) {
+      expect(deletedAt).toBeNull();
+      expect(await t.blobs.exists(key)).toBe(true);
+    }
+    expect(await stagedFiles()).toBe(0);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(2);
+  });
+
   it('does not store again a re-sent file whose capture is finished', async () => {
     const tenant = await seedTenant(t, 'A');
     const image = await makeImage('png', 95);

@@ -34,7 +34,8 @@ type Touched = { merchantId: string; subjectId: string; before: SpanRow[]; after
  * `merchantBefore`: the subjects' merchant spans before the change, as lockAnalyticsSubjects read
  * them (a subject without one had no visit): the merchant-wide rows are then derived from the
  * store spans read here, and only those that changed are written. Without it (the rebuild) they
- * are read from all the subjects' store spans and rewritten, which also repairs them.
+ * are read from all the subjects' store spans, and rewritten for every subject with a span at the
+ * stores refreshed, which also repairs them.
  */
 export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[], merchantBefore?: ReadonlyMap<string, MerchantSpan>): Promise<void> {
   const before = merchantBefore ?? (await readMerchantSpans(trx, pairs));
@@ -77,6 +78,7 @@ async function refreshStoreSpans(trx: Knex.Transaction, pairs: StoreSubject[], m
   for (const [storeId, storePairs] of groupBy(pairs, (p) => p.storeId)) {
     const merchantId = storePairs[0].merchantId;
     for (const chunk of chunks([...new Set(storePairs.map((p) => p.subjectId))].sort())) {
+      // A store span exists only with a merchant span: both are written in the same transactions.
       const seen = chunk.filter((subjectId) => merchantBefore.has(subjectKey({ merchantId, subjectId })));
       // Locking reads: current rows whatever the transaction's snapshot (as INSERT … SELECT reads).
       const before: SpanRow[] = seen.length === 0 ? [] : await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)

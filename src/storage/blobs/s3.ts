@@ -144,8 +144,9 @@ export class S3BlobStore implements BlobStore {
         endpoint: this.location.endpoint,
         forcePathStyle: this.location.endpoint !== undefined,
         // The SDK's default since 2025 adds a CRC32 to every upload and checks one on every
-        // download: CPU on each image moved (its pure-JS CRC), and S3-compatible servers do not
-        // all support it. Blobs are content-addressed (sha256) already; checksums where S3 requires them.
+        // download: CPU on each image moved, and S3-compatible servers do not all support it.
+        // Blobs are content-addressed (sha256) already; checksums only where S3 requires them
+        // (DeleteObjects, which retention sends, still carries one).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
         // A store that stops answering fails the request (a 503 at intake) instead of holding it.
