@@ -19,7 +19,8 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
-import { cosineSimilarity, createDescriber, createDetector, type DescribedFace, type PackName } from '../src/vision/index.js';
+import { cosineSimilarity } from '../src/vectors.js';
+import { createDescriber, createDetector, type DescribedFace, type PackName } from '../src/vision/index.js';
 import { acceptRate, bestMatch, rocAuc, thresholdAtFar } from '../src/vision/metrics.js';
 import { defaultDataset, isLabelled, readManifest, type ManifestRow } from './dataset.js';
 

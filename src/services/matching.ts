@@ -6,6 +6,7 @@
  */
 import type { Gallery, GalleryHit, SubjectKind } from '../gallery/gallery.js';
 import { newVisitorIdOf, type FaceMatch } from '../queue/contract.js';
+import { cosineSimilarity } from '../vectors.js';
 import type { SuggestionCandidate } from '../storage/repositories/suggestions.js';
 
 export type FaceCandidates = { faceIndex: number; hits: GalleryHit[] };
@@ -28,18 +29,6 @@ export function assignExclusive(candidates: FaceCandidates[], threshold: number,
   return assigned;
 }
 
-// Not vision's cosineSimilarity: the API process loads this module ("not this person") and never the vision layer.
-const cosine = (a: Float32Array, b: Float32Array): number => {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-};
 
 /**
  * "Not this person": drops a face's hit on a subject when the face is closer to a face rejected
@@ -49,7 +38,7 @@ export function dropRejected(candidates: FaceCandidates[], embeddings: Float32Ar
   if (rejected.size === 0) return candidates;
   return candidates.map(({ faceIndex, hits }) => ({
     faceIndex,
-    hits: hits.filter((hit) => !(rejected.get(hit.subjectId) ?? []).some((r) => r.length === embeddings[faceIndex].length && cosine(embeddings[faceIndex], r) > hit.similarity)),
+    hits: hits.filter((hit) => !(rejected.get(hit.subjectId) ?? []).some((r) => r.length === embeddings[faceIndex].length && cosineSimilarity(embeddings[faceIndex], r) > hit.similarity)),
   }));
 }
 

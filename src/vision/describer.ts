@@ -1,7 +1,7 @@
 /** Alignment, embedding, age/gender and quality signals for detected faces. */
 import { performance } from 'node:perf_hooks';
 import { decodeGenderAge, genderFromSsr, SSRNET_OUTPUTS, ssrNetMerge } from './attributes.js';
-import { l2Normalize } from './embedding.js';
+import { l2Normalize } from '../vectors.js';
 import { ARCFACE_112, invertAffine, similarityTransform } from './geometry.js';
 import { cropRegion, laplacianVariance, packTensor, warpAffine, type FloatRgb } from './image-ops.js';
 import { verifyModelFile } from './models.js';

@@ -5,7 +5,6 @@ import { resolvePack } from './packs.js';
 import type { VisionOptions } from './types.js';
 
 export type * from './types.js';
-export { cosineSimilarity, l2Normalize } from './embedding.js';
 export { encodeFaceCrop } from './crops.js';
 export { scaleFaces } from './geometry.js';
 export { ModelFileError, verifyModels } from './models.js';

@@ -12,8 +12,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { prepareImage } from '../../src/imaging/prepare.js';
+import { cosineSimilarity } from '../../src/vectors.js';
 import {
-  cosineSimilarity,
   createDescriber,
   createDetector,
   packInfo,

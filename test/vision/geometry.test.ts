@@ -14,7 +14,7 @@ import {
   toInput,
   type Candidate,
 } from '../../src/vision/geometry.js';
-import { cosineSimilarity, l2Normalize } from '../../src/vision/embedding.js';
+import { cosineSimilarity, l2Normalize } from '../../src/vectors.js';
 
 const box = (x1: number, y1: number, x2: number, y2: number, score: number): Candidate => ({ x1, y1, x2, y2, score });
 

@@ -1,4 +1,7 @@
-/** Embedding helpers. */
+/**
+ * Vector maths on embeddings, with no dependency: the vision layer normalises with it, and matching
+ * (loaded by the API process, which never loads the vision layer) compares with it.
+ */
 
 export function l2Normalize(v: ArrayLike<number>): Float32Array {
   let sum = 0;
