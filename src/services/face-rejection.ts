@@ -17,9 +17,8 @@ import { recordAudit, type Actor } from '../storage/repositories/audit.js';
 import { reversePerk } from '../storage/repositories/points.js';
 import { insertRejection, rejectedEmbeddings, type MatchedFace } from '../storage/repositories/rejections.js';
 import { insertMove, relabelFaces, resetSeen, subjectSeen } from '../storage/repositories/subject-moves.js';
-import { retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, reassignSightings, type Subject } from './analytics/index.js';
-import { GalleryUnavailable, IdentityChangeRefused } from './identity.js';
+import { IdentityChangeRefused, onGallery, transaction } from './identity.js';
 import { dropRejected } from './matching.js';
 
 export type RejectionDeps = {
@@ -39,10 +38,10 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
   const { db, gallery } = deps;
   const target = await closestOtherVisitor(deps, face, embedding, pack, rejected);
   const created = target === undefined ? { kind: 'visitor' as const, id: deterministicId(`rejected:${face.id}:${rejected.id}`) } : undefined;
-  if (created) await onGallery(() => gallery.upsert('visitor', face.merchantId, created.id, created.id, embedding));
+  if (created) await onGallery(false, () => gallery.upsert('visitor', face.merchantId, created.id, created.id, embedding));
   const to = target ?? created!;
   try {
-    const auditId = await retryOnLockConflict(() => db.transaction(async (trx) => {
+    const auditId = await transaction(db, async (trx) => {
       await lockSubjects(trx, [rejected, to].map((s) => ({ merchantId: face.merchantId, subjectKind: s.kind, subjectId: s.id })));
       const sighting = await trx('sightings').where('face_id', face.id).forUpdate().first('subject_id', 'seen_at');
       if (!sighting || sighting.subject_id !== rejected.id) throw new IdentityChangeRefused('face_moved', 'this face was moved or reprocessed meanwhile; read it again');
@@ -63,7 +62,7 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
         seenBefore: { to: { firstSeenAt: seen.firstSeenAt, lastSeenAt: seen.lastSeenAt } },
       });
       return id;
-    }), 6, (attempt) => Math.random() * 20 * attempt);
+    });
     return { subject: to, auditId };
   } catch (error) {
     // Not if the visitor exists: a concurrent identical request (a double submit) created it.
@@ -76,7 +75,7 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
 
 /** The visitor (other than the rejected subject) this face matches, as the match stage would pick it. */
 async function closestOtherVisitor(deps: RejectionDeps, face: MatchedFace, embedding: Float32Array, pack: string, rejected: Subject): Promise<Subject | undefined> {
-  const [hits] = await onGallery(() => deps.gallery.search('visitor', face.merchantId, [embedding], CANDIDATES));
+  const [hits] = await onGallery(false, () => deps.gallery.search('visitor', face.merchantId, [embedding], CANDIDATES));
   const close = hits.filter((hit) => hit.subjectId !== rejected.id && hit.similarity >= deps.visitorThreshold);
   if (close.length === 0) return undefined;
   const refusals = await rejectedEmbeddings(deps.db, face.merchantId, pack, close.map((hit) => hit.subjectId));
@@ -84,12 +83,4 @@ async function closestOtherVisitor(deps: RejectionDeps, face: MatchedFace, embed
   const open = await deps.db('visitors').whereIn('id', kept.map((hit) => hit.subjectId)).whereNull('merged_into_id').pluck('id');
   const best = kept.find((hit) => open.includes(hit.subjectId));
   return best && { kind: 'visitor', id: best.subjectId };
-}
-
-async function onGallery<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw new GalleryUnavailable(false, error);
-  }
 }

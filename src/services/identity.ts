@@ -55,7 +55,8 @@ export class GalleryUnavailable extends Error {
   }
 }
 
-const onGallery = async <T>(done: boolean, call: () => Promise<T>): Promise<T> => {
+/** Runs a gallery call; its failure is GalleryUnavailable (503), `done` saying whether the database change already committed. */
+export const onGallery = async <T>(done: boolean, call: () => Promise<T>): Promise<T> => {
   try {
     return await call();
   } catch (error) {
@@ -65,7 +66,8 @@ const onGallery = async <T>(done: boolean, call: () => Promise<T>): Promise<T> =
 
 export type MoveOutcome = { auditId: number; sightingsMoved: number; pointsAwarded: number };
 
-const transaction = <T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>) =>
+/** An identity change's transaction, re-run on a lock conflict. */
+export const transaction = <T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>) =>
   retryOnLockConflict(() => db.transaction(work), 6, (attempt) => Math.random() * 20 * attempt);
 
 const visitor = (id: string): Subject => ({ kind: 'visitor', id });

@@ -267,21 +267,19 @@ function chunks<T>(items: T[], size = 500): T[][] {
 const DAY = 86_400_000;
 
 /**
- * SQL expression: the number of the store's subjects (of one kind, or all) with a visit starting in
+ * SQL expression: the number of the store's subjects with a visit starting in
  * [lo, hi). Those whose span meets the range are #(first < hi) - #(last < lo): span-day sums over
  * the days before, plus the span rows whose first (last) visit starts on hi's (lo's) UTC day before
  * hi (lo); less the spans that strictly contain the range without a visit inside (one index probe
  * each; none when the range reaches the store's latest visits). Bindings: storeDistinctBindings.
  */
-export const storeDistinctSubjects = (kind?: SubjectKind) => {
-  const k = (alias: string) => (kind ? ` AND ${alias}.subject_kind = '${kind}'` : '');
-  return `((SELECT COALESCE(SUM(CASE WHEN d.utc_day < ? THEN d.firsts ELSE 0 END) - SUM(CASE WHEN d.utc_day < ? THEN d.lasts ELSE 0 END), 0)
-      FROM analytics_span_days d WHERE d.store_id = ? AND d.utc_day < ?${k('d')})
-    + (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.first_visit_at >= ? AND s.first_visit_at < ?${k('s')})
-    - (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.last_visit_at >= ? AND s.last_visit_at < ?${k('s')})
-    - (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.last_visit_at >= ? AND s.first_visit_at < ?${k('s')}
+export const storeDistinctSubjects = () =>
+  `((SELECT COALESCE(SUM(CASE WHEN d.utc_day < ? THEN d.firsts ELSE 0 END) - SUM(CASE WHEN d.utc_day < ? THEN d.lasts ELSE 0 END), 0)
+      FROM analytics_span_days d WHERE d.store_id = ? AND d.utc_day < ?)
+    + (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.first_visit_at >= ? AND s.first_visit_at < ?)
+    - (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.last_visit_at >= ? AND s.last_visit_at < ?)
+    - (SELECT COUNT(*) FROM analytics_store_subjects s WHERE s.store_id = ? AND s.last_visit_at >= ? AND s.first_visit_at < ?
        AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.store_id = s.store_id AND v.subject_id = s.subject_id AND v.started_at >= ? AND v.started_at < ?)))`;
-};
 
 export const storeDistinctBindings = (storeId: string, lo: number, hi: number) => {
   const [l, h] = [new Date(lo), new Date(hi)];
