@@ -105,6 +105,14 @@ export async function startWorkers(names: readonly WorkerName[], context: Worker
  * Lowers this process's CPU priority when it runs batch work only. On Linux niceness belongs to each
  * thread and is inherited by the threads it starts, and libuv's pool already runs by now, so every
  * thread listed in /proc/self/task is lowered; elsewhere the call applies to the whole process.
+ *
+ * Thread niceness only ranks threads of one scheduling group, though. With autogroups on (Linux's
+ * default on most distributions, `/proc/sys/kernel/sched_autogroup_enabled`) every session is such
+ * a group and the groups share the CPU equally whatever their threads' niceness: `npm start` runs
+ * each worker in a session of its own, so a worker at nice 10 got as much CPU as the intake API.
+ * A session leader therefore also lowers its group (`/proc/self/autogroup`); a worker started
+ * inside someone else's session (a terminal's) leaves that session's group alone.
+ *
  * Returns why it could not, if so: a worker runs at normal priority rather than not at all.
  */
 export function deprioritiseBatchWork(names: readonly WorkerName[], nice: number): string | undefined {
@@ -119,7 +127,25 @@ export function deprioritiseBatchWork(names: readonly WorkerName[], nice: number
       return `could not lower the priority of thread ${thread}: ${(error as Error).message}`;
     }
   }
-  return undefined;
+  return lowerOwnAutogroup(nice);
+}
+
+/** The session id of this process, from /proc/self/stat (after the command name, which may hold spaces). */
+function sessionId(): number | undefined {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+function lowerOwnAutogroup(nice: number): string | undefined {
+  const autogroup = '/proc/self/autogroup';
+  if (!fs.existsSync(autogroup) || sessionId() !== process.pid) return undefined;
+  try {
+    const current = Number(/nice (-?\d+)/.exec(fs.readFileSync(autogroup, 'utf8'))?.[1] ?? 0);
+    if (current < nice) fs.writeFileSync(autogroup, String(nice));
+    return undefined;
+  } catch (error) {
+    return `could not lower the priority of this session's scheduling group: ${(error as Error).message}`;
+  }
 }
 
 export function parseWorkerNames(args: string[]): WorkerName[] {
