@@ -4,6 +4,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -71,7 +73,7 @@ describe.each(['local', 's3'] as const)('%s blob store', (kind) => {
     expect(await staged()).toEqual([]);
   });
 
-  it('commits a file larger than one upload part whole', async () => {
+  it('commits a file larger than 5 MiB whole', async () => {
     const data = randomBytes(11 * 1024 * 1024 + 123);
     const upload = await blobs.stageStream('captures', chunked(data, 1024 * 1024), 20 * 1024 * 1024);
     await blobs.commit(upload);
@@ -228,6 +230,40 @@ describe('S3 blob store specifics', () => {
       }
     });
   }
+
+  it('sends an upload again, from its staged file, when S3 answers 503 Slow Down', async () => {
+    // A proxy in front of the server that throttles the first two PUTs it sees.
+    let throttled = 0;
+    const proxy = http.createServer((request, response) => {
+      if (request.method === 'PUT' && throttled < 2) {
+        throttled++;
+        request.resume();
+        response.writeHead(503, { 'content-type': 'application/xml' });
+        response.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+        return;
+      }
+      const upstream = http.request({ host: '127.0.0.1', port: server.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(response);
+      });
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+    try {
+      const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+      const data = randomBytes(300 * 1024);
+      const upload = await store.stageStream('captures', chunked(data, 64 * 1024), 1024 * 1024);
+      await store.commit(upload);
+      expect(throttled).toBe(2);
+      same(await blobs.get(upload.key), data);
+      expect(await exists(upload.tmpPath)).toBe(false);
+    } finally {
+      vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
 
   it('turns an unreachable server into a BlobStoreFault, and a commit that failed leaves no staged file', async () => {
     const upload = await blobs.stageStream('captures', Readable.from([randomBytes(1000)]), 10_000);

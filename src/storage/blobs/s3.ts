@@ -19,12 +19,21 @@ export type S3Location = {
   endpoint?: string;
 };
 
-type Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/lib-storage'), 'Upload'>;
+type Sdk = typeof import('@aws-sdk/client-s3');
 
 /** Where setAside keeps blobs until they are restored or discarded. */
 const ASIDE_PREFIX = 'aside';
 
 const errorName = (error: unknown) => (error as { name?: string }).name;
+
+const COMMIT_ATTEMPTS = 3;
+const COMMIT_RETRY_MS = 100;
+
+/** S3 answered, and asked for the request again: a server error or throttling. */
+function answeredRetryable(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status !== undefined && (status >= 500 || status === 429) && status !== 507;
+}
 
 export class S3BlobStore implements BlobStore {
   private readonly staging: StagingArea;
@@ -45,12 +54,25 @@ export class S3BlobStore implements BlobStore {
     return this.staging.read(staged);
   }
 
-  /** Streams the staged file to the bucket (multipart past 5 MiB, so at most a part is held in memory). */
+  /**
+   * Streams the staged file to the bucket in one PutObject (uploads are far below its 5 GB limit),
+   * its length known from staging, so nothing of it is buffered. The SDK cannot resend a stream, so
+   * an answer that S3 asks to be retried (5xx, throttling) is retried here from the file; a store
+   * that does not answer at all fails at once (the upload is answered 503 and sent again).
+   */
   async commit(staged: StagedBlob): Promise<void> {
     try {
       const { sdk, client } = await this.connect();
-      const upload = new sdk.Upload({ client, params: { Bucket: this.location.bucket, Key: this.objectKey(staged.key), Body: createReadStream(staged.tmpPath) } });
-      await upload.done();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const Body = createReadStream(staged.tmpPath);
+          await client.send(new sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(staged.key), Body, ContentLength: staged.bytes }));
+          return;
+        } catch (error) {
+          if (attempt >= COMMIT_ATTEMPTS || !answeredRetryable(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS * attempt));
+        }
+      }
     } catch (error) {
       throw storageFault(error);
     } finally {
@@ -138,8 +160,8 @@ export class S3BlobStore implements BlobStore {
 
   private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
     // The SDK takes about half a second and 30 MB to load: only deployments on S3 pay for it.
-    this.connection ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({
-      sdk: { ...s3, Upload: storage.Upload },
+    this.connection ??= import('@aws-sdk/client-s3').then((s3) => ({
+      sdk: s3,
       client: new s3.S3Client({
         endpoint: this.location.endpoint,
         forcePathStyle: this.location.endpoint !== undefined,
