@@ -19,7 +19,7 @@ import { insertRejection, rejectedEmbeddings, type MatchedFace } from '../storag
 import { insertMove, relabelFaces, resetSeen, subjectSeen } from '../storage/repositories/subject-moves.js';
 import { lockSubjects, reassignSightings, type Subject } from './analytics/index.js';
 import { IdentityChangeRefused, onGallery, transaction } from './identity.js';
-import { dropRejected } from './matching.js';
+import { dropRejectedHits } from './matching.js';
 
 export type RejectionDeps = {
   db: Knex;
@@ -76,10 +76,10 @@ export async function rejectFace(deps: RejectionDeps, actor: Actor, face: Matche
 /** The visitor (other than the rejected subject) this face matches, as the match stage would pick it. */
 async function closestOtherVisitor(deps: RejectionDeps, face: MatchedFace, embedding: Float32Array, pack: string, rejected: Subject): Promise<Subject | undefined> {
   const [hits] = await onGallery(false, () => deps.gallery.search('visitor', face.merchantId, [embedding], CANDIDATES));
-  const close = hits.filter((hit) => hit.subjectId !== rejected.id && hit.similarity >= deps.visitorThreshold);
-  if (close.length === 0) return undefined;
-  const refusals = await rejectedEmbeddings(deps.db, face.merchantId, pack, close.map((hit) => hit.subjectId));
-  const [{ hits: kept }] = dropRejected([{ faceIndex: 0, hits: close }], [embedding], refusals);
+  const others = [{ faceIndex: 0, hits: hits.filter((hit) => hit.subjectId !== rejected.id) }];
+  const [{ hits: allowed }] = await dropRejectedHits(others, [embedding], deps.visitorThreshold, (ids) => rejectedEmbeddings(deps.db, face.merchantId, pack, ids));
+  const kept = allowed.filter((hit) => hit.similarity >= deps.visitorThreshold);
+  if (kept.length === 0) return undefined;
   const open = await deps.db('visitors').whereIn('id', kept.map((hit) => hit.subjectId)).whereNull('merged_into_id').pluck('id');
   const best = kept.find((hit) => open.includes(hit.subjectId));
   return best && { kind: 'visitor', id: best.subjectId };

@@ -42,6 +42,20 @@ export function dropRejected(candidates: FaceCandidates[], embeddings: Float32Ar
   }));
 }
 
+/**
+ * The candidates with the hits that rejected faces veto dropped, reading the rejections only of
+ * subjects that reach `threshold` (below it a hit matches nobody anyway).
+ */
+export async function dropRejectedHits(
+  candidates: FaceCandidates[],
+  embeddings: Float32Array[],
+  threshold: number,
+  rejectedFor: (subjectIds: string[]) => Promise<ReadonlyMap<string, Float32Array[]>>,
+): Promise<FaceCandidates[]> {
+  const close = [...new Set(candidates.flatMap((c) => c.hits.filter((hit) => hit.similarity >= threshold).map((hit) => hit.subjectId)))];
+  return close.length === 0 ? candidates : dropRejected(candidates, embeddings, await rejectedFor(close));
+}
+
 /** The embeddings of faces rejected for these subjects (in the matcher's pack). */
 export interface RejectionStore {
   rejectedFor(merchantId: string, subjectIds: string[]): Promise<Map<string, Float32Array[]>>;
@@ -90,8 +104,7 @@ export class MatchService {
     const searchAll = async (kind: SubjectKind, faces: number[]): Promise<FaceCandidates[]> => {
       const hits = await this.gallery.search(kind, merchantId, faces.map((faceIndex) => embeddings[faceIndex]), CANDIDATES_PER_FACE);
       const found = faces.map((faceIndex, i) => ({ faceIndex, hits: hits[i] }));
-      const close = [...new Set(found.flatMap((c) => c.hits.filter((hit) => hit.similarity >= this.thresholds[kind]).map((hit) => hit.subjectId)))];
-      const candidates = close.length === 0 ? found : dropRejected(found, embeddings, await this.rejections.rejectedFor(merchantId, close));
+      const candidates = await dropRejectedHits(found, embeddings, this.thresholds[kind], (ids) => this.rejections.rejectedFor(merchantId, ids));
       for (const { faceIndex, hits: kept } of candidates) neighbours.set(faceIndex, [...(neighbours.get(faceIndex) ?? []), ...kept.map((hit) => ({ kind, hit }))]);
       return candidates;
     };
