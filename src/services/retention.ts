@@ -6,53 +6,51 @@
  */
 import type { Knex } from 'knex';
 import type { Gallery } from '../gallery/gallery.js';
-import type { AsideBlob, BlobStore } from '../storage/blobs.js';
+import type { BlobStore } from '../storage/blobs.js';
 import { FINAL_STATES, OPEN_STATES } from '../storage/capture-lifecycle.js';
 import { forgetSubjectEmbeddings } from '../storage/repositories/rejections.js';
 import { deleteVisitorCrops } from './face-crops.js';
 
 type Deps = { db: Knex; blobs: BlobStore; gallery: Gallery };
 
-/** Files set aside before one re-check: bounds how long an upload of the same bytes may find its file away. */
-const SET_ASIDE_AT_ONCE = 50;
+/** Keys deleted in one transaction: bounds how long an upload of the same bytes may wait for it. */
+const DELETE_AT_ONCE = 50;
 
 /**
  * Deletes the stored images no capture needs any more: those of done captures, and of captures
  * failed longer ago than `keepFailedDays` (kept until then so `faceperks reprocess` can recover
  * them). Uploads are content-addressed, so one file may back captures of several devices: it goes
- * only when none of them is open or recently failed. An upload of the same bytes may be recorded
- * meanwhile (it commits its file after inserting its capture): files are set aside a few dozen at
- * a time, and those such a capture needs by then are put back; the others' check, drop and mark
- * are one statement or request for all of them.
+ * only when none of them is open or recently failed.
+ *
+ * An upload of the same bytes may be recorded meanwhile; it commits its file after inserting its
+ * capture. So each page of keys is checked and deleted in one REPEATABLE READ transaction whose
+ * locking read takes InnoDB's next-key locks on the captures' blob_key index for those keys: a
+ * capture with one of them cannot be inserted until the transaction ends. Either the upload's row
+ * came first, and the file is kept, or it waits, and its upload stores the file again after the
+ * deletion. A failed deletion rolls back and marks nothing; the next run tries again.
  */
 export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blobs'>, keepFailedDays: number, pageSize = 500): Promise<number> {
   const failedCutoff = new Date(Date.now() - keepFailedDays * 24 * 3600_000);
-  const stillNeeded = (query: Knex.QueryBuilder) =>
-    query.whereIn('status', OPEN_STATES).orWhere((failed) => failed.where('status', 'failed').where('updated_at', '>=', failedCutoff));
+  // A capture still needs its image while open, or failed within keepFailedDays.
+  const stillNeeded = `(status IN (${OPEN_STATES.map(() => '?').join(', ')}) OR (status = 'failed' AND updated_at >= ?))`;
+  const stillNeededBindings = [...OPEN_STATES, failedCutoff];
 
-  /** Deletes the files of `keys` that no capture needs once they are set aside; returns how many went. */
-  const purge = async (keys: string[]): Promise<number> => {
-    const asides: AsideBlob[] = [];
-    let neededAgain: Set<string>;
-    try {
-      for (const key of keys) {
-        const aside = await blobs.setAside(key);
-        if (aside) asides.push(aside);
-      }
-      const rows: { blob_key: string }[] =
-        asides.length === 0 ? [] : await db('captures').whereIn('blob_key', asides.map((aside) => aside.key)).where(stillNeeded).distinct('blob_key');
-      neededAgain = new Set(rows.map((row) => row.blob_key));
-      for (const aside of asides) if (neededAgain.has(aside.key)) await blobs.restore(aside);
-    } catch (error) {
-      // Whatever failed (MySQL, the store), no file an upload may need stays aside.
-      await Promise.allSettled(asides.map((aside) => blobs.restore(aside)));
-      throw error;
-    }
-    await blobs.dropAsides(asides.filter((aside) => !neededAgain.has(aside.key)));
-    const gone = keys.filter((key) => !neededAgain.has(key));
-    if (gone.length > 0) await db('captures').whereIn('blob_key', gone).whereIn('status', FINAL_STATES).update({ image_deleted_at: db.fn.now(3) });
-    return gone.length;
-  };
+  /** Deletes the files of `keys` that no capture needs; returns how many went. */
+  const purge = (keys: string[]): Promise<number> =>
+    db.transaction(
+      async (trx) => {
+        const rows: { blob_key: string; needed: number }[] = await trx('captures')
+          .whereIn('blob_key', keys)
+          .forUpdate()
+          .select('blob_key', trx.raw(`${stillNeeded} AS needed`, stillNeededBindings));
+        const needed = new Set(rows.filter((row) => Number(row.needed) === 1).map((row) => row.blob_key));
+        const gone = keys.filter((key) => !needed.has(key));
+        await blobs.deleteMany(gone);
+        if (gone.length > 0) await trx('captures').whereIn('blob_key', gone).update({ image_deleted_at: trx.fn.now(3) });
+        return gone.length;
+      },
+      { isolationLevel: 'repeatable read' },
+    );
 
   let deleted = 0;
   for (;;) {
@@ -60,11 +58,11 @@ export async function purgeProcessedImages({ db, blobs }: Pick<Deps, 'db' | 'blo
       await db('captures as c')
         .whereNull('c.image_deleted_at')
         .whereIn('c.status', FINAL_STATES)
-        .whereNotExists(db('captures as o').whereRaw('o.blob_key = c.blob_key').where(stillNeeded).select(db.raw('1')))
+        .whereNotExists(db('captures as o').whereRaw('o.blob_key = c.blob_key').whereRaw(stillNeeded, stillNeededBindings).select(db.raw('1')))
         .distinct('c.blob_key')
         .limit(pageSize)
     ).map((row: { blob_key: string }) => row.blob_key);
-    for (let i = 0; i < unneeded.length; i += SET_ASIDE_AT_ONCE) deleted += await purge(unneeded.slice(i, i + SET_ASIDE_AT_ONCE));
+    for (let i = 0; i < unneeded.length; i += DELETE_AT_ONCE) deleted += await purge(unneeded.slice(i, i + DELETE_AT_ONCE));
     if (unneeded.length < pageSize) return deleted;
   }
 }

@@ -52,59 +52,65 @@ describe('retention', () => {
     expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(0);
   });
 
-  /** Retention runs with `during` called at one step of its deletion; the file set aside is returned as it was. */
-  const racingBlobs = (during: 'before set-aside' | 'after set-aside', race: () => Promise<unknown>) => {
-    const racing = Object.create(t.blobs) as typeof t.blobs;
-    racing.setAside = async (key: string) => {
-      if (during === 'before set-aside') await race();
-      const aside = await t.blobs.setAside(key);
-      if (during === 'after set-aside') await race();
-      return aside;
-    };
-    return racing;
-  };
   const stagedFiles = async () => (await fs.readdir(path.join(t.env.config.blobsDir, 'tmp')).catch(() => [])).length;
 
-  for (const during of ['before set-aside', 'after set-aside'] as const) {
-    it(`keeps the image when the same bytes are recorded again ${during === 'before set-aside' ? 'just before' : 'while'} it is set aside`, async () => {
-      const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
-      const image = await makeImage('jpeg', during === 'before set-aside' ? 97 : 99);
-      const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
-      const idA = first.body.captures[0].id;
-      const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
-      await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+  /** Waits until an insert into captures has been running a second (held by a lock); false if none within `ms`. */
+  const captureInsertWaits = async (ms: number) => {
+    for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      const [rows] = await t.env.db.raw("SELECT COUNT(*) AS waiting FROM information_schema.PROCESSLIST WHERE INFO LIKE 'insert into `captures`%' AND TIME >= 1");
+      if (Number(rows[0].waiting) > 0) return true;
+    }
+    return false;
+  };
 
-      let second: Awaited<ReturnType<typeof upload>> | undefined;
-      const blobs = racingBlobs(during, async () => (second = await upload(t, b.deviceKey, [{ name: 'images', file: image }])));
-      expect(await purgeProcessedImages({ db: t.env.db, blobs }, 0)).toBe(0);
+  it('keeps the image when the same bytes are recorded while it is being deleted: the upload waits, then stores it again', async () => {
+    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
+    const image = await makeImage('jpeg', 99);
+    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
+    const idA = first.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
+    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
 
-      expect(second!.status).toBe(202);
-      expect(await t.blobs.get(key)).toEqual(image);
-      expect(await stagedFiles()).toBe(0);
-    });
-  }
+    let second: ReturnType<typeof upload> | undefined;
+    let waited = false;
+    const racing = Object.create(t.blobs) as typeof t.blobs;
+    racing.deleteMany = async (keys: string[]) => {
+      // The upload comes after retention's check, before its deletion.
+      second = upload(t, b.deviceKey, [{ name: 'images', file: image }]);
+      waited = await captureInsertWaits(5000);
+      await t.blobs.deleteMany(keys);
+    };
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: racing }, 0)).toBe(1);
 
-  it('puts back every file it set aside when the store fails in the middle of a batch', async () => {
+    expect(waited).toBe(true);
+    expect((await second!).status).toBe(202);
+    expect(await t.blobs.get(key)).toEqual(image);
+    expect(await stagedFiles()).toBe(0);
+    // The new capture needs the file: the next run keeps it.
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(0);
+    expect(await t.blobs.exists(key)).toBe(true);
+  });
+
+  it('marks nothing when the store fails in the middle of a batch, and deletes it all on the next run', async () => {
     await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0);
     const tenant = await seedTenant(t, 'Fault Co');
     const r = await upload(t, tenant.deviceKey, [{ name: 'images', file: await makeImage('jpeg', 93) }, { name: 'images', file: await makeImage('png', 93) }]);
     const ids = (r.body.captures as { id: string }[]).map((capture) => capture.id);
     await t.env.db('captures').whereIn('id', ids).update({ status: 'done' });
     const failing = Object.create(t.blobs) as typeof t.blobs;
-    let calls = 0;
-    failing.setAside = async (key: string) => {
-      if (++calls === 2) throw new Error('the store went away');
-      return t.blobs.setAside(key);
+    failing.deleteMany = async (keys: string[]) => {
+      await t.blobs.delete(keys[0]);
+      throw new Error('the store went away');
     };
     await expect(purgeProcessedImages({ db: t.env.db, blobs: failing }, 0)).rejects.toThrow('the store went away');
-    expect(calls).toBe(2);
+    const rows: { image_deleted_at: Date | null }[] = await t.env.db('captures').whereIn('id', ids).select('image_deleted_at');
+    expect(rows.map((row) => row.image_deleted_at)).toEqual([null, null]);
+    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(2);
     const keys: { blob_key: string; image_deleted_at: Date | null }[] = await t.env.db('captures').whereIn('id', ids).select('blob_key', 'image_deleted_at');
     for (const { blob_key: key, image_deleted_at: deletedAt } of keys) {
-      expect(deletedAt).toBeNull();
-      expect(await t.blobs.exists(key)).toBe(true);
+      expect(deletedAt).toBeInstanceOf(Date);
+      expect(await t.blobs.exists(key)).toBe(false);
     }
-    expect(await stagedFiles()).toBe(0);
-    expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(2);
   });
 
   it('does not store again a re-sent file whose capture is finished', async () => {

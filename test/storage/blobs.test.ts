@@ -133,56 +133,23 @@ describe.each(['local', 's3'] as const)('%s blob store', (kind) => {
     await blobs.deletePrefix('identify/none');
   });
 
-  describe('set aside (retention)', () => {
-    const commitBytes = async (data: Buffer) => {
+  it('deletes many blobs at once, skipping keys that hold nothing', async () => {
+    const keys: string[] = [];
+    for (const data of [randomBytes(5000), randomBytes(5000)]) {
       const upload = await blobs.stageStream('captures', chunked(data), 1024 * 1024);
       await blobs.commit(upload);
-      return upload.key;
-    };
-
-    it('moves a blob out of its key and puts it back', async () => {
-      const data = randomBytes(5000);
-      const key = await commitBytes(data);
-      const aside = await blobs.setAside(key);
-      expect(aside?.key).toBe(key);
-      expect(await blobs.exists(key)).toBe(false);
-      await blobs.restore(aside!);
-      same(await blobs.get(key), data);
-      expect(await blobs.sweepStaged(0)).toBe(0);
-    });
-
-    it('restores nothing over the same bytes committed meanwhile, and leaves no copy behind', async () => {
-      const data = randomBytes(5000);
-      const key = await commitBytes(data);
-      const aside = await blobs.setAside(key);
-      await commitBytes(data);
-      await blobs.restore(aside!);
-      same(await blobs.get(key), data);
-      expect(await blobs.sweepStaged(0)).toBe(0);
-    });
-
-    it('dropping set-aside blobs deletes them for good, several at once', async () => {
-      const keys = [await commitBytes(randomBytes(5000)), await commitBytes(randomBytes(5000))];
-      const asides = [await blobs.setAside(keys[0]), await blobs.setAside(keys[1])];
-      await blobs.dropAsides(asides.map((aside) => aside!));
-      for (const key of keys) expect(await blobs.exists(key)).toBe(false);
-      expect(await blobs.sweepStaged(0)).toBe(0);
-    });
-
-    it('answers undefined for a key that holds nothing', async () => {
-      expect(await blobs.setAside('captures/00/0000')).toBeUndefined();
-    });
+      keys.push(upload.key);
+    }
+    await blobs.deleteMany([...keys, 'captures/00/0000']);
+    for (const key of keys) expect(await blobs.exists(key)).toBe(false);
+    await blobs.deleteMany([]);
   });
 
-  it('sweeps staged uploads and set-aside blobs left by a crash, and only old ones', async () => {
-    const data = randomBytes(2000);
-    const key = `captures/${sha256(data).slice(0, 2)}/${sha256(data)}`;
-    await blobs.put(key, data);
+  it('sweeps staged uploads left by a crash, and only old ones', async () => {
     await blobs.stageStream('captures', chunked(randomBytes(1000)), 1024 * 1024);
-    await blobs.setAside(key);
     expect(await blobs.sweepStaged(3600_000)).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(await blobs.sweepStaged(0)).toBe(2);
+    expect(await blobs.sweepStaged(0)).toBe(1);
     expect(await staged()).toEqual([]);
     expect(await blobs.sweepStaged(0)).toBe(0);
   });

@@ -6,17 +6,14 @@ export type StoredBlob = { key: string; sha256: string; bytes: number };
 /** An upload written to a local temporary file: `commit` puts it at its key, `discard` drops it. */
 export type StagedBlob = StoredBlob & { readonly tmpPath: string };
 
-/** A blob moved out of its key by `setAside`: `restore` or drop (`dropAsides`) it next. */
-export type AsideBlob = { readonly key: string; readonly aside: string };
-
 /**
  * Blobs addressed by key. Uploads are content-addressed: `captures/ab/abcdef…` by sha256, so a
  * re-sent file is stored once.
  *
  * A content-addressed blob may be deleted (retention) while another upload of the same bytes is
  * being recorded. It is not lost: uploads are staged and committed only after their capture row
- * exists, and deletion sets the blob aside, re-checks for such rows and puts it back if one
- * appeared (services/retention.ts); a reader that comes in that moment retries.
+ * exists, and retention deletes only while it holds the rows of those keys locked, so such a row
+ * waits for the deletion and its upload stores the file again after (services/retention.ts).
  *
  * Faults of the store itself (disk full or unwritable, object store down) are thrown as
  * BlobStoreFault; a missing key as BlobNotFoundError.
@@ -28,19 +25,15 @@ export interface BlobStore {
   /** Stores a staged upload at its key (replacing identical bytes, if any). The staged file is gone afterwards, stored or not. */
   commit(staged: StagedBlob): Promise<void>;
   discard(staged: StagedBlob): Promise<void>;
-  /** Moves the blob out of its key; undefined when there was none. */
-  setAside(key: string): Promise<AsideBlob | undefined>;
-  /** Puts a set-aside blob back, unless an upload stored the same key meanwhile. */
-  restore(aside: AsideBlob): Promise<void>;
-  /** Deletes set-aside blobs for good, many per request where the store allows it. */
-  dropAsides(asides: AsideBlob[]): Promise<void>;
-  /** Deletes staged and set-aside blobs older than `olderThanMs` (left by a crash); returns how many. */
+  /** Deletes staged uploads older than `olderThanMs` (left by a crash); returns how many. */
   sweepStaged(olderThanMs: number): Promise<number>;
   /** Writes a whole blob at once; readers never see half of it. */
   put(key: string, data: Uint8Array | string): Promise<void>;
   get(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /** Deletes the blobs of `keys` (none is fine), many per request where the store allows it. */
+  deleteMany(keys: string[]): Promise<void>;
   /** Deletes every blob whose key starts with `prefix/`. */
   deletePrefix(prefix: string): Promise<void>;
   /** A cheap check that the store answers and can stage uploads (readiness). */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { assertBlobKey, BlobNotFoundError, guard, storageFault, type AsideBlob, type BlobStore, type StagedBlob } from './contract.js';
+import { assertBlobKey, BlobNotFoundError, guard, storageFault, type BlobStore, type StagedBlob } from './contract.js';
 import { StagingArea } from './staging.js';
 
 const errorCode = (error: unknown) => (error as NodeJS.ErrnoException).code;
@@ -35,26 +35,6 @@ export class LocalBlobStore implements BlobStore {
 
   discard(staged: StagedBlob): Promise<void> {
     return this.staging.discard(staged.tmpPath);
-  }
-
-  async setAside(key: string): Promise<AsideBlob | undefined> {
-    const aside = await this.staging.newPath();
-    try {
-      await fs.rename(this.pathOf(key), aside);
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return undefined;
-      throw storageFault(error);
-    }
-    return { key, aside };
-  }
-
-  async restore(aside: AsideBlob): Promise<void> {
-    if (await this.exists(aside.key)) return this.staging.discard(aside.aside);
-    await guard(this.moveInto(aside.aside, aside.key));
-  }
-
-  async dropAsides(asides: AsideBlob[]): Promise<void> {
-    for (const aside of asides) await this.staging.discard(aside.aside);
   }
 
   sweepStaged(olderThanMs: number): Promise<number> {
@@ -95,6 +75,10 @@ export class LocalBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await guard(fs.rm(this.pathOf(key), { force: true }));
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) await this.delete(key);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -3,12 +3,11 @@
  * are staged on local disk while hashed and checked, then streamed to the bucket by `commit`.
  * Region and credentials come from the SDK's default chain (AWS_REGION, AWS_ACCESS_KEY_ID, ...).
  */
-import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { assertBlobKey, BlobNotFoundError, guard, storageFault, type AsideBlob, type BlobStore, type StagedBlob } from './contract.js';
+import { assertBlobKey, BlobNotFoundError, guard, storageFault, type BlobStore, type StagedBlob } from './contract.js';
 import { StagingArea } from './staging.js';
 
 export type S3Location = {
@@ -20,9 +19,6 @@ export type S3Location = {
 };
 
 type Sdk = typeof import('@aws-sdk/client-s3');
-
-/** Where setAside keeps blobs until they are restored or discarded. */
-const ASIDE_PREFIX = 'aside';
 
 const errorName = (error: unknown) => (error as { name?: string }).name;
 
@@ -84,33 +80,8 @@ export class S3BlobStore implements BlobStore {
     return this.staging.discard(staged.tmpPath);
   }
 
-  /** Copies the blob to an aside key, then deletes it. */
-  async setAside(key: string): Promise<AsideBlob | undefined> {
-    const aside = this.objectKey(`${ASIDE_PREFIX}/${randomUUID()}`);
-    try {
-      await this.copyObject(this.objectKey(key), aside);
-    } catch (error) {
-      if (errorName(error) === 'NoSuchKey') return undefined;
-      throw storageFault(error);
-    }
-    await this.deleteObject(this.objectKey(key));
-    return { key, aside };
-  }
-
-  async restore(aside: AsideBlob): Promise<void> {
-    if (!(await this.exists(aside.key))) await guard(this.copyObject(aside.aside, this.objectKey(aside.key)));
-    await this.deleteObject(aside.aside);
-  }
-
-  dropAsides(asides: AsideBlob[]): Promise<void> {
-    return this.deleteObjects(asides.map((aside) => aside.aside));
-  }
-
-  async sweepStaged(olderThanMs: number): Promise<number> {
-    const cutoff = Date.now() - olderThanMs;
-    const stale = (await this.list(this.objectKey(ASIDE_PREFIX))).filter((object) => object.modifiedAt < cutoff);
-    await this.deleteObjects(stale.map((object) => object.key));
-    return (await this.staging.sweep(olderThanMs)) + stale.length;
+  sweepStaged(olderThanMs: number): Promise<number> {
+    return this.staging.sweep(olderThanMs);
   }
 
   async put(key: string, data: Uint8Array | string): Promise<void> {
@@ -141,6 +112,10 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await this.deleteObject(this.objectKey(key));
+  }
+
+  deleteMany(keys: string[]): Promise<void> {
+    return this.deleteObjects(keys.map((key) => this.objectKey(key)));
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -176,11 +151,6 @@ export class S3BlobStore implements BlobStore {
       }),
     }));
     return this.connection;
-  }
-
-  private async copyObject(from: string, to: string): Promise<void> {
-    const { sdk, client } = await this.connect();
-    await client.send(new sdk.CopyObjectCommand({ Bucket: this.location.bucket, CopySource: `${this.location.bucket}/${from}`, Key: to }));
   }
 
   private async deleteObject(objectKey: string): Promise<void> {
