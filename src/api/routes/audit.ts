@@ -41,6 +41,7 @@ export function auditRoutes(router: Router, deps: RouteDeps): void {
   router.post('/v1/audit/:id/undo', async (ctx) => {
     const principal = authorize(ctx, 'admin', 'merchant');
     const { id } = parse(auditParams, ctx.params, 'path');
+    // Another tenant's entry is a 404 before anything else, a gallery outage's 503 included.
     if (!(await findAuditEntry(db, id, merchantScope(principal)))) throw notFound('audit entry');
     const identity = identityDeps(deps);
     ctx.body = await answering(() => undoChange(identity, principal, { auditId: id, merchantId: merchantScope(principal) }));

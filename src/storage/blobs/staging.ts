@@ -15,7 +15,7 @@ export class StagingArea {
    * behind. A failure to write is the store's (BlobStoreFault); one of the source is passed on.
    */
   async stage(prefix: string, source: Readable, maxBytes: number): Promise<StagedBlob> {
-    const tmpPath = await this.newPath();
+    const { tmpPath, file } = await this.createFile();
     const hash = createHash('sha256');
     let bytes = 0;
     const meter = new Transform({
@@ -26,7 +26,7 @@ export class StagingArea {
         done(null, chunk);
       },
     });
-    const sink = createWriteStream(tmpPath);
+    const sink = createWriteStream(tmpPath, { fd: file });
     // The pipeline destroys every stream with the first error: whoever failed first is to blame.
     let sinkFailedFirst = false;
     sink.once('error', () => (sinkFailedFirst = !source.errored && !meter.errored));
@@ -48,10 +48,16 @@ export class StagingArea {
     return guard(fs.rm(tmpPath, { force: true }));
   }
 
-  /** A fresh path in this folder (created if needed). */
-  async newPath(): Promise<string> {
+  /** A new file here, open for writing; the folder is made only when missing (not on every upload). */
+  private async createFile(): Promise<{ tmpPath: string; file: fs.FileHandle }> {
+    const tmpPath = path.join(this.dir, randomUUID());
+    try {
+      return { tmpPath, file: await fs.open(tmpPath, 'wx') };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw storageFault(error);
+    }
     await guard(fs.mkdir(this.dir, { recursive: true }));
-    return path.join(this.dir, randomUUID());
+    return { tmpPath, file: await guard(fs.open(tmpPath, 'wx')) };
   }
 
   /** Deletes files older than `olderThanMs` (left by a crash); returns how many. */
