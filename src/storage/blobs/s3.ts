@@ -149,10 +149,9 @@ export class S3BlobStore implements BlobStore {
         // (DeleteObjects, which retention sends, still carries one).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        // A store that takes no connection fails the request within 5 s (a 503 at intake). The
-        // SDK's requestTimeout only logs a warning unless told to throw, and costs: with both
-        // timeouts V8's major collector took 16 % of a pipeline process's CPU on S3 (`perf`), with
-        // this one alone 5 %, with neither none.
+        // A store that takes no connection fails the request within 5 s (a 503 at intake). No
+        // requestTimeout: the SDK only logs a warning when one passes, unless told to throw, and
+        // its per-request timers showed as V8 major collections (docs/benchmarks.md, session 11).
         requestHandler: { connectionTimeout: 5_000 },
       }),
     }));
