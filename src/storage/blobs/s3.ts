@@ -55,7 +55,7 @@ export class S3BlobStore implements BlobStore {
    * Streams the staged file to the bucket in one PutObject (uploads are far below its 5 GB limit),
    * its length known from staging, so nothing of it is buffered. The SDK cannot resend a stream, so
    * an answer that S3 asks to be retried (5xx, throttling) is retried here from the file; a store
-   * that does not answer at all fails at once (the upload is answered 503 and sent again).
+   * that cannot be reached fails at once (the upload is answered 503 and sent again).
    */
   async commit(staged: StagedBlob): Promise<void> {
     try {
