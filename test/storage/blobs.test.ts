@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startS3Server, type S3TestServer } from '../../scripts/s3-server.js';
 import { BlobNotFoundError, BlobStoreFault, BlobTooLargeError, openBlobStore, type BlobStore } from '../../src/storage/blobs.js';
 import { LocalBlobStore } from '../../src/storage/blobs/local.js';
-import { S3BlobStore } from '../../src/storage/blobs/s3.js';
+import { S3BlobStore, SILENCE_TIMEOUT_MS } from '../../src/storage/blobs/s3.js';
 
 type Opened = { store: BlobStore; stagingDir: string; dataDir: string; server?: S3TestServer };
 
@@ -229,6 +229,31 @@ describe('S3 blob store specifics', () => {
       vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
       proxy.closeAllConnections();
       await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  // The SDK makes three attempts of a request it can resend (a read), one of a streamed upload.
+  it('fails a request to a server that takes the connection and then says nothing', { timeout: 3 * SILENCE_TIMEOUT_MS + 10_000 }, async () => {
+    const connections = new Set<net.Socket>();
+    const silent = net.createServer((socket) => connections.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+    try {
+      const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+      const upload = await store.stageStream('captures', Readable.from([randomBytes(1000)]), 10_000);
+      const started = performance.now();
+      const [commit, get] = await Promise.all([store.commit(upload), store.get('people/p/aa/bb')].map((request) => request.catch((error: unknown) => error)));
+      const waited = performance.now() - started;
+      for (const failure of [commit, get]) {
+        expect(failure).toBeInstanceOf(BlobStoreFault);
+        expect((failure as BlobStoreFault).kind).toBe('unavailable');
+      }
+      expect(waited).toBeGreaterThanOrEqual(SILENCE_TIMEOUT_MS - 100);
+      expect(await exists(upload.tmpPath)).toBe(false);
+    } finally {
+      vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
+      for (const socket of connections) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 

@@ -23,6 +23,12 @@ type Sdk = typeof import('@aws-sdk/client-s3');
 
 const errorName = (error: unknown) => (error as { name?: string }).name;
 
+const CONNECTION_TIMEOUT_MS = 5_000;
+/**
+ * How long a connected store may send nothing before the request fails. Under 6 s the SDK arms it
+ * as the request starts; a longer one it arms 3 s late.
+ */
+export const SILENCE_TIMEOUT_MS = 5_000;
 const COMMIT_ATTEMPTS = 3;
 const COMMIT_RETRY_MS = 100;
 
@@ -55,7 +61,8 @@ export class S3BlobStore implements BlobStore {
    * Streams the staged file to the bucket in one PutObject (uploads are far below its 5 GB limit),
    * its length known from staging, so nothing of it is buffered. The SDK cannot resend a stream, so
    * an answer that S3 asks to be retried (5xx, throttling) is retried here from the file; a store
-   * that cannot be reached fails at once (the upload is answered 503 and sent again).
+   * that cannot be reached, or stays silent, fails the commit (the upload is answered 503 and sent
+   * again).
    */
   async commit(staged: StagedBlob): Promise<void> {
     try {
@@ -149,10 +156,10 @@ export class S3BlobStore implements BlobStore {
         // (DeleteObjects, which retention sends, still carries one).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        // A store that takes no connection fails the request within 5 s (a 503 at intake). No
-        // requestTimeout: the SDK only logs a warning when one passes, unless told to throw, and
-        // its per-request timers showed as V8 major collections (docs/benchmarks.md, session 11).
-        requestHandler: { connectionTimeout: 5_000 },
+        // A store that takes no connection fails the request within 5 s, and one that takes it and
+        // then sends nothing for 5 s fails it too: a 503 at intake, a retry in the workers, never a
+        // request waiting for ever. The silence is timed on the socket (no timer per request).
+        requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: SILENCE_TIMEOUT_MS },
       }),
     }));
     return this.connection;
