@@ -43,11 +43,16 @@ export const RESTART_EXIT_CODE = 75;
 export type ChildSpec = { name: string; script: string; args: string[]; nodeFlags?: string[]; quiet?: boolean };
 
 /**
- * Node flags of worker processes. A 64 MB young generation: each image allocates megabytes of
- * short-lived pixels and tensors, and with V8's default (16 MB) scavenges cost the vision workers
- * 10-20% of their throughput in `npm run bench:vision`. `npm run worker` passes the same flag.
+ * Node flags of worker processes (`npm run worker` passes the same):
+ * - A 64 MB young generation: each image allocates megabytes of short-lived pixels and tensors, and
+ *   with V8's default (16 MB) scavenges cost the vision workers 10-20% of their throughput in
+ *   `npm run bench:vision`.
+ * - An old generation allowed to grow to 4x what survived the last full collection: by V8's own
+ *   factor (1.1-1.5x here) a pipeline process ran a full collection every 0.3-0.7 s once warm, and
+ *   with the AWS SDK loaded (blobs on S3) they took a fifth of its CPU. 25 % less CPU per image on
+ *   S3, no change on disk, about 30 MB more memory per process (docs/benchmarks.md, session 12).
  */
-export const WORKER_NODE_FLAGS = ['--max-semi-space-size=64'];
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=64', '--heap-growing-percent=300'];
 
 const thisModule = fileURLToPath(import.meta.url);
 /**

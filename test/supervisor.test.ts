@@ -9,7 +9,7 @@ import { ChromaClient } from 'chromadb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, localChromaCommand, waitForHeartbeat } from '../src/gallery/local-server.js';
 import { createLogger } from '../src/logger.js';
-import { Supervisor, type ChildExit, type RestartPolicy } from '../src/supervisor.js';
+import { CODE_ROOT, Supervisor, WORKER_NODE_FLAGS, type ChildExit, type RestartPolicy } from '../src/supervisor.js';
 import { freePort } from './support/global-setup.js';
 
 const logger = createLogger('silent', 'test-supervisor');
@@ -41,6 +41,12 @@ async function waitFor(probe: () => boolean | Promise<boolean>, timeoutMs: numbe
 }
 
 describe('supervisor', () => {
+  it('gives a worker run by `npm run worker` the Node flags it gives its own workers', async () => {
+    const { scripts } = JSON.parse(await fs.readFile(path.join(CODE_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const worker = /\bnode ((?:--\S+ )*)dist\/workers\/runner\.js$/.exec(scripts.worker);
+    expect(worker?.[1].trim().split(' ')).toEqual(WORKER_NODE_FLAGS);
+  });
+
   it('restarts a SIGKILLed local Chroma, which answers again with its data kept', async () => {
     const chroma = localChromaCommand(await tempDir('supervised-chroma'), await freePort());
     const { supervisor, exits } = supervise({ firstDelayMs: 200, maxDelayMs: 1000, healthyAfterMs: 60_000 });
