@@ -14,7 +14,8 @@
  * two-thread passes, the service after a warm-up pass over the same images (`--warm-up N`, default
  * all of them) in a tenant of its own, so the timed run does the same work as a cold one (every
  * face a new visitor) with the JavaScript already compiled. Until 2026-12-05 the service had a
- * 6-image warm-up, and V8 was still optimising its code during the timed run.
+ * 6-image warm-up, and V8 was still optimising its code during the timed run. The baseline is
+ * the one-thread loop's mean over a pass before the queued run and one after it.
  *
  * The service is driven through its public HTTP API only, and its processes are told apart by the
  * supervisor's names for its children and their pids, never by queue names.
@@ -188,7 +189,14 @@ async function removeQueueKeys(redisUrl: string, prefix: string): Promise<void> 
   }
 }
 
-type Baseline = { twoThreads: Pass[]; oneThread: Pass };
+/**
+ * The one-thread loop runs once before the queued run and once after it, and the baseline is their
+ * mean: this machine's speed drifts by a quarter within minutes, and the ratios compare passes
+ * minutes apart.
+ */
+type Baseline = { twoThreads: Pass[]; oneThread: { before: Pass; after: Pass } };
+
+const baselineCpuMs = ({ oneThread }: Baseline) => (oneThread.before.cpuMs + oneThread.after.cpuMs) / 2;
 
 type QueuedRun = {
   images: number;
@@ -239,7 +247,8 @@ function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number
   console.log('\n| mode | images | seconds | images/s | CPU ms per image |\n|---|---:|---:|---:|---:|');
   const rows: [string, number, number][] = [
     ['in-process loop, 2 threads (median of 3)', median, medianPass.cpuMs],
-    ['in-process loop, 1 thread', baseline.oneThread.seconds, baseline.oneThread.cpuMs],
+    ['in-process loop, 1 thread, before the queued run', baseline.oneThread.before.seconds, baseline.oneThread.before.cpuMs],
+    ['in-process loop, 1 thread, after it', baseline.oneThread.after.seconds, baseline.oneThread.after.cpuMs],
     ['queued pipeline (whole service)', run.seconds, serviceMs],
   ];
   for (const [mode, seconds, cpuMs] of rows) console.log(`| ${mode} | ${n} | ${seconds.toFixed(2)} | ${(n / seconds).toFixed(2)} | ${perImage(cpuMs, n)} |`);
@@ -257,13 +266,13 @@ function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number
   }
   console.log(`| **service (all of the above)** | ${perImage(serviceMs, n)} |`);
   console.log(`| bench client (not the service) | ${perImage(run.benchClientCpuMs, n)} |`);
-  console.log(`| in-process loop, 1 thread (the baseline) | ${perImage(baseline.oneThread.cpuMs, n)} |`);
+  console.log(`| in-process loop, 1 thread, mean of before and after (the baseline) | ${perImage(baselineCpuMs(baseline), n)} |`);
   const shared = [...run.sharedPids].map(([kind, pids]) => `${kind.replace(' (shared)', '')} ${pids.join(', ')}`).join(', ');
   console.log(
     `MariaDB and Redis are the machine's shared services, measured by pid (those listening on the service's ports: ${shared}) over the timed run: anything else using them meanwhile counts too, so run on a quiet machine.`,
   );
 
-  const baselineMs = baseline.oneThread.cpuMs;
+  const baselineMs = baselineCpuMs(baseline);
   console.log(`\nworker/in-process CPU per image: ${(run.serviceCpu.get(PIPELINE_KIND)! / baselineMs).toFixed(2)}`);
   console.log(`service/in-process CPU per image: ${(serviceMs / baselineMs).toFixed(2)}`);
   console.log(`pipeline/in-process ratio: ${(median / run.seconds).toFixed(2)}`);
@@ -288,12 +297,13 @@ async function main(): Promise<void> {
   let service: RunningService | undefined;
   try {
     const { config } = setup;
-    let baseline: Baseline | undefined;
+    const oneThreadPass = async () => (await inProcessLoop(images.map((image) => image.bytes), config, 1, 1))[0];
+    let twoThreads: Pass[] | undefined;
+    let oneThreadBefore: Pass | undefined;
     if (runCost) {
-      console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process): 2 threads 3 times, then 1 thread once…`);
-      const twoThreads = await inProcessLoop(images.map((image) => image.bytes), config, 2, 3);
-      const [oneThread] = await inProcessLoop(images.map((image) => image.bytes), config, 1, 1);
-      baseline = { twoThreads, oneThread };
+      console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process): 2 threads 3 times, then 1 thread once (and once more after the queued run)…`);
+      twoThreads = await inProcessLoop(images.map((image) => image.bytes), config, 2, 3);
+      oneThreadBefore = await oneThreadPass();
     }
     let robotPhotos: Buffer[] = [];
     if (runIntakeScenario) {
@@ -312,7 +322,11 @@ async function main(): Promise<void> {
     await uploadAndWait(service.api, warmUpTenant.deviceKey, warmUp, Number(args['batch-size']));
     const tenant = await createTenant(service, 'Bench');
 
-    if (baseline) printCost(await queuedRun(service, tenant.deviceKey, images, s3?.pid), baseline, config.PIPELINE_PROCESSES);
+    if (twoThreads && oneThreadBefore) {
+      const run = await queuedRun(service, tenant.deviceKey, images, s3?.pid);
+      console.log('in-process loop, 1 thread, again…');
+      printCost(run, { twoThreads, oneThread: { before: oneThreadBefore, after: await oneThreadPass() } }, config.PIPELINE_PROCESSES);
+    }
     if (runIntakeScenario) {
       console.log(`\nintake: queueing a backlog of ${photos.length} captures, then ${intake.robots} robots for ${intake.seconds} s…`);
       printIntake(await runIntake(service, tenant.storeId, photos.map((photo) => photo.bytes), robotPhotos, intake));
