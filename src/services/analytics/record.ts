@@ -134,25 +134,17 @@ async function resolveDemographics(trx: Knex.Transaction, sightings: SightingInp
   return out;
 }
 
-/** The subject's visits at a store that a sighting in [lo, hi] could touch (gap-widened), locked. */
+/**
+ * The subject's visits at a store that a sighting in [lo, hi] could touch (gap-widened), locked, in
+ * order. Visits are disjoint, so only the last one starting before `lo` can reach into the window:
+ * two index range reads, sent as one statement.
+ */
 async function loadNearbyVisits(trx: Knex.Transaction, storeId: string, subjectId: string, lo: number, hi: number): Promise<VisitRow[]> {
-  const inside = await trx('visits')
-    .where({ store_id: storeId, subject_id: subjectId })
-    .where('started_at', '>=', new Date(lo))
-    .where('started_at', '<', new Date(hi))
-    .orderBy('started_at')
-    .forUpdate()
-    .select(VISIT_COLUMNS);
-  // Visits are disjoint, so only the last one starting before `lo` can reach into the window.
-  const before = await trx('visits')
-    .where({ store_id: storeId, subject_id: subjectId })
-    .where('started_at', '<', new Date(lo))
-    .where('ended_at', '>', new Date(lo))
-    .orderBy('started_at', 'desc')
-    .limit(1)
-    .forUpdate()
-    .select(VISIT_COLUMNS);
-  return [...before, ...inside].map(visitFromRow);
+  const subjectVisits = () => trx('visits').where({ store_id: storeId, subject_id: subjectId }).forUpdate().select(VISIT_COLUMNS);
+  const before = subjectVisits().where('started_at', '<', new Date(lo)).where('ended_at', '>', new Date(lo)).orderBy('started_at', 'desc').limit(1);
+  const inside = subjectVisits().where('started_at', '>=', new Date(lo)).where('started_at', '<', new Date(hi));
+  const rows = await trx.queryBuilder().unionAll([before, inside], true);
+  return rows.map(visitFromRow).sort((a: VisitRow, b: VisitRow) => a.startedAt - b.startedAt);
 }
 
 export async function recordSightings(
