@@ -5,9 +5,10 @@
  * backlog queued before. Every upload is a distinct file: a repeat would be answered from the
  * capture already made, which is cheaper than a new one.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import sharp from 'sharp';
+import { multipart } from './multipart.js';
 import { addDevice, call, type RunningService } from './service-harness.js';
 import { percentile } from './stats.js';
 
@@ -70,12 +71,6 @@ async function queueBacklog(service: RunningService, storeId: string, photos: Bu
 /** An upload with its multipart body encoded before the window, so sending it costs the client little. */
 type Send = { atMs: number; deviceKey: string; body: Buffer; contentType: string };
 type Answer = { status: number | 'error'; ms: number; batchId?: string };
-
-function multipartBody(field: string, filename: string, bytes: Buffer): { body: Buffer; contentType: string } {
-  const boundary = `----faceperks-bench-${randomUUID()}`;
-  const head = `--${boundary}\r\ncontent-disposition: form-data; name="${field}"; filename="${filename}"\r\ncontent-type: image/jpeg\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head), bytes, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
-}
 
 /**
  * One upload over node:http. The client shares the service's two cores, so it must cost little:
@@ -144,7 +139,7 @@ export async function runIntake(
   const sends: Send[] = [];
   for (let second = 0; second < seconds; second++) {
     for (let r = 0; r < robots; r++) {
-      const body = multipartBody('images', `robot-${r + 1}-${second}.jpg`, photos[sends.length]);
+      const body = multipart([{ name: 'images', file: photos[sends.length], filename: `robot-${r + 1}-${second}.jpg` }]);
       sends.push({ atMs: (second + r / robots) * 1000, deviceKey: deviceKeys[r], ...body });
     }
   }

@@ -1,12 +1,15 @@
 /** Starts the API on an ephemeral port against a fresh test database and a private queue prefix. */
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
+import { multipart, type Part } from '../../scripts/multipart.js';
 import { createApp, type AppDeps } from '../../src/api/app.js';
 import { listen, type RunningApi } from '../../src/api/main.js';
 import { createQueues, type Queues } from '../../src/queue/queues.js';
 import { openBlobStore, type BlobStore } from '../../src/storage/blobs.js';
 import { bootstrapAdminKey } from '../../src/storage/repositories/apiKeys.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
+
+export { multipart, type Part };
 
 export type TestApi = {
   env: TestEnvironment;
@@ -96,29 +99,6 @@ export async function makeImage(format: 'jpeg' | 'png' = 'jpeg', size = 64, opti
     : sharp({ create: { width: size, height: size, channels: 3, background: { r: n % 256, g: (n * 7) % 256, b: (n * 13) % 256 } } });
   if (options.exif) image = image.withExif({ IFD2: { DateTimeOriginal: options.exif } });
   return format === 'jpeg' ? image.jpeg({ quality: 90 }).toBuffer() : image.png().toBuffer();
-}
-
-export type Part = { name: string; value: string } | { name: string; file: Uint8Array; filename?: string; type?: string };
-
-/** A multipart body built by hand, so tests control every byte (order, types, names). */
-export function multipart(parts: Part[], boundary = `----fp${Math.random().toString(16).slice(2)}`): { body: Buffer; contentType: string } {
-  const chunks: Buffer[] = [];
-  for (const part of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\n`));
-    if ('value' in part) {
-      chunks.push(Buffer.from(`Content-Disposition: form-data; name="${part.name}"\r\n\r\n${part.value}\r\n`));
-    } else {
-      chunks.push(
-        Buffer.from(
-          `Content-Disposition: form-data; name="${part.name}"; filename="${part.filename ?? 'file.jpg'}"\r\nContent-Type: ${part.type ?? 'image/jpeg'}\r\n\r\n`,
-        ),
-      );
-      chunks.push(Buffer.from(part.file));
-      chunks.push(Buffer.from('\r\n'));
-    }
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 export async function upload(t: TestApi, key: string, parts: Part[], path = '/v1/captures') {
