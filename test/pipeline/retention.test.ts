@@ -54,6 +54,17 @@ describe('retention', () => {
 
   const stagedFiles = async () => (await fs.readdir(path.join(t.env.config.blobsDir, 'tmp')).catch(() => [])).length;
 
+  /** Tenant A's capture of a new image, done (its image now unneeded), and tenant B, to upload the same bytes. */
+  const imageDoneInTenantA = async (format: 'jpeg' | 'png', size: number) => {
+    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
+    const image = await makeImage(format, size);
+    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
+    const id = first.body.captures[0].id;
+    const { blob_key: key } = await t.env.db('captures').where({ id }).first('blob_key');
+    await t.env.db('captures').where({ id }).update({ status: 'done' });
+    return { b, image, key: key as string };
+  };
+
   /** Waits until an insert into captures has been running a second (held by a lock); false if none within `ms`. */
   const captureInsertWaits = async (ms: number) => {
     for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
@@ -64,12 +75,7 @@ describe('retention', () => {
   };
 
   it('keeps the image when the same bytes are recorded while it is being deleted: the upload waits, then stores it again', async () => {
-    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
-    const image = await makeImage('jpeg', 99);
-    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
-    const idA = first.body.captures[0].id;
-    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
-    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+    const { b, image, key } = await imageDoneInTenantA('jpeg', 99);
 
     let second: ReturnType<typeof upload> | undefined;
     let waited = false;
@@ -142,12 +148,7 @@ describe('retention', () => {
   });
 
   it('an upload recorded after its bytes were deleted stores them again', async () => {
-    const [a, b] = [await seedTenant(t, 'A'), await seedTenant(t, 'B')];
-    const image = await makeImage('png', 98);
-    const first = await upload(t, a.deviceKey, [{ name: 'images', file: image }]);
-    const idA = first.body.captures[0].id;
-    const { blob_key: key } = await t.env.db('captures').where({ id: idA }).first('blob_key');
-    await t.env.db('captures').where({ id: idA }).update({ status: 'done' });
+    const { b, image, key } = await imageDoneInTenantA('png', 98);
     expect(await purgeProcessedImages({ db: t.env.db, blobs: t.blobs }, 0)).toBe(1);
     expect(await t.blobs.exists(key)).toBe(false);
 
