@@ -168,13 +168,31 @@ describe('S3 blob store specifics', () => {
     server = await startS3Server({ prefix: 'tenant-a/blobs' });
     for (const [name, value] of Object.entries(server.env)) vi.stubEnv(name, value);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-blobs-s3-'));
-    blobs = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+    blobs = openStore();
   });
   afterAll(async () => {
     await server?.stop();
     vi.unstubAllEnvs();
     await fs.rm(dataDir, { recursive: true, force: true });
   });
+
+  /** A store opened the way the service opens it, from BLOB_URL and the AWS variables as they are now. */
+  const openStore = () => openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+
+  /** Runs `work` on a store whose endpoint is `endpoint` (a server on loopback), then closes that server. */
+  async function behind(endpoint: net.Server, work: (store: BlobStore) => Promise<void>): Promise<void> {
+    const connections = new Set<net.Socket>();
+    endpoint.on('connection', (socket) => connections.add(socket));
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`);
+    try {
+      await work(openStore());
+    } finally {
+      vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
+      for (const socket of connections) socket.destroy();
+      await new Promise((resolve) => endpoint.close(resolve));
+    }
+  }
 
   it("keeps every object under BLOB_URL's prefix and stages on this host's DATA_DIR/tmp", async () => {
     await blobs.put('people/p/aa/bb', 'x');
@@ -189,7 +207,7 @@ describe('S3 blob store specifics', () => {
       // `localhost` has no bucket subdomains: virtual-hosted addressing would not even resolve.
       for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) vi.stubEnv(name, name === variable ? `http://localhost:${server.port}` : '');
       try {
-        const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+        const store = openStore();
         expect((await store.get('people/p/aa/bb')).toString()).toBe('x');
       } finally {
         vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
@@ -215,31 +233,19 @@ describe('S3 blob store specifics', () => {
       });
       request.pipe(upstream);
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    vi.stubEnv('AWS_ENDPOINT_URL_S3', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
-    try {
-      const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+    await behind(proxy, async (store) => {
       const data = randomBytes(300 * 1024);
       const upload = await store.stageStream('captures', chunked(data, 64 * 1024), 1024 * 1024);
       await store.commit(upload);
       expect(throttled).toBe(2);
       same(await blobs.get(upload.key), data);
       expect(await exists(upload.tmpPath)).toBe(false);
-    } finally {
-      vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
-      proxy.closeAllConnections();
-      await new Promise((resolve) => proxy.close(resolve));
-    }
+    });
   });
 
   // The SDK makes three attempts of a request it can resend (a read), one of a streamed upload.
   it('fails a request to a server that takes the connection and then says nothing', { timeout: 3 * SILENCE_TIMEOUT_MS + 10_000 }, async () => {
-    const connections = new Set<net.Socket>();
-    const silent = net.createServer((socket) => connections.add(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    vi.stubEnv('AWS_ENDPOINT_URL_S3', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
-    try {
-      const store = openBlobStore({ BLOB_URL: server.env.BLOB_URL, blobsDir: path.join(dataDir, 'blobs'), DATA_DIR: dataDir });
+    await behind(net.createServer(), async (store) => {
       const upload = await store.stageStream('captures', Readable.from([randomBytes(1000)]), 10_000);
       const started = performance.now();
       const [commit, get] = await Promise.all([store.commit(upload), store.get('people/p/aa/bb')].map((request) => request.catch((error: unknown) => error)));
@@ -250,11 +256,7 @@ describe('S3 blob store specifics', () => {
       }
       expect(waited).toBeGreaterThanOrEqual(SILENCE_TIMEOUT_MS - 100);
       expect(await exists(upload.tmpPath)).toBe(false);
-    } finally {
-      vi.stubEnv('AWS_ENDPOINT_URL_S3', server.env.AWS_ENDPOINT_URL_S3);
-      for (const socket of connections) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it('turns an unreachable server into a BlobStoreFault, and a commit that failed leaves no staged file', async () => {
