@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
 import { faceIdOf, type CapturedFace, type FaceMatch } from '../queue/contract.js';
 import type { CaptureLifecycle, CaptureRow } from '../storage/capture-lifecycle.js';
 import { earlierSubjects, insertSightings, recordedMatches, storedAge, touchSubjects, writeFaces, type SightingRecord } from '../storage/results-repository.js';
-import { retryOnLockConflict } from '../storage/transactions.js';
+import { retryOnLockConflict, writeTogether } from '../storage/transactions.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
 
@@ -59,10 +59,12 @@ export class ResultsService {
     const kept = matches.filter((match) => existing.has(match.subjectId));
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
-    await writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
-    await insertSightings(trx, captureId, sightings);
-    await touchSubjects(trx, sightings, capture.captured_at);
+    await writeTogether(trx, [
+      ...writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack }),
+      ...insertSightings(trx, captureId, sightings),
+      ...touchSubjects(trx, sightings, capture.captured_at),
+    ]);
     await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;

@@ -25,7 +25,8 @@ const SESSION_SETUP = 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED';
 export function connectDatabase(config: Pick<Config, 'DATABASE_URL'>, pool = { min: 0, max: 10 }): Knex {
   const db = knexFactory({
     client: 'mysql2',
-    connection: { uri: config.DATABASE_URL, timezone: 'Z', dateStrings: false, supportBigNumbers: true } as never,
+    // multipleStatements: writeTogether (storage/transactions.ts) sends a transaction's writes in one round trip.
+    connection: { uri: config.DATABASE_URL, timezone: 'Z', dateStrings: false, supportBigNumbers: true, multipleStatements: true } as never,
     pool: {
       ...pool,
       afterCreate: (connection: PooledConnection, done: (error: Error | null, connection: PooledConnection) => void) =>

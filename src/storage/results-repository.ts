@@ -1,4 +1,7 @@
-/** Rows a capture's results consist of: faces, sightings and the subjects' last-seen times. Writes only; the order is the caller's (services/results.ts). */
+/**
+ * Rows a capture's results consist of: faces, sightings and the subjects' last-seen times. The
+ * writes are returned as statements, for the caller (services/results.ts) to order and send together.
+ */
 import type { Knex } from 'knex';
 import { faceIdOf, type CapturedFace, type FaceMatch } from '../queue/contract.js';
 import type { SubjectRef } from '../services/analytics/index.js';
@@ -27,16 +30,18 @@ export async function earlierSubjects(trx: Knex.Transaction, captureId: string):
 }
 
 /** Writes the capture's faces (a matched face with its embedding); `replacing`: deletes an earlier run's faces (and, by cascade, their sightings) first. */
-export async function writeFaces(
+export function writeFaces(
   trx: Knex.Transaction,
   captureId: string,
   faces: (CapturedFace & { embedding?: string })[],
   matches: Map<number, FaceMatch>,
   options: { replacing: boolean; pack?: string },
-): Promise<void> {
-  if (options.replacing) await trx('faces').where({ capture_id: captureId }).delete();
-  if (faces.length === 0) return;
-  await trx('faces').insert(
+): Knex.QueryBuilder[] {
+  const statements = options.replacing ? [trx('faces').where({ capture_id: captureId }).delete()] : [];
+  if (faces.length === 0) return statements;
+  return [
+    ...statements,
+    trx('faces').insert(
     faces.map((face, index) => {
       const match = matches.get(index);
       return {
@@ -61,7 +66,8 @@ export async function writeFaces(
         ...(match && face.embedding && options.pack ? { embedding: Buffer.from(face.embedding, 'base64'), embedding_pack: options.pack } : {}),
       };
     }),
-  );
+    ),
+  ];
 }
 
 /** The matches a capture's faces were recorded with. */
@@ -82,9 +88,10 @@ export async function recordedMatches(trx: Knex.Transaction, captureId: string):
     }));
 }
 
-export async function insertSightings(trx: Knex.Transaction, captureId: string, sightings: SightingRecord[]): Promise<void> {
-  if (sightings.length === 0) return;
-  await trx('sightings').insert(
+export function insertSightings(trx: Knex.Transaction, captureId: string, sightings: SightingRecord[]): Knex.QueryBuilder[] {
+  if (sightings.length === 0) return [];
+  return [
+    trx('sightings').insert(
     sightings.map((sighting) => ({
       face_id: sighting.faceId,
       capture_id: captureId,
@@ -98,20 +105,25 @@ export async function insertSightings(trx: Knex.Transaction, captureId: string, 
       age: sighting.age,
       gender: sighting.gender,
     })),
-  );
+    ),
+  ];
 }
 
 /** Moves each subject's first/last-seen times to include `seenAt`. */
-export async function touchSubjects(trx: Knex.Transaction, sightings: SightingRecord[], seenAt: Date): Promise<void> {
+export function touchSubjects(trx: Knex.Transaction, sightings: SightingRecord[], seenAt: Date): Knex.QueryBuilder[] {
   const ids = (kind: SubjectRef['subjectKind']) => sightings.filter((s) => s.subjectKind === kind).map((s) => s.subjectId);
   const people = ids('member');
   const visitors = ids('visitor');
+  const statements: Knex.QueryBuilder[] = [];
   if (people.length > 0) {
-    await trx('people').whereIn('id', people).update({ last_seen_at: trx.raw('GREATEST(COALESCE(last_seen_at, ?), ?)', [seenAt, seenAt]) });
+    statements.push(trx('people').whereIn('id', people).update({ last_seen_at: trx.raw('GREATEST(COALESCE(last_seen_at, ?), ?)', [seenAt, seenAt]) }));
   }
   if (visitors.length > 0) {
-    await trx('visitors')
-      .whereIn('id', visitors)
-      .update({ first_seen_at: trx.raw('LEAST(first_seen_at, ?)', [seenAt]), last_seen_at: trx.raw('GREATEST(last_seen_at, ?)', [seenAt]) });
+    statements.push(
+      trx('visitors')
+        .whereIn('id', visitors)
+        .update({ first_seen_at: trx.raw('LEAST(first_seen_at, ?)', [seenAt]), last_seen_at: trx.raw('GREATEST(last_seen_at, ?)', [seenAt]) }),
+    );
   }
+  return statements;
 }

@@ -1,4 +1,8 @@
-/** Write transactions that InnoDB may abort on a lock conflict, and their re-run. (Their isolation: storage/db.ts.) */
+/**
+ * Write transactions that InnoDB may abort on a lock conflict, and their re-run; writes sent
+ * together. (Their isolation: storage/db.ts.)
+ */
+import type { Knex } from 'knex';
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;
@@ -17,4 +21,16 @@ export async function retryOnLockConflict<T>(transaction: () => Promise<T>, atte
       await new Promise((resolve) => setTimeout(resolve, pauseMs(attempt)));
     }
   }
+}
+
+/**
+ * Sends statements whose results nobody reads as one multi-statement query, in order: one round
+ * trip instead of one each. A round trip costs far more than a statement on a virtual machine
+ * (about 0.1-0.2 ms of client CPU on the CI machine, against 0.03 ms per statement sent together:
+ * docs/benchmarks.md, session 13). The first statement that fails stops the rest and rejects.
+ */
+export async function writeTogether(db: Knex | Knex.Transaction, statements: (Knex.QueryBuilder | Knex.Raw)[]): Promise<void> {
+  const native = statements.map((statement) => statement.toSQL().toNative());
+  if (native.length === 0) return;
+  await db.raw(native.map((statement) => statement.sql).join(';\n'), native.flatMap((statement) => statement.bindings) as Knex.RawBinding[]);
 }
