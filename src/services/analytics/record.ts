@@ -16,6 +16,7 @@ import {
   type StoreInfo, type VisitRow,
 } from './store.js';
 import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
+import { writeTogether } from '../../storage/transactions.js';
 
 export type SightingInput = {
   storeId: string;
@@ -281,7 +282,7 @@ async function applySubjectChange(
 }
 
 /**
- * The visit and first-visit rows every subject's change ends with, written in three statements
+ * The visit and first-visit rows every subject's change ends with, written in one round trip
  * for the whole transaction, then the changed subjects' spans recomputed from them. Deferring
  * them is safe: a subject's change reads only its own rows.
  */
@@ -295,16 +296,20 @@ type VisitWrites = {
 const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
 async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spansBefore: Map<string, MerchantSpan>): Promise<void> {
-  if (writes.removedVisitIds.length > 0) await trx('visits').whereIn('id', writes.removedVisitIds).delete();
-  if (writes.addedVisits.length > 0) await trx('visits').insert(writes.addedVisits);
+  const statements: (Knex.QueryBuilder | Knex.Raw)[] = [];
+  if (writes.removedVisitIds.length > 0) statements.push(trx('visits').whereIn('id', writes.removedVisitIds).delete());
+  if (writes.addedVisits.length > 0) statements.push(trx('visits').insert(writes.addedVisits));
   if (writes.firstVisits.length > 0) {
     // The rows exist and are locked (lockAnalyticsSubjects): this only updates them.
     const insert = trx('analytics_subjects').insert(writes.firstVisits).toSQL().toNative();
-    await trx.raw(
-      `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
-      [...insert.bindings] as Knex.RawBinding[],
+    statements.push(
+      trx.raw(
+        `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
+        [...insert.bindings] as Knex.RawBinding[],
+      ),
     );
   }
+  await writeTogether(trx, statements);
   await refreshSpans(trx, writes.spans, spansBefore);
 }
 

@@ -11,6 +11,7 @@
  */
 import type { Knex } from 'knex';
 import type { SubjectKind } from './rollup.js';
+import { writeTogether } from '../../storage/transactions.js';
 
 export type StoreSubject = { storeId: string; subjectId: string; merchantId: string };
 
@@ -48,19 +49,21 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[],
   const lastAt = (span: MerchantSpan | null) => span?.last?.getTime() ?? null;
   for (const [merchantId, subjects] of groupBy([...touched.values()], (t) => t.merchantId)) {
     const rows = (spans: Spans) => subjects.flatMap((t) => spanDayRow(spanOf(spans, t)));
-    await moveSpanDays(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after));
-    await writeLastVisits(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after);
     // A moved first visit at the merchant, onto the subject's spans at other stores too (new or
     // changed spans here got it as they were written); a subject without visits before has no other.
     const moved = subjects.filter((t) => differs(t, firstAt) && spanOf(before, t) !== null && spanOf(after, t) !== null);
-    for (const chunk of chunks(moved.map((t) => t.subjectId))) {
-      await trx.raw(
-        `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
-         SET s.merchant_first_visit_at = a.first_visit_at
-         WHERE s.merchant_id = ? AND s.subject_id IN (${chunk.map(() => '?').join(', ')})`,
-        [merchantId, ...chunk],
-      );
-    }
+    await writeTogether(trx, [
+      ...spanDayMoves(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after)),
+      ...lastVisitUpdates(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after),
+      ...chunks(moved.map((t) => t.subjectId)).map((chunk) =>
+        trx.raw(
+          `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
+           SET s.merchant_first_visit_at = a.first_visit_at
+           WHERE s.merchant_id = ? AND s.subject_id IN (${chunk.map(() => '?').join(', ')})`,
+          [merchantId, ...chunk],
+        ),
+      ),
+    ]);
   }
 }
 
@@ -90,20 +93,23 @@ async function refreshStoreSpans(trx: Knex.Transaction, pairs: StoreSubject[], m
       const beforeById = new Map(before.map((r) => [r.subject_id, r]));
       const kept = new Set(after.map((r) => r.subject_id));
       const gone = before.filter((r) => !kept.has(r.subject_id)).map((r) => r.subject_id);
-      if (gone.length > 0) await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', gone).delete();
+      const statements: (Knex.QueryBuilder | Knex.Raw)[] = [];
+      if (gone.length > 0) statements.push(trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', gone).delete());
       const changed = after.filter((r) => !sameSpan(beforeById.get(r.subject_id), r));
       if (changed.length > 0) {
         // The subject's first visit at the merchant, as the caller already wrote it.
         const merchantFirst = (r: SpanRow) =>
           trx.raw('(SELECT first_visit_at FROM analytics_subjects WHERE merchant_id = ? AND subject_id = ?)', [r.merchant_id, r.subject_id]);
         const insert = trx('analytics_store_subjects').insert(changed.map((r) => ({ store_id: storeId, ...r, merchant_first_visit_at: merchantFirst(r) }))).toSQL().toNative();
-        await trx.raw(
-          `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), last_visit_at = VALUES(last_visit_at), visits = VALUES(visits),
-           merchant_first_visit_at = VALUES(merchant_first_visit_at)`,
-          [...insert.bindings] as Knex.RawBinding[],
+        statements.push(
+          trx.raw(
+            `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), last_visit_at = VALUES(last_visit_at), visits = VALUES(visits),
+             merchant_first_visit_at = VALUES(merchant_first_visit_at)`,
+            [...insert.bindings] as Knex.RawBinding[],
+          ),
         );
       }
-      await moveSpanDays(trx, 'analytics_span_days', { store_id: storeId }, before, after);
+      await writeTogether(trx, [...statements, ...spanDayMoves(trx, 'analytics_span_days', { store_id: storeId }, before, after)]);
       for (const r of before) subject(merchantId, r.subject_id).before.push(r);
       for (const r of after) subject(merchantId, r.subject_id).after.push(r);
     }
@@ -160,16 +166,16 @@ function extreme(whole: number, before: number[], after: number[], direction: -1
 const spanDayRow = (span: MerchantSpan | null): SpanDayRow[] =>
   span && span.last ? [{ subject_kind: span.kind, first_visit_at: span.first, last_visit_at: span.last }] : [];
 
-/** Writes the subjects' merchant-wide last visit start (their rows exist and are locked). */
-async function writeLastVisits(trx: Knex.Transaction, merchantId: string, subjects: Touched[], after: ReadonlyMap<string, MerchantSpan | null>): Promise<void> {
-  for (const chunk of chunks(subjects)) {
+/** The statements writing the subjects' merchant-wide last visit start (their rows exist and are locked). */
+function lastVisitUpdates(trx: Knex.Transaction, merchantId: string, subjects: Touched[], after: ReadonlyMap<string, MerchantSpan | null>): Knex.Raw[] {
+  return chunks(subjects).map((chunk) => {
     const lasts = chunk.flatMap((t) => [t.subjectId, after.get(subjectKey(t))?.last ?? null]);
-    await trx.raw(
+    return trx.raw(
       `UPDATE analytics_subjects SET last_visit_at = CASE subject_id ${chunk.map(() => 'WHEN ? THEN ?').join(' ')} END
        WHERE merchant_id = ? AND subject_id IN (${chunk.map(() => '?').join(', ')})`,
       [...lasts, merchantId, ...chunk.map((t) => t.subjectId)],
     );
-  }
+  });
 }
 
 /** The subjects' merchant-wide spans, from all their store spans (locked); a subject without any has none. */
@@ -189,12 +195,12 @@ async function readMerchantSpans(trx: Knex.Transaction, subjects: { merchantId: 
 const utcDay = (t: Date) => t.toISOString().slice(0, 10);
 
 /**
- * Adds the span-day counts (of `table`, for the store or merchant in `scope`) of the spans `after`
- * and takes away those of `before`, in key order; drops rows left at zero.
+ * The statements that add the span-day counts (of `table`, for the store or merchant in `scope`) of
+ * the spans `after` and take away those of `before`, in key order, and drop rows left at zero.
  */
-async function moveSpanDays(
+function spanDayMoves(
   trx: Knex.Transaction, table: 'analytics_span_days' | 'analytics_merchant_span_days', scope: Record<string, string>, before: SpanDayRow[], after: SpanDayRow[],
-): Promise<void> {
+): (Knex.QueryBuilder | Knex.Raw)[] {
   const deltas = new Map<string, { utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
   const add = (rows: SpanDayRow[], sign: number) => {
     for (const r of rows) {
@@ -209,14 +215,16 @@ async function moveSpanDays(
   add(before, -1);
   add(after, 1);
   const changed = [...deltas.entries()].filter(([, d]) => d.firsts !== 0 || d.lasts !== 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, d]) => d);
-  if (changed.length === 0) return;
+  if (changed.length === 0) return [];
   const insert = trx(table).insert(changed.map((d) => ({ ...scope, ...d }))).toSQL().toNative();
-  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE firsts = firsts + VALUES(firsts), lasts = lasts + VALUES(lasts)`, [...insert.bindings] as Knex.RawBinding[]);
+  const statements: (Knex.QueryBuilder | Knex.Raw)[] = [
+    trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE firsts = firsts + VALUES(firsts), lasts = lasts + VALUES(lasts)`, [...insert.bindings] as Knex.RawBinding[]),
+  ];
   const shrunk = changed.filter((d) => d.firsts < 0 || d.lasts < 0);
   if (shrunk.length > 0) {
-    await trx(table).where(scope).whereIn(['utc_day', 'subject_kind'], shrunk.map((d) => [d.utc_day, d.subject_kind]))
-      .where({ firsts: 0, lasts: 0 }).delete();
+    statements.push(trx(table).where(scope).whereIn(['utc_day', 'subject_kind'], shrunk.map((d) => [d.utc_day, d.subject_kind])).where({ firsts: 0, lasts: 0 }).delete());
   }
+  return statements;
 }
 
 /** Recounts a store's span-day rows from its spans (the rebuild's last step), the spans read with share locks. */

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { addInto, contribution, METRICS, zeroMetrics, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
 import type { VisitAgg } from './sessionise.js';
 import { zone, type Zone } from './time.js';
+import { writeTogether } from '../../storage/transactions.js';
 
 export type VisitRow = VisitAgg & {
   id: number;
@@ -128,21 +129,24 @@ export async function loadStores(db: Knex, ids: string[]): Promise<Map<string, S
  * version rows before rollup rows (in sorted order) and the two never deadlock each other.
  */
 export async function bumpStoreVersions(trx: Knex.Transaction | Knex, storeIds: Iterable<string>): Promise<void> {
-  const ids = [...new Set(storeIds)].sort();
-  if (ids.length === 0) return;
-  await trx.raw(
-    `INSERT INTO analytics_store_versions (store_id, version) VALUES ${ids.map(() => '(?, 1)').join(', ')} ON DUPLICATE KEY UPDATE version = version + 1`,
-    ids,
-  );
+  await writeTogether(trx, storeVersionBumps(trx, storeIds));
 }
 
-/** Applies rollup deltas in key order (a fixed lock order across concurrent writers), then drops emptied rows. */
+function storeVersionBumps(trx: Knex.Transaction | Knex, storeIds: Iterable<string>): Knex.Raw[] {
+  const ids = [...new Set(storeIds)].sort();
+  if (ids.length === 0) return [];
+  return [trx.raw(`INSERT INTO analytics_store_versions (store_id, version) VALUES ${ids.map(() => '(?, 1)').join(', ')} ON DUPLICATE KEY UPDATE version = version + 1`, ids)];
+}
+
+/**
+ * Bumps the stores' versions, applies rollup deltas in key order (a fixed lock order across
+ * concurrent writers), then drops emptied rows: in one round trip.
+ */
 export async function applyRollupDeltas(
   trx: Knex.Transaction | Knex,
   deltas: Map<string, { key: BucketKey; metrics: Metrics }>,
   stores: Map<string, StoreInfo>,
 ): Promise<void> {
-  await bumpStoreVersions(trx, stores.keys());
   const entries = [...deltas.values()]
     .filter((d) => METRICS.some((m) => d.metrics[m] !== 0))
     .sort((a, b) =>
@@ -150,18 +154,18 @@ export async function applyRollupDeltas(
         : a.key.granularity < b.key.granularity ? -1 : a.key.granularity > b.key.granularity ? 1
           : a.key.bucketStart - b.key.bucketStart,
     );
-  if (entries.length === 0) return;
   const rows = entries.map(({ key, metrics }) => rollupRow(key, metrics, stores.get(key.storeId)!.zone));
   const updates = METRICS.map((m) => `\`${m}\` = \`${m}\` + VALUES(\`${m}\`)`).join(', ');
-  const insert = trx('analytics_rollups').insert(rows).toSQL().toNative();
-  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE ${updates}`, [...insert.bindings] as Knex.RawBinding[]);
-  for (const { key, metrics } of entries) {
-    if (metrics.visits >= 0) continue; // only a shrinking bucket can become empty
-    await trx('analytics_rollups')
-      .where({ store_id: key.storeId, granularity: key.granularity, bucket_start: new Date(key.bucketStart) })
-      .where('visits', '<=', 0)
-      .delete();
-  }
+  const upsert = entries.length === 0 ? undefined : trx('analytics_rollups').insert(rows).toSQL().toNative();
+  // Only a shrinking bucket can become empty.
+  const emptied = entries.filter(({ metrics }) => metrics.visits < 0).map(({ key }) =>
+    trx('analytics_rollups').where({ store_id: key.storeId, granularity: key.granularity, bucket_start: new Date(key.bucketStart) }).where('visits', '<=', 0).delete(),
+  );
+  await writeTogether(trx, [
+    ...storeVersionBumps(trx, stores.keys()),
+    ...(upsert ? [trx.raw(`${upsert.sql} ON DUPLICATE KEY UPDATE ${updates}`, [...upsert.bindings] as Knex.RawBinding[])] : []),
+    ...emptied,
+  ]);
 }
 
 export function rollupRow(key: BucketKey, metrics: Metrics, z: Zone) {
