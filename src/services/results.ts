@@ -60,18 +60,19 @@ export class ResultsService {
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
-    await writeTogether(trx, [
-      ...writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack }),
-      ...insertSightings(trx, captureId, sightings),
-      ...touchSubjects(trx, sightings, capture.captured_at),
-    ]);
+    // Analytics and perks read none of the rows written last (a sighting comes with its age and gender).
     await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;
       await awardPerk(trx, { personId, storeId, captureId, faceIndex, seenAt }, this.options.perks);
     }
-    await this.lifecycle.finish(trx, captureId, faces.length);
+    await writeTogether(trx, [
+      ...writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack }),
+      ...insertSightings(trx, captureId, sightings),
+      ...touchSubjects(trx, sightings, capture.captured_at),
+      this.lifecycle.finish(trx, captureId, faces.length),
+    ]);
     return { capture, matches: kept, alreadySaved: false };
   }
 }

@@ -10,6 +10,7 @@
  */
 import type { Knex } from 'knex';
 import type { Stage } from '../queue/contract.js';
+import { sendTogether, type WriteResult } from './transactions.js';
 
 export const CAPTURE_STATES = ['queued', 'processing', 'done', 'failed'] as const;
 export type CaptureState = (typeof CAPTURE_STATES)[number];
@@ -52,11 +53,12 @@ export class CaptureLifecycle {
    * vision stage, which begins a capture, cuts them with the pixels.
    */
   async begin(captureId: string, run: number, stage: Stage): Promise<StartedCapture | undefined> {
-    const moved = await this.db('captures').where({ id: captureId, run }).whereIn('status', OPEN_STATES).update({ status: 'processing', stage, updated_at: now(this.db) });
-    if (moved === 0) return undefined;
-    const row = await this.db('captures').join('merchants', 'merchants.id', 'captures.merchant_id').where('captures.id', captureId)
-      .first('captures.*', 'merchants.keep_face_crops');
-    return row && { ...row, keep_face_crops: Boolean(row.keep_face_crops) };
+    const [moved, rows] = (await sendTogether(this.db, [
+      this.db('captures').where({ id: captureId, run }).whereIn('status', OPEN_STATES).update({ status: 'processing', stage, updated_at: now(this.db) }),
+      this.db('captures').join('merchants', 'merchants.id', 'captures.merchant_id').where('captures.id', captureId).select('captures.*', 'merchants.keep_face_crops'),
+    ])) as [WriteResult, (CaptureRow & { keep_face_crops: number })[]];
+    if (moved.affectedRows === 0 || rows.length === 0) return undefined;
+    return { ...rows[0], keep_face_crops: Boolean(rows[0].keep_face_crops) };
   }
 
   /** Records that an open capture's run reached `stage`; false when the run is superseded or final. */
@@ -97,9 +99,9 @@ export class CaptureLifecycle {
     return capture.status === 'done' ? { capture, state: 'done' } : undefined;
   }
 
-  /** open → done, inside the results transaction that locked the row. */
-  async finish(trx: Knex.Transaction, captureId: string, faceCount: number): Promise<void> {
-    await trx('captures')
+  /** The statement moving open → done, for the results transaction that locked the row to send with its last writes. */
+  finish(trx: Knex.Transaction, captureId: string, faceCount: number): Knex.QueryBuilder {
+    return trx('captures')
       .where({ id: captureId })
       .update({ status: 'done', stage: 'aggregate', face_count: faceCount, error_code: null, error_message: null, updated_at: now(trx) });
   }

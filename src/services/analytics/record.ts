@@ -16,7 +16,7 @@ import {
   type StoreInfo, type VisitRow,
 } from './store.js';
 import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
-import { writeTogether } from '../../storage/transactions.js';
+import { sendTogether, writeTogether } from '../../storage/transactions.js';
 
 export type SightingInput = {
   storeId: string;
@@ -52,17 +52,17 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
     .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
     .toSQL()
     .toNative();
-  await trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]);
   const people = sorted.filter((s) => s.subjectKind === 'member').map((s) => s.subjectId).sort();
   const visitors = sorted.filter((s) => s.subjectKind === 'visitor').map((s) => s.subjectId).sort();
-  for (const [table, ids] of [['people', people], ['visitors', visitors]] as const) {
-    if (ids.length === 0) continue;
-    const query = trx(table).whereIn('id', ids).orderBy('id').forUpdate().select('id');
-    // A visitor merged or linked away is gone for new sightings (its vectors may not have moved yet).
-    if (table === 'visitors') query.whereNull('merged_into_id');
-    const rows: { id: string }[] = await query;
-    for (const row of rows) existing.add(row.id);
-  }
+  const locks: Knex.QueryBuilder[] = [];
+  if (people.length > 0) locks.push(trx('people').whereIn('id', people).orderBy('id').forUpdate().select('id'));
+  // A visitor merged or linked away is gone for new sightings (its vectors may not have moved yet).
+  if (visitors.length > 0) locks.push(trx('visitors').whereIn('id', visitors).whereNull('merged_into_id').orderBy('id').forUpdate().select('id'));
+  const [, ...locked] = (await sendTogether(trx, [
+    trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]),
+    ...locks,
+  ])) as [unknown, ...{ id: string }[][]];
+  for (const row of locked.flat()) existing.add(row.id);
   return existing;
 }
 
