@@ -54,14 +54,15 @@ export class ResultsService {
     const replacing = run > 0;
     const earlier = replacing ? await earlierSubjects(trx, captureId) : [];
     const matched = matches.map((match) => ({ merchantId: capture.merchant_id, subjectKind: match.kind, subjectId: match.subjectId }));
-    const existing = await lockSubjects(trx, [...earlier, ...matched]);
+    const { existing, analytics } = await lockSubjects(trx, [...earlier, ...matched]);
     // A person erased or a visitor purged since the match stage: the face stays, unmatched.
     const kept = matches.filter((match) => existing.has(match.subjectId));
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
     // Analytics and perks read none of the rows written last (a sighting comes with its age and gender).
-    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes });
+    // A retraction moved the subjects' first visits since lockSubjects read them: read them again then.
+    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes }, earlier.length > 0 ? undefined : analytics);
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;

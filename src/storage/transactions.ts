@@ -42,5 +42,26 @@ export async function writeTogether(db: Knex | Knex.Transaction, statements: (Kn
   await sendTogether(db, statements);
 }
 
+/**
+ * Writes that ride along with the first read made through `read` (in the same round trip, ahead of
+ * it), or go out on `flush` if no read comes.
+ */
+export function readsAfterWrites(db: Knex | Knex.Transaction, writes: (Knex.QueryBuilder | Knex.Raw)[]) {
+  let pending = writes;
+  const take = () => {
+    const taken = pending;
+    pending = [];
+    return taken;
+  };
+  return {
+    async read<Row>(query: Knex.QueryBuilder): Promise<Row[]> {
+      return (await sendTogether(db, [...take(), query])).at(-1) as Row[];
+    },
+    flush: () => writeTogether(db, take()),
+  };
+}
+
+export type ReadsAfterWrites = ReturnType<typeof readsAfterWrites>;
+
 /** A write's result header, as sendTogether resolves it. */
 export type WriteResult = { affectedRows: number };

@@ -277,7 +277,7 @@ describe('recordSightings', () => {
     const moves: { faceIds: string[]; from: Subject; to: Subject }[] = [];
     let moved = 0;
     const moveSightings = (faceIds: string[], to: Subject, from: Subject) => withRetry(() => env.db.transaction(async (trx) => {
-      const existing = await lockSubjects(trx, [from, to].map((s) => ({ merchantId: t.merchantId, subjectKind: s.kind, subjectId: s.id })));
+      const { existing } = await lockSubjects(trx, [from, to].map((s) => ({ merchantId: t.merchantId, subjectKind: s.kind, subjectId: s.id })));
       if (!existing.has(to.id)) return; // erased or purged meanwhile: the services refuse such a move
       await reassignSightings(trx, { merchantId: t.merchantId, faceIds, to }, { visitGapMinutes: 30 });
     }));

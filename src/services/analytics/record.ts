@@ -16,7 +16,7 @@ import {
   type StoreInfo, type VisitRow,
 } from './store.js';
 import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
-import { sendTogether, writeTogether } from '../../storage/transactions.js';
+import { sendTogether } from '../../storage/transactions.js';
 
 export type SightingInput = {
   storeId: string;
@@ -39,15 +39,17 @@ const MAX_LATE_FLIP_MS = 27 * 3_600_000; // a bucket (≤ 25 h day) containing t
  * `visitors` rows) in a fixed order. Call it first in the aggregate transaction, before inserting
  * faces/sightings: inserting a face takes a shared FK lock on its person/visitor row, and two
  * workers that both hold one and then want it exclusively deadlock. Idempotent within a transaction.
- * Returns the ids of the subjects whose person or visitor row exists (and is now locked); a visitor
- * merged or linked away does not count.
+ * Resolves with the ids of the subjects whose person or visitor row exists (and is now locked; a
+ * visitor merged or linked away does not count), and with their analytics rows as
+ * lockAnalyticsSubjects reads them, for recordSightings: all in one round trip.
  */
-export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<Set<string>> {
+export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]): Promise<{ existing: Set<string>; analytics: LockedSubjects }> {
   const unique = new Map<string, SubjectRef>();
   for (const s of subjects) unique.set(subjectKey(s), s);
   const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
   const existing = new Set<string>();
-  if (sorted.length === 0) return existing;
+  const analytics: LockedSubjects = { firsts: new Map(), spans: new Map() };
+  if (sorted.length === 0) return { existing, analytics };
   const insert = trx('analytics_subjects')
     .insert(sorted.map((s) => ({ merchant_id: s.merchantId, subject_id: s.subjectId, subject_kind: s.subjectKind })))
     .toSQL()
@@ -58,12 +60,15 @@ export async function lockSubjects(trx: Knex.Transaction, subjects: SubjectRef[]
   if (people.length > 0) locks.push(trx('people').whereIn('id', people).orderBy('id').forUpdate().select('id'));
   // A visitor merged or linked away is gone for new sightings (its vectors may not have moved yet).
   if (visitors.length > 0) locks.push(trx('visitors').whereIn('id', visitors).whereNull('merged_into_id').orderBy('id').forUpdate().select('id'));
-  const [, ...locked] = (await sendTogether(trx, [
+  const reads = analyticsSubjectReads(trx, sorted);
+  const [, ...results] = await sendTogether(trx, [
     trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE subject_kind = subject_kind`, [...insert.bindings] as Knex.RawBinding[]),
     ...locks,
-  ])) as [unknown, ...{ id: string }[][]];
-  for (const row of locked.flat()) existing.add(row.id);
-  return existing;
+    ...reads,
+  ]);
+  for (const row of (results.slice(0, locks.length) as { id: string }[][]).flat()) existing.add(row.id);
+  for (const rows of results.slice(locks.length) as AnalyticsSubjectRow[][]) addLockedRows(analytics, rows);
+  return { existing, analytics };
 }
 
 /** The locked subjects' first visits and merchant spans (absent: no visit yet), by subjectKey. */
@@ -89,25 +94,45 @@ export async function lockAnalyticsSubjects(trx: Knex.Transaction, subjects: Sub
   return locked;
 }
 
-/** Reads (and locks) the `analytics_subjects` rows of those of the sorted subjects that have one, into `locked`. */
-async function readLockedSubjects(trx: Knex.Transaction, sorted: SubjectRef[], locked: LockedSubjects): Promise<void> {
-  const merchants = [...new Set(sorted.map((s) => s.merchantId))].sort();
-  for (const merchantId of merchants) {
+type AnalyticsSubjectRow = {
+  merchant_id: string;
+  subject_id: string;
+  subject_kind: SubjectKind;
+  first_visit_at: Date | null;
+  first_visit_store_id: string | null;
+  last_visit_at: Date | null;
+};
+
+/** Reads that lock the `analytics_subjects` rows of those of the sorted subjects that have one, per merchant, 1000 at a time. */
+function analyticsSubjectReads(trx: Knex.Transaction, sorted: SubjectRef[]): Knex.QueryBuilder[] {
+  const reads: Knex.QueryBuilder[] = [];
+  for (const merchantId of [...new Set(sorted.map((s) => s.merchantId))].sort()) {
     const ids = sorted.filter((s) => s.merchantId === merchantId).map((s) => s.subjectId);
     for (let i = 0; i < ids.length; i += 1000) {
-      const rows = await trx('analytics_subjects')
-        .where('merchant_id', merchantId)
-        .whereIn('subject_id', ids.slice(i, i + 1000))
-        .orderBy('subject_id')
-        .forUpdate()
-        .select('merchant_id', 'subject_id', 'subject_kind', 'first_visit_at', 'first_visit_store_id', 'last_visit_at');
-      for (const row of rows) {
-        const key = subjectKey({ merchantId: row.merchant_id, subjectId: row.subject_id });
-        locked.firsts.set(key, firstFromRow(row));
-        if (row.first_visit_at !== null) locked.spans.set(key, { kind: row.subject_kind, first: row.first_visit_at, last: row.last_visit_at });
-      }
+      reads.push(
+        trx('analytics_subjects')
+          .where('merchant_id', merchantId)
+          .whereIn('subject_id', ids.slice(i, i + 1000))
+          .orderBy('subject_id')
+          .forUpdate()
+          .select('merchant_id', 'subject_id', 'subject_kind', 'first_visit_at', 'first_visit_store_id', 'last_visit_at'),
+      );
     }
   }
+  return reads;
+}
+
+function addLockedRows(locked: LockedSubjects, rows: AnalyticsSubjectRow[]): void {
+  for (const row of rows) {
+    const key = subjectKey({ merchantId: row.merchant_id, subjectId: row.subject_id });
+    locked.firsts.set(key, firstFromRow(row));
+    if (row.first_visit_at !== null) locked.spans.set(key, { kind: row.subject_kind, first: row.first_visit_at, last: row.last_visit_at });
+  }
+}
+
+/** Reads (and locks) the `analytics_subjects` rows of those of the sorted subjects that have one, into `locked`. */
+async function readLockedSubjects(trx: Knex.Transaction, sorted: SubjectRef[], locked: LockedSubjects): Promise<void> {
+  for (const read of analyticsSubjectReads(trx, sorted)) addLockedRows(locked, await read);
 }
 
 async function resolveDemographics(trx: Knex.Transaction, sightings: SightingInput[]): Promise<SightingPoint[]> {
@@ -148,10 +173,15 @@ async function loadNearbyVisits(trx: Knex.Transaction, storeId: string, subjectI
   return rows.map(visitFromRow).sort((a: VisitRow, b: VisitRow) => a.startedAt - b.startedAt);
 }
 
+/**
+ * Adds the sightings to the subjects' visits, spans and rollups. `locked`: the subjects' rows as
+ * lockSubjects read them earlier in the transaction (the aggregate stage), else read here.
+ */
 export async function recordSightings(
   trx: Knex.Transaction,
   sightings: SightingInput[],
   options: { visitGapMinutes: number },
+  locked?: LockedSubjects,
 ): Promise<void> {
   if (sightings.length === 0) return;
   const gapMs = options.visitGapMinutes * 60_000;
@@ -161,7 +191,7 @@ export async function recordSightings(
 
   const subjects = new Map<string, SubjectRef>();
   for (const s of sightings) subjects.set(subjectKey(s), { merchantId: s.merchantId, subjectKind: s.subjectKind, subjectId: s.subjectId });
-  const { firsts, spans } = await lockAnalyticsSubjects(trx, [...subjects.values()]);
+  const { firsts, spans } = locked ?? (await lockAnalyticsSubjects(trx, [...subjects.values()]));
 
   const deltas = new Map<string, { key: BucketKey; metrics: Metrics }>();
   const writes = noVisitWrites();
@@ -282,8 +312,9 @@ async function applySubjectChange(
 }
 
 /**
- * The visit and first-visit rows every subject's change ends with, written in one round trip
- * for the whole transaction, then the changed subjects' spans recomputed from them. Deferring
+ * The visit and first-visit rows every subject's change ends with, written for the whole
+ * transaction in the round trip of the spans' first read, then the changed subjects' spans
+ * recomputed from them. Deferring
  * them is safe: a subject's change reads only its own rows.
  */
 type VisitWrites = {
@@ -309,8 +340,7 @@ async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites, span
       ),
     );
   }
-  await writeTogether(trx, statements);
-  await refreshSpans(trx, writes.spans, spansBefore);
+  await refreshSpans(trx, writes.spans, spansBefore, statements);
 }
 
 /**

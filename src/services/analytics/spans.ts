@@ -11,7 +11,7 @@
  */
 import type { Knex } from 'knex';
 import type { SubjectKind } from './rollup.js';
-import { writeTogether } from '../../storage/transactions.js';
+import { readsAfterWrites, writeTogether, type ReadsAfterWrites } from '../../storage/transactions.js';
 
 export type StoreSubject = { storeId: string; subjectId: string; merchantId: string };
 
@@ -36,12 +36,20 @@ type Touched = { merchantId: string; subjectId: string; before: SpanRow[]; after
  * them (a subject without one had no visit): the merchant-wide rows are then derived from the
  * store spans read here, and only those that changed are written. Without it (the rebuild) they
  * are read from all the subjects' store spans, and rewritten for every subject with a span at the
- * stores refreshed, which also repairs them.
+ * stores refreshed, which also repairs them. `writesFirst`: the caller's visit writes, sent ahead of
+ * the first read, in its round trip.
  */
-export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[], merchantBefore?: ReadonlyMap<string, MerchantSpan>): Promise<void> {
-  const before = merchantBefore ?? (await readMerchantSpans(trx, pairs));
-  const touched = await refreshStoreSpans(trx, pairs, before);
-  const after = await merchantSpansAfter(trx, touched, before);
+export async function refreshSpans(
+  trx: Knex.Transaction,
+  pairs: StoreSubject[],
+  merchantBefore?: ReadonlyMap<string, MerchantSpan>,
+  writesFirst: (Knex.QueryBuilder | Knex.Raw)[] = [],
+): Promise<void> {
+  const reads = readsAfterWrites(trx, writesFirst);
+  const before = merchantBefore ?? (await readMerchantSpans(trx, reads, pairs));
+  const touched = await refreshStoreSpans(trx, reads, pairs, before);
+  await reads.flush();
+  const after = await merchantSpansAfter(trx, reads, touched, before);
   type Spans = ReadonlyMap<string, MerchantSpan | null>;
   const spanOf = (spans: Spans, t: Touched) => spans.get(subjectKey(t)) ?? null;
   const differs = (t: Touched, at: (span: MerchantSpan | null) => number | null) => merchantBefore === undefined || at(spanOf(before, t)) !== at(spanOf(after, t));
@@ -71,7 +79,12 @@ export async function refreshSpans(trx: Knex.Transaction, pairs: StoreSubject[],
  * Per store: the spans before (locked) and after (from visits) of the pairs' subjects; writes the
  * changed ones and moves the store's span days. Only a subject with a merchant span can have had one.
  */
-async function refreshStoreSpans(trx: Knex.Transaction, pairs: StoreSubject[], merchantBefore: ReadonlyMap<string, MerchantSpan>): Promise<Map<string, Touched>> {
+async function refreshStoreSpans(
+  trx: Knex.Transaction,
+  reads: ReadsAfterWrites,
+  pairs: StoreSubject[],
+  merchantBefore: ReadonlyMap<string, MerchantSpan>,
+): Promise<Map<string, Touched>> {
   const touched = new Map<string, Touched>();
   const subject = (merchantId: string, subjectId: string) => {
     const key = subjectKey({ merchantId, subjectId });
@@ -84,12 +97,12 @@ async function refreshStoreSpans(trx: Knex.Transaction, pairs: StoreSubject[], m
       // A store span exists only with a merchant span: both are written in the same transactions.
       const seen = chunk.filter((subjectId) => merchantBefore.has(subjectKey({ merchantId, subjectId })));
       // Locking reads: current rows whatever the transaction's snapshot (as INSERT … SELECT reads).
-      const before: SpanRow[] = seen.length === 0 ? [] : await trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)
-        .forUpdate().select('subject_id', 'merchant_id', 'subject_kind', 'first_visit_at', 'last_visit_at', 'visits');
-      const after: SpanRow[] = (await trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
+      const before = seen.length === 0 ? [] : await reads.read<SpanRow>(trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)
+        .forUpdate().select('subject_id', 'merchant_id', 'subject_kind', 'first_visit_at', 'last_visit_at', 'visits'));
+      const after = (await reads.read<SpanRow>(trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
         .groupBy('subject_id', 'merchant_id', 'subject_kind')
         .select('subject_id', 'merchant_id', 'subject_kind', trx.raw('MIN(started_at) AS first_visit_at'), trx.raw('MAX(started_at) AS last_visit_at'),
-          trx.raw('COUNT(*) AS visits'))).map((r: SpanRow) => ({ ...r, visits: Number(r.visits) }));
+          trx.raw('COUNT(*) AS visits')))).map((r) => ({ ...r, visits: Number(r.visits) }));
       const beforeById = new Map(before.map((r) => [r.subject_id, r]));
       const kept = new Set(after.map((r) => r.subject_id));
       const gone = before.filter((r) => !kept.has(r.subject_id)).map((r) => r.subject_id);
@@ -125,7 +138,12 @@ const sameSpan = (a: SpanRow | undefined, b: SpanRow) =>
  * span before and the store spans refreshed where that decides it; read from all the subject's
  * store spans where the first or last visit may now sit at a store not refreshed.
  */
-async function merchantSpansAfter(trx: Knex.Transaction, touched: Map<string, Touched>, before: ReadonlyMap<string, MerchantSpan>): Promise<Map<string, MerchantSpan | null>> {
+async function merchantSpansAfter(
+  trx: Knex.Transaction,
+  reads: ReadsAfterWrites,
+  touched: Map<string, Touched>,
+  before: ReadonlyMap<string, MerchantSpan>,
+): Promise<Map<string, MerchantSpan | null>> {
   const after = new Map<string, MerchantSpan | null>();
   const unsure: Touched[] = [];
   for (const [key, t] of touched) {
@@ -133,7 +151,7 @@ async function merchantSpansAfter(trx: Knex.Transaction, touched: Map<string, To
     if (span === undefined) unsure.push(t);
     else after.set(key, span);
   }
-  const read = await readMerchantSpans(trx, unsure);
+  const read = await readMerchantSpans(trx, reads, unsure);
   for (const t of unsure) after.set(subjectKey(t), read.get(subjectKey(t)) ?? null);
   return after;
 }
@@ -179,13 +197,13 @@ function lastVisitUpdates(trx: Knex.Transaction, merchantId: string, subjects: T
 }
 
 /** The subjects' merchant-wide spans, from all their store spans (locked); a subject without any has none. */
-async function readMerchantSpans(trx: Knex.Transaction, subjects: { merchantId: string; subjectId: string }[]): Promise<Map<string, MerchantSpan>> {
+async function readMerchantSpans(trx: Knex.Transaction, reads: ReadsAfterWrites, subjects: { merchantId: string; subjectId: string }[]): Promise<Map<string, MerchantSpan>> {
   const spans = new Map<string, MerchantSpan>();
   for (const [merchantId, ofMerchant] of groupBy(subjects, (s) => s.merchantId)) {
     for (const chunk of chunks([...new Set(ofMerchant.map((s) => s.subjectId))].sort())) {
-      const rows: (SpanDayRow & { subject_id: string })[] = await trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk)
+      const rows = await reads.read<SpanDayRow & { subject_id: string }>(trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk)
         .forUpdate().groupBy('subject_id', 'subject_kind')
-        .select('subject_id', 'subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at'));
+        .select('subject_id', 'subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at')));
       for (const r of rows) spans.set(subjectKey({ merchantId, subjectId: r.subject_id }), { kind: r.subject_kind, first: r.first_visit_at, last: r.last_visit_at });
     }
   }
