@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
 import { faceIdOf, type CapturedFace, type FaceMatch } from '../queue/contract.js';
 import type { CaptureLifecycle, CaptureRow } from '../storage/capture-lifecycle.js';
 import { earlierSubjects, insertSightings, recordedMatches, storedAge, touchSubjects, writeFaces, type SightingRecord } from '../storage/results-repository.js';
-import { retryOnLockConflict, writeTogether } from '../storage/transactions.js';
+import { HeldWrites, retryOnLockConflict } from '../storage/transactions.js';
 import { lockSubjects, recordSightings, retractCaptureSightings } from './analytics/index.js';
 import { awardPerk, type PerkOptions } from './perks.js';
 
@@ -60,20 +60,23 @@ export class ResultsService {
 
     if (earlier.length > 0) await retractCaptureSightings(trx, captureId, { visitGapMinutes: this.options.visitGapMinutes });
     const sightings = kept.map((match) => sightingOf(capture, match, faces[match.faceIndex]));
-    // Analytics and perks read none of the rows written last (a sighting comes with its age and gender).
-    // A retraction moved the subjects' first visits since lockSubjects read them: read them again then.
-    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes }, earlier.length > 0 ? undefined : analytics);
+    // The analytics writes are held, to go out in one round trip with the capture's rows and its
+    // move to done; analytics and perks read none of those rows (a sighting comes with its age and
+    // gender). A retraction moved the subjects' first visits since lockSubjects read them: they are
+    // read again then.
+    const held = new HeldWrites(trx);
+    await recordSightings(trx, sightings, { visitGapMinutes: this.options.visitGapMinutes }, { locked: earlier.length > 0 ? undefined : analytics, held });
     for (const sighting of sightings) {
       if (sighting.subjectKind !== 'member') continue;
       const { subjectId: personId, storeId, faceIndex, seenAt } = sighting;
       await awardPerk(trx, { personId, storeId, captureId, faceIndex, seenAt }, this.options.perks);
     }
-    await writeTogether(trx, [
+    await held.flush(
       ...writeFaces(trx, captureId, faces, new Map(kept.map((match) => [match.faceIndex, match])), { replacing, pack }),
       ...insertSightings(trx, captureId, sightings),
       ...touchSubjects(trx, sightings, capture.captured_at),
       this.lifecycle.finish(trx, captureId, faces.length),
-    ]);
+    );
     return { capture, matches: kept, alreadySaved: false };
   }
 }

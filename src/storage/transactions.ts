@@ -23,6 +23,8 @@ export async function retryOnLockConflict<T>(transaction: () => Promise<T>, atte
   }
 }
 
+export type Statement = Knex.QueryBuilder | Knex.Raw;
+
 /**
  * Sends the statements as one multi-statement query, in order, and resolves with each one's result:
  * a read's rows, a write's result header (`affectedRows`). One round trip instead of one each: a
@@ -30,7 +32,7 @@ export async function retryOnLockConflict<T>(transaction: () => Promise<T>, atte
  * on the CI machine, against 0.03 ms per statement sent together: docs/benchmarks.md, session 13).
  * The first statement that fails stops the rest and rejects.
  */
-export async function sendTogether(db: Knex | Knex.Transaction, statements: (Knex.QueryBuilder | Knex.Raw)[]): Promise<unknown[]> {
+export async function sendTogether(db: Knex | Knex.Transaction, statements: Statement[]): Promise<unknown[]> {
   const native = statements.map((statement) => statement.toSQL().toNative());
   if (native.length === 0) return [];
   const [results] = (await db.raw(native.map((statement) => statement.sql).join(';\n'), native.flatMap((statement) => statement.bindings) as Knex.RawBinding[])) as [unknown];
@@ -38,30 +40,39 @@ export async function sendTogether(db: Knex | Knex.Transaction, statements: (Kne
 }
 
 /** Statements whose results nobody reads, sent in one round trip (sendTogether). */
-export async function writeTogether(db: Knex | Knex.Transaction, statements: (Knex.QueryBuilder | Knex.Raw)[]): Promise<void> {
+export async function writeTogether(db: Knex | Knex.Transaction, statements: Statement[]): Promise<void> {
   await sendTogether(db, statements);
 }
 
 /**
- * Writes that ride along with the first read made through `read` (in the same round trip, ahead of
- * it), or go out on `flush` if no read comes.
+ * A transaction's writes held back to go out in one round trip with its next read made through
+ * `read` (ahead of it), or with `flush`. Whoever creates it flushes it; a read that must see the
+ * held writes goes through `read`.
  */
-export function readsAfterWrites(db: Knex | Knex.Transaction, writes: (Knex.QueryBuilder | Knex.Raw)[]) {
-  let pending = writes;
-  const take = () => {
-    const taken = pending;
-    pending = [];
-    return taken;
-  };
-  return {
-    async read<Row>(query: Knex.QueryBuilder): Promise<Row[]> {
-      return (await sendTogether(db, [...take(), query])).at(-1) as Row[];
-    },
-    flush: () => writeTogether(db, take()),
-  };
-}
+export class HeldWrites {
+  private held: Statement[] = [];
 
-export type ReadsAfterWrites = ReturnType<typeof readsAfterWrites>;
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  hold(...statements: Statement[]): void {
+    this.held.push(...statements);
+  }
+
+  async read<Row>(query: Knex.QueryBuilder): Promise<Row[]> {
+    return (await sendTogether(this.db, [...this.take(), query])).at(-1) as Row[];
+  }
+
+  /** Sends the held writes, then `more`. */
+  flush(...more: Statement[]): Promise<void> {
+    return writeTogether(this.db, [...this.take(), ...more]);
+  }
+
+  private take(): Statement[] {
+    const taken = this.held;
+    this.held = [];
+    return taken;
+  }
+}
 
 /** A write's result header, as sendTogether resolves it. */
 export type WriteResult = { affectedRows: number };

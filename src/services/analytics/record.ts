@@ -12,11 +12,11 @@ import type { Knex } from 'knex';
 import { contribution, addInto, zeroMetrics, bucketKeyString, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
 import { applySightings, sessionise, type Gender, type SightingPoint, type VisitAgg } from './sessionise.js';
 import {
-  applyRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
+  holdRollupDeltas, earlierFirst, firstFromRow, loadStores, sameFirst, VISIT_COLUMNS, visitFromRow, visitToRow,
   type StoreInfo, type VisitRow,
 } from './store.js';
 import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
-import { sendTogether } from '../../storage/transactions.js';
+import { HeldWrites, sendTogether } from '../../storage/transactions.js';
 
 export type SightingInput = {
   storeId: string;
@@ -174,14 +174,16 @@ async function loadNearbyVisits(trx: Knex.Transaction, storeId: string, subjectI
 }
 
 /**
- * Adds the sightings to the subjects' visits, spans and rollups. `locked`: the subjects' rows as
- * lockSubjects read them earlier in the transaction (the aggregate stage), else read here.
+ * Adds the sightings to the subjects' visits, spans and rollups. From the aggregate stage, which
+ * saves round trips: `locked`, the subjects' rows as lockSubjects read them earlier in the
+ * transaction (else read here); `held`, where the writes are left for the caller to flush with its
+ * own (else sent here).
  */
 export async function recordSightings(
   trx: Knex.Transaction,
   sightings: SightingInput[],
   options: { visitGapMinutes: number },
-  locked?: LockedSubjects,
+  { locked, held: callersWrites }: { locked?: LockedSubjects; held?: HeldWrites } = {},
 ): Promise<void> {
   if (sightings.length === 0) return;
   const gapMs = options.visitGapMinutes * 60_000;
@@ -216,8 +218,10 @@ export async function recordSightings(
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  await flushVisitWrites(trx, writes, spans);
-  await applyRollupDeltas(trx, deltas, stores);
+  const held = callersWrites ?? new HeldWrites(trx);
+  await holdVisitWrites(trx, writes, spans, held);
+  holdRollupDeltas(trx, deltas, stores, held);
+  if (!callersWrites) await held.flush();
 }
 
 
@@ -312,8 +316,8 @@ async function applySubjectChange(
 }
 
 /**
- * The visit and first-visit rows every subject's change ends with, written for the whole
- * transaction in the round trip of the spans' first read, then the changed subjects' spans
+ * The visit and first-visit rows every subject's change ends with, held for the whole
+ * transaction (they go out with the spans' first read), then the changed subjects' spans
  * recomputed from them. Deferring
  * them is safe: a subject's change reads only its own rows.
  */
@@ -326,21 +330,20 @@ type VisitWrites = {
 
 const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
-async function flushVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spansBefore: Map<string, MerchantSpan>): Promise<void> {
-  const statements: (Knex.QueryBuilder | Knex.Raw)[] = [];
-  if (writes.removedVisitIds.length > 0) statements.push(trx('visits').whereIn('id', writes.removedVisitIds).delete());
-  if (writes.addedVisits.length > 0) statements.push(trx('visits').insert(writes.addedVisits));
+async function holdVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spansBefore: Map<string, MerchantSpan>, held: HeldWrites): Promise<void> {
+  if (writes.removedVisitIds.length > 0) held.hold(trx('visits').whereIn('id', writes.removedVisitIds).delete());
+  if (writes.addedVisits.length > 0) held.hold(trx('visits').insert(writes.addedVisits));
   if (writes.firstVisits.length > 0) {
     // The rows exist and are locked (lockAnalyticsSubjects): this only updates them.
     const insert = trx('analytics_subjects').insert(writes.firstVisits).toSQL().toNative();
-    statements.push(
+    held.hold(
       trx.raw(
         `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
         [...insert.bindings] as Knex.RawBinding[],
       ),
     );
   }
-  await refreshSpans(trx, writes.spans, spansBefore, statements);
+  await refreshSpans(trx, writes.spans, spansBefore, held);
 }
 
 /**
@@ -411,8 +414,10 @@ export async function retractSightings(trx: Knex.Transaction, faceIds: string[],
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  await flushVisitWrites(trx, writes, spans);
-  await applyRollupDeltas(trx, deltas, stores);
+  const held = new HeldWrites(trx);
+  await holdVisitWrites(trx, writes, spans, held);
+  holdRollupDeltas(trx, deltas, stores, held);
+  await held.flush();
 }
 
 async function ensureStore(trx: Knex.Transaction, stores: Map<string, StoreInfo>, storeId: string): Promise<void> {

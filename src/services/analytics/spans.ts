@@ -11,7 +11,7 @@
  */
 import type { Knex } from 'knex';
 import type { SubjectKind } from './rollup.js';
-import { readsAfterWrites, writeTogether, type ReadsAfterWrites } from '../../storage/transactions.js';
+import { HeldWrites, type Statement } from '../../storage/transactions.js';
 
 export type StoreSubject = { storeId: string; subjectId: string; merchantId: string };
 
@@ -36,20 +36,19 @@ type Touched = { merchantId: string; subjectId: string; before: SpanRow[]; after
  * them (a subject without one had no visit): the merchant-wide rows are then derived from the
  * store spans read here, and only those that changed are written. Without it (the rebuild) they
  * are read from all the subjects' store spans, and rewritten for every subject with a span at the
- * stores refreshed, which also repairs them. `writesFirst`: the caller's visit writes, sent ahead of
- * the first read, in its round trip.
+ * stores refreshed, which also repairs them. `callersWrites`: the caller's held writes (the visit
+ * rows these spans are computed from); the writes here join them, and the caller flushes them.
  */
 export async function refreshSpans(
   trx: Knex.Transaction,
   pairs: StoreSubject[],
   merchantBefore?: ReadonlyMap<string, MerchantSpan>,
-  writesFirst: (Knex.QueryBuilder | Knex.Raw)[] = [],
+  callersWrites?: HeldWrites,
 ): Promise<void> {
-  const reads = readsAfterWrites(trx, writesFirst);
-  const before = merchantBefore ?? (await readMerchantSpans(trx, reads, pairs));
-  const touched = await refreshStoreSpans(trx, reads, pairs, before);
-  await reads.flush();
-  const after = await merchantSpansAfter(trx, reads, touched, before);
+  const held = callersWrites ?? new HeldWrites(trx);
+  const before = merchantBefore ?? (await readMerchantSpans(trx, held, pairs));
+  const touched = await refreshStoreSpans(trx, held, pairs, before);
+  const after = await merchantSpansAfter(trx, held, touched, before);
   type Spans = ReadonlyMap<string, MerchantSpan | null>;
   const spanOf = (spans: Spans, t: Touched) => spans.get(subjectKey(t)) ?? null;
   const differs = (t: Touched, at: (span: MerchantSpan | null) => number | null) => merchantBefore === undefined || at(spanOf(before, t)) !== at(spanOf(after, t));
@@ -60,7 +59,7 @@ export async function refreshSpans(
     // A moved first visit at the merchant, onto the subject's spans at other stores too (new or
     // changed spans here got it as they were written); a subject without visits before has no other.
     const moved = subjects.filter((t) => differs(t, firstAt) && spanOf(before, t) !== null && spanOf(after, t) !== null);
-    await writeTogether(trx, [
+    held.hold(
       ...spanDayMoves(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after)),
       ...lastVisitUpdates(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after),
       ...chunks(moved.map((t) => t.subjectId)).map((chunk) =>
@@ -71,8 +70,9 @@ export async function refreshSpans(
           [merchantId, ...chunk],
         ),
       ),
-    ]);
+    );
   }
+  if (!callersWrites) await held.flush();
 }
 
 /**
@@ -81,7 +81,7 @@ export async function refreshSpans(
  */
 async function refreshStoreSpans(
   trx: Knex.Transaction,
-  reads: ReadsAfterWrites,
+  held: HeldWrites,
   pairs: StoreSubject[],
   merchantBefore: ReadonlyMap<string, MerchantSpan>,
 ): Promise<Map<string, Touched>> {
@@ -97,16 +97,16 @@ async function refreshStoreSpans(
       // A store span exists only with a merchant span: both are written in the same transactions.
       const seen = chunk.filter((subjectId) => merchantBefore.has(subjectKey({ merchantId, subjectId })));
       // Locking reads: current rows whatever the transaction's snapshot (as INSERT … SELECT reads).
-      const before = seen.length === 0 ? [] : await reads.read<SpanRow>(trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)
+      const before = seen.length === 0 ? [] : await held.read<SpanRow>(trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', seen)
         .forUpdate().select('subject_id', 'merchant_id', 'subject_kind', 'first_visit_at', 'last_visit_at', 'visits'));
-      const after = (await reads.read<SpanRow>(trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
+      const after = (await held.read<SpanRow>(trx('visits').where('store_id', storeId).whereIn('subject_id', chunk).forShare()
         .groupBy('subject_id', 'merchant_id', 'subject_kind')
         .select('subject_id', 'merchant_id', 'subject_kind', trx.raw('MIN(started_at) AS first_visit_at'), trx.raw('MAX(started_at) AS last_visit_at'),
           trx.raw('COUNT(*) AS visits')))).map((r) => ({ ...r, visits: Number(r.visits) }));
       const beforeById = new Map(before.map((r) => [r.subject_id, r]));
       const kept = new Set(after.map((r) => r.subject_id));
       const gone = before.filter((r) => !kept.has(r.subject_id)).map((r) => r.subject_id);
-      const statements: (Knex.QueryBuilder | Knex.Raw)[] = [];
+      const statements: Statement[] = [];
       if (gone.length > 0) statements.push(trx('analytics_store_subjects').where('store_id', storeId).whereIn('subject_id', gone).delete());
       const changed = after.filter((r) => !sameSpan(beforeById.get(r.subject_id), r));
       if (changed.length > 0) {
@@ -122,7 +122,7 @@ async function refreshStoreSpans(
           ),
         );
       }
-      await writeTogether(trx, [...statements, ...spanDayMoves(trx, 'analytics_span_days', { store_id: storeId }, before, after)]);
+      held.hold(...statements, ...spanDayMoves(trx, 'analytics_span_days', { store_id: storeId }, before, after));
       for (const r of before) subject(merchantId, r.subject_id).before.push(r);
       for (const r of after) subject(merchantId, r.subject_id).after.push(r);
     }
@@ -140,7 +140,7 @@ const sameSpan = (a: SpanRow | undefined, b: SpanRow) =>
  */
 async function merchantSpansAfter(
   trx: Knex.Transaction,
-  reads: ReadsAfterWrites,
+  held: HeldWrites,
   touched: Map<string, Touched>,
   before: ReadonlyMap<string, MerchantSpan>,
 ): Promise<Map<string, MerchantSpan | null>> {
@@ -151,7 +151,7 @@ async function merchantSpansAfter(
     if (span === undefined) unsure.push(t);
     else after.set(key, span);
   }
-  const read = await readMerchantSpans(trx, reads, unsure);
+  const read = await readMerchantSpans(trx, held, unsure);
   for (const t of unsure) after.set(subjectKey(t), read.get(subjectKey(t)) ?? null);
   return after;
 }
@@ -197,11 +197,11 @@ function lastVisitUpdates(trx: Knex.Transaction, merchantId: string, subjects: T
 }
 
 /** The subjects' merchant-wide spans, from all their store spans (locked); a subject without any has none. */
-async function readMerchantSpans(trx: Knex.Transaction, reads: ReadsAfterWrites, subjects: { merchantId: string; subjectId: string }[]): Promise<Map<string, MerchantSpan>> {
+async function readMerchantSpans(trx: Knex.Transaction, held: HeldWrites, subjects: { merchantId: string; subjectId: string }[]): Promise<Map<string, MerchantSpan>> {
   const spans = new Map<string, MerchantSpan>();
   for (const [merchantId, ofMerchant] of groupBy(subjects, (s) => s.merchantId)) {
     for (const chunk of chunks([...new Set(ofMerchant.map((s) => s.subjectId))].sort())) {
-      const rows = await reads.read<SpanDayRow & { subject_id: string }>(trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk)
+      const rows = await held.read<SpanDayRow & { subject_id: string }>(trx('analytics_store_subjects').where('merchant_id', merchantId).whereIn('subject_id', chunk)
         .forUpdate().groupBy('subject_id', 'subject_kind')
         .select('subject_id', 'subject_kind', trx.raw('MIN(first_visit_at) AS first_visit_at'), trx.raw('MAX(last_visit_at) AS last_visit_at')));
       for (const r of rows) spans.set(subjectKey({ merchantId, subjectId: r.subject_id }), { kind: r.subject_kind, first: r.first_visit_at, last: r.last_visit_at });
@@ -218,7 +218,7 @@ const utcDay = (t: Date) => t.toISOString().slice(0, 10);
  */
 function spanDayMoves(
   trx: Knex.Transaction, table: 'analytics_span_days' | 'analytics_merchant_span_days', scope: Record<string, string>, before: SpanDayRow[], after: SpanDayRow[],
-): (Knex.QueryBuilder | Knex.Raw)[] {
+): Statement[] {
   const deltas = new Map<string, { utc_day: string; subject_kind: SubjectKind; firsts: number; lasts: number }>();
   const add = (rows: SpanDayRow[], sign: number) => {
     for (const r of rows) {
@@ -235,7 +235,7 @@ function spanDayMoves(
   const changed = [...deltas.entries()].filter(([, d]) => d.firsts !== 0 || d.lasts !== 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, d]) => d);
   if (changed.length === 0) return [];
   const insert = trx(table).insert(changed.map((d) => ({ ...scope, ...d }))).toSQL().toNative();
-  const statements: (Knex.QueryBuilder | Knex.Raw)[] = [
+  const statements: Statement[] = [
     trx.raw(`${insert.sql} ON DUPLICATE KEY UPDATE firsts = firsts + VALUES(firsts), lasts = lasts + VALUES(lasts)`, [...insert.bindings] as Knex.RawBinding[]),
   ];
   const shrunk = changed.filter((d) => d.firsts < 0 || d.lasts < 0);

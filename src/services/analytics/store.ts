@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { addInto, contribution, METRICS, zeroMetrics, type BucketKey, type FirstVisit, type Metrics, type SubjectKind } from './rollup.js';
 import type { VisitAgg } from './sessionise.js';
 import { zone, type Zone } from './time.js';
-import { writeTogether } from '../../storage/transactions.js';
+import { writeTogether, type HeldWrites } from '../../storage/transactions.js';
 
 export type VisitRow = VisitAgg & {
   id: number;
@@ -139,14 +139,15 @@ function storeVersionBumps(trx: Knex.Transaction | Knex, storeIds: Iterable<stri
 }
 
 /**
- * Bumps the stores' versions, applies rollup deltas in key order (a fixed lock order across
- * concurrent writers), then drops emptied rows: in one round trip.
+ * Holds the writes that bump the stores' versions, apply rollup deltas in key order (a fixed lock
+ * order across concurrent writers), then drop emptied rows.
  */
-export async function applyRollupDeltas(
-  trx: Knex.Transaction | Knex,
+export function holdRollupDeltas(
+  trx: Knex.Transaction,
   deltas: Map<string, { key: BucketKey; metrics: Metrics }>,
   stores: Map<string, StoreInfo>,
-): Promise<void> {
+  held: HeldWrites,
+): void {
   const entries = [...deltas.values()]
     .filter((d) => METRICS.some((m) => d.metrics[m] !== 0))
     .sort((a, b) =>
@@ -154,18 +155,16 @@ export async function applyRollupDeltas(
         : a.key.granularity < b.key.granularity ? -1 : a.key.granularity > b.key.granularity ? 1
           : a.key.bucketStart - b.key.bucketStart,
     );
+  held.hold(...storeVersionBumps(trx, stores.keys()));
+  if (entries.length === 0) return;
   const rows = entries.map(({ key, metrics }) => rollupRow(key, metrics, stores.get(key.storeId)!.zone));
   const updates = METRICS.map((m) => `\`${m}\` = \`${m}\` + VALUES(\`${m}\`)`).join(', ');
-  const upsert = entries.length === 0 ? undefined : trx('analytics_rollups').insert(rows).toSQL().toNative();
+  const upsert = trx('analytics_rollups').insert(rows).toSQL().toNative();
+  held.hold(trx.raw(`${upsert.sql} ON DUPLICATE KEY UPDATE ${updates}`, [...upsert.bindings] as Knex.RawBinding[]));
   // Only a shrinking bucket can become empty.
-  const emptied = entries.filter(({ metrics }) => metrics.visits < 0).map(({ key }) =>
-    trx('analytics_rollups').where({ store_id: key.storeId, granularity: key.granularity, bucket_start: new Date(key.bucketStart) }).where('visits', '<=', 0).delete(),
-  );
-  await writeTogether(trx, [
-    ...storeVersionBumps(trx, stores.keys()),
-    ...(upsert ? [trx.raw(`${upsert.sql} ON DUPLICATE KEY UPDATE ${updates}`, [...upsert.bindings] as Knex.RawBinding[])] : []),
-    ...emptied,
-  ]);
+  for (const { key } of entries.filter(({ metrics }) => metrics.visits < 0)) {
+    held.hold(trx('analytics_rollups').where({ store_id: key.storeId, granularity: key.granularity, bucket_start: new Date(key.bucketStart) }).where('visits', '<=', 0).delete());
+  }
 }
 
 export function rollupRow(key: BucketKey, metrics: Metrics, z: Zone) {
