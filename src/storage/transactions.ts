@@ -28,8 +28,8 @@ export type Statement = Knex.QueryBuilder | Knex.Raw;
 /**
  * Sends the statements as one multi-statement query, in order, and resolves with each one's result:
  * a read's rows, a write's result header (`affectedRows`). One round trip instead of one each: a
- * round trip costs far more than a statement on a virtual machine (about 0.1-0.2 ms of client CPU
- * on the CI machine, against 0.03 ms per statement sent together: docs/benchmarks.md, session 13).
+ * round trip costs far more than a statement on a virtual machine (on the CI machine 0.07-0.26 ms
+ * of client CPU, against 0.02-0.03 ms per statement sent five at a time: `npm run bench:round-trips`).
  * The first statement that fails stops the rest and rejects.
  */
 export async function sendTogether(db: Knex | Knex.Transaction, statements: Statement[]): Promise<unknown[]> {
