@@ -25,7 +25,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
 import type { SupervisedService } from '../src/service.js';
@@ -173,22 +172,6 @@ async function startS3Server(): Promise<S3Server> {
   };
 }
 
-/** Removes what the service left in the shared Redis under its queue prefix (the intake's backlog is never drained). */
-async function removeQueueKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
 /**
  * The one-thread loop runs once before the queued run and once after it, and the baseline is their
  * mean: this machine's speed drifts by a quarter within minutes, and the ratios compare passes
@@ -334,8 +317,6 @@ async function main(): Promise<void> {
   } finally {
     await service?.stop();
     await s3?.stop();
-    const prefix = setup.env.QUEUE_PREFIX;
-    if (prefix) await removeQueueKeys(setup.config.REDIS_URL, prefix).catch((error) => console.warn(`could not remove the queue keys ${prefix}:*: ${error}`));
   }
 }
 
