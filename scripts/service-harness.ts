@@ -10,12 +10,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import type { RestartPolicy } from '../src/supervisor.js';
 import type { SupervisedService } from '../src/service.js';
 import { connectDatabase } from '../src/storage/db.js';
+import { removeQueueKeys } from './queue-keys.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -74,7 +74,7 @@ export async function startService(setup: ServiceSetup, options: StartOptions = 
   let processes: SupervisedService | undefined;
   const stop = async () => {
     await processes?.stop(10_000);
-    await removeQueueKeys(config).catch((error) => console.warn(`could not remove the queue keys ${config.QUEUE_PREFIX}:*: ${error}`));
+    await removeQueueKeys(config.REDIS_URL, config.QUEUE_PREFIX).catch((error) => console.warn(`could not remove the queue keys ${config.QUEUE_PREFIX}:*: ${error}`));
     const db = connectDatabase(config, { min: 0, max: 1 });
     await db.raw('DROP DATABASE IF EXISTS ??', [config.databaseName]);
     await db.destroy();
@@ -89,22 +89,6 @@ export async function startService(setup: ServiceSetup, options: StartOptions = 
     throw error;
   }
   return { ...setup, api, processes, stop };
-}
-
-/** Removes what the service left in the shared Redis under its queue prefix (an intake backlog may never drain). */
-async function removeQueueKeys({ REDIS_URL, QUEUE_PREFIX }: Config): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 export class ApiCallError extends Error {

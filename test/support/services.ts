@@ -1,6 +1,6 @@
 /**
  * Real services for integration tests: a fresh MariaDB database per test file, a private queue
- * prefix on the shared Redis, and the data directory under a temp folder.
+ * prefix on the shared Redis (its keys removed at cleanup), and the data directory under a temp folder.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../../src/config.js';
 import { connectDatabase, ensureDatabase, migrateLatest } from '../../src/storage/db.js';
+import { removeQueueKeys } from '../../scripts/queue-keys.js';
 
 export const SHARED_DIR = process.env.FACEPERKS_SHARED_DIR ?? path.resolve(import.meta.dirname, '../../../shared');
 
@@ -37,6 +38,8 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     config,
     db,
     async cleanup() {
+      // A test's own Redis may be stopped by now: its keys went with it.
+      await removeQueueKeys(config.REDIS_URL, config.QUEUE_PREFIX).catch(() => undefined);
       await db.raw('DROP DATABASE IF EXISTS ??', [config.databaseName]);
       await db.destroy();
       await fs.rm(dataDir, { recursive: true, force: true });
