@@ -218,10 +218,7 @@ export async function recordSightings(
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  const held = callersWrites ?? new HeldWrites(trx);
-  await holdVisitWrites(trx, writes, spans, held);
-  holdRollupDeltas(trx, deltas, stores, held);
-  if (!callersWrites) await held.flush();
+  await writeChanges(trx, { writes, deltas }, spans, stores, callersWrites);
 }
 
 
@@ -316,10 +313,8 @@ async function applySubjectChange(
 }
 
 /**
- * The visit and first-visit rows every subject's change ends with, held for the whole
- * transaction (they go out with the spans' first read), then the changed subjects' spans
- * recomputed from them. Deferring
- * them is safe: a subject's change reads only its own rows.
+ * The visit and first-visit rows every subject's change ends with, written once for the whole
+ * transaction (writeChanges). Deferring them is safe: a subject's change reads only its own rows.
  */
 type VisitWrites = {
   spans: StoreSubject[];
@@ -330,7 +325,19 @@ type VisitWrites = {
 
 const noVisitWrites = (): VisitWrites => ({ spans: [], removedVisitIds: [], addedVisits: [], firstVisits: [] });
 
-async function holdVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spansBefore: Map<string, MerchantSpan>, held: HeldWrites): Promise<void> {
+/**
+ * Writes the subjects' changes: the visit and first-visit rows (they go out with the spans' first
+ * read), the changed subjects' spans recomputed from them, and the rollup deltas. Into the caller's
+ * held writes when given, else sent here.
+ */
+async function writeChanges(
+  trx: Knex.Transaction,
+  { writes, deltas }: { writes: VisitWrites; deltas: Deltas },
+  spansBefore: Map<string, MerchantSpan>,
+  stores: Map<string, StoreInfo>,
+  callersWrites?: HeldWrites,
+): Promise<void> {
+  const held = callersWrites ?? new HeldWrites(trx);
   if (writes.removedVisitIds.length > 0) held.hold(trx('visits').whereIn('id', writes.removedVisitIds).delete());
   if (writes.addedVisits.length > 0) held.hold(trx('visits').insert(writes.addedVisits));
   if (writes.firstVisits.length > 0) {
@@ -344,6 +351,8 @@ async function holdVisitWrites(trx: Knex.Transaction, writes: VisitWrites, spans
     );
   }
   await refreshSpans(trx, writes.spans, spansBefore, held);
+  holdRollupDeltas(trx, deltas, stores, held);
+  if (!callersWrites) await held.flush();
 }
 
 /**
@@ -414,10 +423,7 @@ export async function retractSightings(trx: Knex.Transaction, faceIds: string[],
     for (const v of added) newFirst = earlierFirst(newFirst, { at: v.startedAt, storeId: v.storeId });
     await applySubjectChange(trx, subject, { removed, added, oldFirst, newFirst }, stores, deltas, writes);
   }
-  const held = new HeldWrites(trx);
-  await holdVisitWrites(trx, writes, spans, held);
-  holdRollupDeltas(trx, deltas, stores, held);
-  await held.flush();
+  await writeChanges(trx, { writes, deltas }, spans, stores);
 }
 
 async function ensureStore(trx: Knex.Transaction, stores: Map<string, StoreInfo>, storeId: string): Promise<void> {
