@@ -1,5 +1,5 @@
 /**
- * `npm run bench:pipeline [-- --blobs disk|s3] [--cost | --intake] [--quick] [--dataset DIR] [--limit N] [--warm-up N]`:
+ * `npm run bench:pipeline [-- --blobs disk|s3] [--cost | --intake] [--quick] [--dataset DIR] [--limit N] [--warm-up N] [--rounds N]`:
  * the whole queued service (HTTP intake, every stage, as `npm start` runs them) against a plain
  * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself,
  * and with `--blobs s3` an S3 test server (scripts/s3-server.ts) that stands in for the object store.
@@ -14,8 +14,12 @@
  * two-thread passes, the service after a warm-up pass over the same images (`--warm-up N`, default
  * all of them) in a tenant of its own, so the timed run does the same work as a cold one (every
  * face a new visitor) with the JavaScript already compiled. Until 2026-12-05 the service had a
- * 6-image warm-up, and V8 was still optimising its code during the timed run. The baseline is
- * the one-thread loop's mean over a pass before the queued run and one after it.
+ * 6-image warm-up, and V8 was still optimising its code during the timed run.
+ *
+ * The cost scenario times `--rounds N` (3; 1 with `--quick`) queued runs, each in a tenant of its
+ * own, with a one-thread pass of the loop before the first and after each: a round's baseline is
+ * the mean of the passes either side of it. This machine's speed drifts by a quarter within
+ * minutes, so one round's ratios range widely; the headline ratios are the rounds' medians.
  *
  * The service is driven through its public HTTP API only, and its processes are told apart by the
  * supervisor's names for its children and their pids, never by queue names.
@@ -47,6 +51,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'warm-up': { type: 'string' },
+    rounds: { type: 'string' },
   },
 });
 
@@ -172,14 +177,24 @@ async function startS3Server(): Promise<S3Server> {
   };
 }
 
-/**
- * The one-thread loop runs once before the queued run and once after it, and the baseline is their
- * mean: this machine's speed drifts by a quarter within minutes, and the ratios compare passes
- * minutes apart.
- */
-type Baseline = { twoThreads: Pass[]; oneThread: { before: Pass; after: Pass } };
+/** A timed queued run and the one-thread passes of the in-process loop either side of it. */
+type Round = { run: QueuedRun; before: Pass; after: Pass };
 
-const baselineCpuMs = ({ oneThread }: Baseline) => (oneThread.before.cpuMs + oneThread.after.cpuMs) / 2;
+/** The round's baseline: CPU ms per image of the one-thread loop, the mean of the passes either side of the run. */
+const baselineMsPerImage = ({ run, before, after }: Round) => (before.cpuMs + after.cpuMs) / 2 / run.images;
+
+const serviceCpuMs = (run: QueuedRun) => [...run.serviceCpu.values()].reduce((a, b) => a + b, 0);
+
+/** The headline ratios of a round: X and Y against its baseline, R against the two-thread loop's median pass. */
+function ratiosOf(round: Round, twoThreadSeconds: number): { x: number; y: number; r: number } {
+  const { run } = round;
+  const baseline = baselineMsPerImage(round);
+  return {
+    x: run.serviceCpu.get(PIPELINE_KIND)! / run.images / baseline,
+    y: serviceCpuMs(run) / run.images / baseline,
+    r: twoThreadSeconds / run.seconds,
+  };
+}
 
 type QueuedRun = {
   images: number;
@@ -221,21 +236,38 @@ async function queuedRun(service: RunningService, deviceKey: string, images: Upl
 
 const perImage = (ms: number, images: number) => (ms / images).toFixed(1);
 
-/** The cost scenario's tables, then its three headline lines (which the maintainers' tools read). */
-function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number): void {
+/**
+ * The cost scenario's tables — every round's figures, then the median round's (by X) in detail —
+ * and its three headline lines, the rounds' medians (which the maintainers' tools read).
+ */
+function printCost(rounds: Round[], twoThreads: Pass[], pipelineProcesses: number): void {
+  const twoThreadSeconds = percentile(twoThreads.map((pass) => pass.seconds), 50);
+  const ratios = rounds.map((round) => ratiosOf(round, twoThreadSeconds));
+  const medianOf = (key: 'x' | 'y' | 'r') => percentile(ratios.map((ratio) => ratio[key]), 50);
+  const headline = { x: medianOf('x'), y: medianOf('y'), r: medianOf('r') };
+
+  console.log('\n| round | images/s | pipeline processes, CPU ms per image | service | baseline | X | Y | R |\n|---:|---:|---:|---:|---:|---:|---:|---:|');
+  rounds.forEach((round, i) => {
+    const { run } = round;
+    const { x, y, r } = ratios[i];
+    const cells = [perImage(run.serviceCpu.get(PIPELINE_KIND)!, run.images), perImage(serviceCpuMs(run), run.images), baselineMsPerImage(round).toFixed(1)];
+    console.log(`| ${i + 1} | ${(run.images / run.seconds).toFixed(2)} | ${cells.join(' | ')} | ${x.toFixed(2)} | ${y.toFixed(2)} | ${r.toFixed(2)} |`);
+  });
+
+  const round = rounds[ratios.findIndex((ratio) => ratio.x === headline.x)];
+  const { run } = round;
   const n = run.images;
-  const median = percentile(baseline.twoThreads.map((pass) => pass.seconds), 50);
-  const medianPass = baseline.twoThreads.find((pass) => pass.seconds === median)!;
-  const serviceMs = [...run.serviceCpu.values()].reduce((a, b) => a + b, 0);
+  const medianPass = twoThreads.find((pass) => pass.seconds === twoThreadSeconds)!;
+  console.log(`\nThe median round (by X), in detail:`);
   console.log('\n| mode | images | seconds | images/s | CPU ms per image |\n|---|---:|---:|---:|---:|');
   const rows: [string, number, number][] = [
-    ['in-process loop, 2 threads (median of 3)', median, medianPass.cpuMs],
-    ['in-process loop, 1 thread, before the queued run', baseline.oneThread.before.seconds, baseline.oneThread.before.cpuMs],
-    ['in-process loop, 1 thread, after it', baseline.oneThread.after.seconds, baseline.oneThread.after.cpuMs],
-    ['queued pipeline (whole service)', run.seconds, serviceMs],
+    ['in-process loop, 2 threads (median of 3)', twoThreadSeconds, medianPass.cpuMs],
+    ['in-process loop, 1 thread, before the queued run', round.before.seconds, round.before.cpuMs],
+    ['in-process loop, 1 thread, after it', round.after.seconds, round.after.cpuMs],
+    ['queued pipeline (whole service)', run.seconds, serviceCpuMs(run)],
   ];
   for (const [mode, seconds, cpuMs] of rows) console.log(`| ${mode} | ${n} | ${seconds.toFixed(2)} | ${(n / seconds).toFixed(2)} | ${perImage(cpuMs, n)} |`);
-  console.log(`in-process runs, 2 threads: ${baseline.twoThreads.map((pass) => (n / pass.seconds).toFixed(1)).join(', ')} images/s`);
+  console.log(`in-process runs, 2 threads: ${twoThreads.map((pass) => (n / pass.seconds).toFixed(1)).join(', ')} images/s`);
   const upload = (p: number) => percentile(run.uploadMs, p).toFixed(0);
   console.log(`uploads of the run (${args['batch-size']} images each): p50 ${upload(50)} ms, p95 ${upload(95)} ms; failed captures: ${run.failed}`);
 
@@ -247,18 +279,18 @@ function printCost(run: QueuedRun, baseline: Baseline, pipelineProcesses: number
     const label = kind === PIPELINE_KIND ? `pipeline processes (${pipelineProcesses})` : kind === S3_KIND ? `${S3_KIND} (the object store)` : kind;
     console.log(`| ${label} | ${perImage(ms, n)} |`);
   }
-  console.log(`| **service (all of the above)** | ${perImage(serviceMs, n)} |`);
+  console.log(`| **service (all of the above)** | ${perImage(serviceCpuMs(run), n)} |`);
   console.log(`| bench client (not the service) | ${perImage(run.benchClientCpuMs, n)} |`);
-  console.log(`| in-process loop, 1 thread, mean of before and after (the baseline) | ${perImage(baselineCpuMs(baseline), n)} |`);
+  console.log(`| in-process loop, 1 thread, mean of before and after (the baseline) | ${baselineMsPerImage(round).toFixed(1)} |`);
   const shared = [...run.sharedPids].map(([kind, pids]) => `${kind.replace(' (shared)', '')} ${pids.join(', ')}`).join(', ');
   console.log(
     `MariaDB and Redis are the machine's shared services, measured by pid (those listening on the service's ports: ${shared}) over the timed run: anything else using them meanwhile counts too, so run on a quiet machine.`,
   );
 
-  const baselineMs = baselineCpuMs(baseline);
-  console.log(`\nworker/in-process CPU per image: ${(run.serviceCpu.get(PIPELINE_KIND)! / baselineMs).toFixed(2)}`);
-  console.log(`service/in-process CPU per image: ${(serviceMs / baselineMs).toFixed(2)}`);
-  console.log(`pipeline/in-process ratio: ${(median / run.seconds).toFixed(2)}`);
+  const of = rounds.length === 1 ? '' : ` (median of ${rounds.length} rounds)`;
+  console.log(`\nworker/in-process CPU per image: ${headline.x.toFixed(2)}${of}`);
+  console.log(`service/in-process CPU per image: ${headline.y.toFixed(2)}${of}`);
+  console.log(`pipeline/in-process ratio: ${headline.r.toFixed(2)}${of}`);
 }
 
 async function main(): Promise<void> {
@@ -281,10 +313,12 @@ async function main(): Promise<void> {
   try {
     const { config } = setup;
     const oneThreadPass = async () => (await inProcessLoop(images.map((image) => image.bytes), config, 1, 1))[0];
+    const rounds = Number(args.rounds ?? (args.quick ? 1 : 3));
+    if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error('--rounds is a positive whole number');
     let twoThreads: Pass[] | undefined;
     let oneThreadBefore: Pass | undefined;
     if (runCost) {
-      console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process): 2 threads 3 times, then 1 thread once (and once more after the queued run)…`);
+      console.log(`in-process loop over ${images.length} images (${config.MODEL_PACK} pack, 1 process): 2 threads 3 times, then 1 thread once (and once more after each of ${rounds} queued runs)…`);
       twoThreads = await inProcessLoop(images.map((image) => image.bytes), config, 2, 3);
       oneThreadBefore = await oneThreadPass();
     }
@@ -303,14 +337,22 @@ async function main(): Promise<void> {
     console.log(`queued pipeline: warming up the workers over ${warmUp.length} images…`);
     const warmUpTenant = await createTenant(service, 'Bench warm-up');
     await uploadAndWait(service.api, warmUpTenant.deviceKey, warmUp, Number(args['batch-size']));
-    const tenant = await createTenant(service, 'Bench');
 
     if (twoThreads && oneThreadBefore) {
-      const run = await queuedRun(service, tenant.deviceKey, images, s3?.pid);
-      console.log('in-process loop, 1 thread, again…');
-      printCost(run, { twoThreads, oneThread: { before: oneThreadBefore, after: await oneThreadPass() } }, config.PIPELINE_PROCESSES);
+      const done: Round[] = [];
+      let before = oneThreadBefore;
+      for (let round = 1; round <= rounds; round++) {
+        const tenant = await createTenant(service, `Bench round ${round}`);
+        const run = await queuedRun(service, tenant.deviceKey, images, s3?.pid);
+        console.log(`round ${round} of ${rounds}: in-process loop, 1 thread, again…`);
+        const after = await oneThreadPass();
+        done.push({ run, before, after });
+        before = after;
+      }
+      printCost(done, twoThreads, config.PIPELINE_PROCESSES);
     }
     if (runIntakeScenario) {
+      const tenant = await createTenant(service, 'Bench intake');
       console.log(`\nintake: queueing a backlog of ${photos.length} captures, then ${intake.robots} robots for ${intake.seconds} s…`);
       printIntake(await runIntake(service, tenant.storeId, photos.map((photo) => photo.bytes), robotPhotos, intake));
     }
