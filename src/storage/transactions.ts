@@ -74,5 +74,16 @@ export class HeldWrites {
   }
 }
 
+/**
+ * Runs `work` with the caller's held writes, which the caller flushes; without them, with writes of
+ * its own, sent when `work` is done.
+ */
+export async function withHeldWrites(db: Knex | Knex.Transaction, callersWrites: HeldWrites | undefined, work: (held: HeldWrites) => Promise<void>): Promise<void> {
+  if (callersWrites) return work(callersWrites);
+  const held = new HeldWrites(db);
+  await work(held);
+  await held.flush();
+}
+
 /** A write's result header, as sendTogether resolves it. */
 export type WriteResult = { affectedRows: number };

@@ -1,6 +1,6 @@
 /** Statements sent together in one multi-statement round trip, against the real MariaDB. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeldWrites, sendTogether, writeTogether, type WriteResult } from '../../src/storage/transactions.js';
+import { HeldWrites, sendTogether, withHeldWrites, writeTogether, type WriteResult } from '../../src/storage/transactions.js';
 import { createTestEnvironment, type TestEnvironment } from '../support/services.js';
 
 let env: TestEnvironment;
@@ -61,5 +61,16 @@ describe('statements sent together', () => {
       { id: 20, label: 'held, then flushed' },
       { id: 21, label: 'sent with the flush' },
     ]);
+  });
+
+  it("withHeldWrites leaves the caller's held writes to the caller, and sends its own when the work is done", async () => {
+    await env.db(TABLE).delete();
+    const callers = new HeldWrites(env.db);
+    await withHeldWrites(env.db, callers, async (held) => held.hold(env.db(TABLE).insert({ id: 30, label: "the caller's" })));
+    expect(await rows()).toEqual([]);
+    await withHeldWrites(env.db, undefined, async (held) => held.hold(env.db(TABLE).insert({ id: 31, label: 'its own' })));
+    expect((await rows()).map((row) => row.id)).toEqual([31]);
+    await callers.flush();
+    expect((await rows()).map((row) => row.id)).toEqual([30, 31]);
   });
 });

@@ -16,7 +16,7 @@ import {
   type StoreInfo, type VisitRow,
 } from './store.js';
 import { refreshSpans, subjectKey, type MerchantSpan, type StoreSubject } from './spans.js';
-import { HeldWrites, sendTogether } from '../../storage/transactions.js';
+import { sendTogether, withHeldWrites, type HeldWrites } from '../../storage/transactions.js';
 
 export type SightingInput = {
   storeId: string;
@@ -337,22 +337,22 @@ async function writeChanges(
   stores: Map<string, StoreInfo>,
   callersWrites?: HeldWrites,
 ): Promise<void> {
-  const held = callersWrites ?? new HeldWrites(trx);
-  if (writes.removedVisitIds.length > 0) held.hold(trx('visits').whereIn('id', writes.removedVisitIds).delete());
-  if (writes.addedVisits.length > 0) held.hold(trx('visits').insert(writes.addedVisits));
-  if (writes.firstVisits.length > 0) {
-    // The rows exist and are locked (lockAnalyticsSubjects): this only updates them.
-    const insert = trx('analytics_subjects').insert(writes.firstVisits).toSQL().toNative();
-    held.hold(
-      trx.raw(
-        `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
-        [...insert.bindings] as Knex.RawBinding[],
-      ),
-    );
-  }
-  await refreshSpans(trx, writes.spans, spansBefore, held);
-  holdRollupDeltas(trx, deltas, stores, held);
-  if (!callersWrites) await held.flush();
+  await withHeldWrites(trx, callersWrites, async (held) => {
+    if (writes.removedVisitIds.length > 0) held.hold(trx('visits').whereIn('id', writes.removedVisitIds).delete());
+    if (writes.addedVisits.length > 0) held.hold(trx('visits').insert(writes.addedVisits));
+    if (writes.firstVisits.length > 0) {
+      // The rows exist and are locked (lockAnalyticsSubjects): this only updates them.
+      const insert = trx('analytics_subjects').insert(writes.firstVisits).toSQL().toNative();
+      held.hold(
+        trx.raw(
+          `${insert.sql} ON DUPLICATE KEY UPDATE first_visit_at = VALUES(first_visit_at), first_visit_store_id = VALUES(first_visit_store_id)`,
+          [...insert.bindings] as Knex.RawBinding[],
+        ),
+      );
+    }
+    await refreshSpans(trx, writes.spans, spansBefore, held);
+    holdRollupDeltas(trx, deltas, stores, held);
+  });
 }
 
 /**

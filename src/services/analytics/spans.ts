@@ -11,7 +11,7 @@
  */
 import type { Knex } from 'knex';
 import type { SubjectKind } from './rollup.js';
-import { HeldWrites, type Statement } from '../../storage/transactions.js';
+import { withHeldWrites, type HeldWrites, type Statement } from '../../storage/transactions.js';
 
 export type StoreSubject = { storeId: string; subjectId: string; merchantId: string };
 
@@ -45,34 +45,34 @@ export async function refreshSpans(
   merchantBefore?: ReadonlyMap<string, MerchantSpan>,
   callersWrites?: HeldWrites,
 ): Promise<void> {
-  const held = callersWrites ?? new HeldWrites(trx);
-  const before = merchantBefore ?? (await readMerchantSpans(trx, held, pairs));
-  const touched = await refreshStoreSpans(trx, held, pairs, before);
-  const after = await merchantSpansAfter(trx, held, touched, before);
-  type Spans = ReadonlyMap<string, MerchantSpan | null>;
-  const spanOf = (spans: Spans, t: Touched) => spans.get(subjectKey(t)) ?? null;
-  const differs = (t: Touched, at: (span: MerchantSpan | null) => number | null) => merchantBefore === undefined || at(spanOf(before, t)) !== at(spanOf(after, t));
-  const firstAt = (span: MerchantSpan | null) => span?.first.getTime() ?? null;
-  const lastAt = (span: MerchantSpan | null) => span?.last?.getTime() ?? null;
-  for (const [merchantId, subjects] of groupBy([...touched.values()], (t) => t.merchantId)) {
-    const rows = (spans: Spans) => subjects.flatMap((t) => spanDayRow(spanOf(spans, t)));
-    // A moved first visit at the merchant, onto the subject's spans at other stores too (new or
-    // changed spans here got it as they were written); a subject without visits before has no other.
-    const moved = subjects.filter((t) => differs(t, firstAt) && spanOf(before, t) !== null && spanOf(after, t) !== null);
-    held.hold(
-      ...spanDayMoves(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after)),
-      ...lastVisitUpdates(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after),
-      ...chunks(moved.map((t) => t.subjectId)).map((chunk) =>
-        trx.raw(
-          `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
-           SET s.merchant_first_visit_at = a.first_visit_at
-           WHERE s.merchant_id = ? AND s.subject_id IN (${chunk.map(() => '?').join(', ')})`,
-          [merchantId, ...chunk],
+  await withHeldWrites(trx, callersWrites, async (held) => {
+    const before = merchantBefore ?? (await readMerchantSpans(trx, held, pairs));
+    const touched = await refreshStoreSpans(trx, held, pairs, before);
+    const after = await merchantSpansAfter(trx, held, touched, before);
+    type Spans = ReadonlyMap<string, MerchantSpan | null>;
+    const spanOf = (spans: Spans, t: Touched) => spans.get(subjectKey(t)) ?? null;
+    const differs = (t: Touched, at: (span: MerchantSpan | null) => number | null) => merchantBefore === undefined || at(spanOf(before, t)) !== at(spanOf(after, t));
+    const firstAt = (span: MerchantSpan | null) => span?.first.getTime() ?? null;
+    const lastAt = (span: MerchantSpan | null) => span?.last?.getTime() ?? null;
+    for (const [merchantId, subjects] of groupBy([...touched.values()], (t) => t.merchantId)) {
+      const rows = (spans: Spans) => subjects.flatMap((t) => spanDayRow(spanOf(spans, t)));
+      // A moved first visit at the merchant, onto the subject's spans at other stores too (new or
+      // changed spans here got it as they were written); a subject without visits before has no other.
+      const moved = subjects.filter((t) => differs(t, firstAt) && spanOf(before, t) !== null && spanOf(after, t) !== null);
+      held.hold(
+        ...spanDayMoves(trx, 'analytics_merchant_span_days', { merchant_id: merchantId }, rows(before), rows(after)),
+        ...lastVisitUpdates(trx, merchantId, subjects.filter((t) => differs(t, lastAt)), after),
+        ...chunks(moved.map((t) => t.subjectId)).map((chunk) =>
+          trx.raw(
+            `UPDATE analytics_store_subjects s JOIN analytics_subjects a ON a.merchant_id = s.merchant_id AND a.subject_id = s.subject_id
+             SET s.merchant_first_visit_at = a.first_visit_at
+             WHERE s.merchant_id = ? AND s.subject_id IN (${chunk.map(() => '?').join(', ')})`,
+            [merchantId, ...chunk],
+          ),
         ),
-      ),
-    );
-  }
-  if (!callersWrites) await held.flush();
+      );
+    }
+  });
 }
 
 /**
