@@ -29,7 +29,7 @@ export async function earlierSubjects(trx: Knex.Transaction, captureId: string):
   return rows.map((row) => ({ merchantId: row.merchant_id, subjectKind: row.subject_kind, subjectId: row.subject_id }));
 }
 
-/** Writes the capture's faces (a matched face with its embedding); `replacing`: deletes an earlier run's faces (and, by cascade, their sightings) first. */
+/** The statements writing the capture's faces (a matched face with its embedding); `replacing`: deleting an earlier run's faces (and, by cascade, their sightings) first. */
 export function writeFaces(
   trx: Knex.Transaction,
   captureId: string,
@@ -42,30 +42,30 @@ export function writeFaces(
   return [
     ...statements,
     trx('faces').insert(
-    faces.map((face, index) => {
-      const match = matches.get(index);
-      return {
-        id: faceIdOf(captureId, index),
-        capture_id: captureId,
-        face_index: index,
-        box_x: face.box.x,
-        box_y: face.box.y,
-        box_width: face.box.width,
-        box_height: face.box.height,
-        landmarks: JSON.stringify(face.landmarks),
-        score: face.score,
-        age: face.age,
-        gender: face.gender,
-        gender_confidence: face.genderConfidence,
-        quality: JSON.stringify(face.quality),
-        match_kind: match?.kind ?? null,
-        person_id: match?.kind === 'member' ? match.subjectId : null,
-        visitor_id: match?.kind === 'visitor' ? match.subjectId : null,
-        similarity: match?.similarity ?? null,
-        // A matched face keeps its embedding: what "not this person" makes its new visitor from.
-        ...(match && face.embedding && options.pack ? { embedding: Buffer.from(face.embedding, 'base64'), embedding_pack: options.pack } : {}),
-      };
-    }),
+      faces.map((face, index) => {
+        const match = matches.get(index);
+        return {
+          id: faceIdOf(captureId, index),
+          capture_id: captureId,
+          face_index: index,
+          box_x: face.box.x,
+          box_y: face.box.y,
+          box_width: face.box.width,
+          box_height: face.box.height,
+          landmarks: JSON.stringify(face.landmarks),
+          score: face.score,
+          age: face.age,
+          gender: face.gender,
+          gender_confidence: face.genderConfidence,
+          quality: JSON.stringify(face.quality),
+          match_kind: match?.kind ?? null,
+          person_id: match?.kind === 'member' ? match.subjectId : null,
+          visitor_id: match?.kind === 'visitor' ? match.subjectId : null,
+          similarity: match?.similarity ?? null,
+          // A matched face keeps its embedding: what "not this person" makes its new visitor from.
+          ...(match && face.embedding && options.pack ? { embedding: Buffer.from(face.embedding, 'base64'), embedding_pack: options.pack } : {}),
+        };
+      }),
     ),
   ];
 }
@@ -88,28 +88,29 @@ export async function recordedMatches(trx: Knex.Transaction, captureId: string):
     }));
 }
 
+/** The statement inserting the capture's sightings (none without sightings). */
 export function insertSightings(trx: Knex.Transaction, captureId: string, sightings: SightingRecord[]): Knex.QueryBuilder[] {
   if (sightings.length === 0) return [];
   return [
     trx('sightings').insert(
-    sightings.map((sighting) => ({
-      face_id: sighting.faceId,
-      capture_id: captureId,
-      store_id: sighting.storeId,
-      merchant_id: sighting.merchantId,
-      subject_kind: sighting.subjectKind,
-      subject_id: sighting.subjectId,
-      person_id: sighting.subjectKind === 'member' ? sighting.subjectId : null,
-      visitor_id: sighting.subjectKind === 'visitor' ? sighting.subjectId : null,
-      seen_at: sighting.seenAt,
-      age: sighting.age,
-      gender: sighting.gender,
-    })),
+      sightings.map((sighting) => ({
+        face_id: sighting.faceId,
+        capture_id: captureId,
+        store_id: sighting.storeId,
+        merchant_id: sighting.merchantId,
+        subject_kind: sighting.subjectKind,
+        subject_id: sighting.subjectId,
+        person_id: sighting.subjectKind === 'member' ? sighting.subjectId : null,
+        visitor_id: sighting.subjectKind === 'visitor' ? sighting.subjectId : null,
+        seen_at: sighting.seenAt,
+        age: sighting.age,
+        gender: sighting.gender,
+      })),
     ),
   ];
 }
 
-/** Moves each subject's first/last-seen times to include `seenAt`. */
+/** The statements moving each subject's first/last-seen times to include `seenAt`. */
 export function touchSubjects(trx: Knex.Transaction, sightings: SightingRecord[], seenAt: Date): Knex.QueryBuilder[] {
   const ids = (kind: SubjectRef['subjectKind']) => sightings.filter((s) => s.subjectKind === kind).map((s) => s.subjectId);
   const people = ids('member');
