@@ -30,6 +30,7 @@ const CONNECTION_TIMEOUT_MS = 5_000;
 export const SILENCE_TIMEOUT_MS = 5_000;
 const COMMIT_ATTEMPTS = 3;
 const COMMIT_RETRY_MS = 100;
+const QUIET_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /** S3 answered, and asked for the request again: a server error or throttling. */
 function answeredRetryable(error: unknown): boolean {
@@ -175,6 +176,10 @@ export class S3BlobStore implements BlobStore {
         // Each command class's middleware stack resolved once, not sorted again on every request: a
         // fifth of the SDK's CPU per GetObject here.
         cacheMiddleware: true,
+        // Without a logger the SDK prints to the console a bare "An error was encountered in a
+        // non-retryable streaming request." for each failed upload; the failure itself reaches the
+        // caller as a BlobStoreFault, which is logged with its cause.
+        logger: QUIET_SDK_LOGGER,
       }),
     }));
     return this.connection;
