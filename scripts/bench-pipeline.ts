@@ -24,10 +24,8 @@
  * The service is driven through its public HTTP API only, and its processes are told apart by the
  * supervisor's names for its children and their pids, never by queue names.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Config } from '../src/config.js';
 import { imageLimits, prepareImage } from '../src/imaging/prepare.js';
@@ -37,6 +35,7 @@ import { distinctPhotos, printIntake, runIntake } from './bench-intake.js';
 import { defaultDataset, listPhotos } from './dataset.js';
 import { BENCH_HELPER, cpuSpentByKind, readServiceCpu, sharedServicePids } from './process-cpu.js';
 import { createTenant, prepareService, startService, uploadAndWait, type RunningService, type Upload } from './service-harness.js';
+import { startS3ServerProcess } from './s3-server.js';
 import { percentile } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -141,40 +140,6 @@ function serviceProcessKinds(processes: SupervisedService, s3ServerPid: number |
   }
   if (s3ServerPid !== undefined) kinds.set(s3ServerPid, S3_KIND);
   return (pid) => kinds.get(pid);
-}
-
-type S3Server = { pid: number; env: NodeJS.ProcessEnv; stop(): Promise<void> };
-
-/**
- * Runs scripts/s3-server.ts's test server in a child process of its own, so that its CPU counts in
- * the service (it stands in for the object store) rather than in the bench client. The child stops
- * when its IPC channel closes: at stop(), or when the bench exits however it does.
- */
-async function startS3Server(): Promise<S3Server> {
-  const starter = pathToFileURL(path.join(import.meta.dirname, 's3-server.ts')).href;
-  const code = [
-    `const { startS3Server } = await import(${JSON.stringify(starter)});`,
-    'const server = await startS3Server();',
-    "process.once('disconnect', async () => { await server.stop(); process.exit(0); });",
-    'process.send(server.env);',
-  ].join('\n');
-  // A session of its own, like the service's processes and the machine's MariaDB and Redis: with
-  // Linux autogroups a session is the unit that shares the CPU, and in the bench's session the
-  // object store would share the bench client's share.
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const env = await new Promise<NodeJS.ProcessEnv>((resolve, reject) => {
-    child.once('message', (message) => resolve(message as NodeJS.ProcessEnv));
-    child.once('exit', (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
-  });
-  return {
-    pid: child.pid!,
-    env,
-    async stop() {
-      child.disconnect();
-      await exited;
-    },
-  };
 }
 
 /** A timed queued run and the one-thread passes of the in-process loop either side of it. */
@@ -307,7 +272,9 @@ async function main(): Promise<void> {
     throw new Error('--robots and --seconds are positive whole numbers');
   }
 
-  const s3 = args.blobs === 's3' ? await startS3Server() : undefined;
+  // In a process of its own, so that its CPU counts in the service (it stands in for the object
+  // store) rather than in the bench client.
+  const s3 = args.blobs === 's3' ? await startS3ServerProcess() : undefined;
   const setup = prepareService('bench', s3?.env ?? {});
   let service: RunningService | undefined;
   try {

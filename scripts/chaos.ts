@@ -7,10 +7,13 @@
  *
  *   npm run chaos
  *   npm run chaos -- --dataset DIR --images 40 --only pipeline-1,chroma-kill,redis --deadline 600
+ *   npm run chaos -- --blobs s3
  *
  * --images: photos per scenario (each scenario is a fresh batch from a device of its own).
  * --only: scenario keys: the worker processes' names (pipeline-1, …, interactive, reembed), mariadb,
- *   chroma-kill, chroma-pause, blobs, redis.
+ *   chroma-kill, chroma-pause, blobs, blobs-pause (with --blobs s3), redis.
+ * --blobs: disk (default) or s3: blobs in an S3 test server of the run's own, which the blobs
+ *   scenario stops and starts again, and blobs-pause freezes.
  * --deadline: seconds after a fault is over by which every capture must have ended (default: the
  *   sweeper's SWEEP_STALE_MS plus two SWEEP_INTERVAL_MS plus three minutes: 10 minutes by default).
  * Needs MariaDB (the machine's; only the service's own connections are killed) and redis-server.
@@ -33,18 +36,21 @@ async function main(): Promise<number> {
       images: { type: 'string', default: '40' },
       only: { type: 'string' },
       deadline: { type: 'string' },
+      blobs: { type: 'string', default: 'disk' },
     },
   });
   const perScenario = Number(values.images);
   if (!Number.isInteger(perScenario) || perScenario < 2) throw new Error('--images must be a whole number of at least 2');
   const photos = await labelledPhotos(values.dataset);
 
-  const environment = await startChaosEnvironment({ code: 'compiled' });
+  const blobs = values.blobs;
+  if (blobs !== 'disk' && blobs !== 's3') throw new Error(`--blobs is disk or s3, not ${blobs}`);
+  const environment = await startChaosEnvironment({ code: 'compiled', blobs });
   const results: ScenarioResult[] = [];
   try {
     const { config, processes, api } = environment.service;
     const workerProcesses = processes.processNames.filter((name) => name !== 'api' && name !== 'chroma');
-    const scenarios = chosen(allScenarios(workerProcesses), values.only);
+    const scenarios = chosen(allScenarios(workerProcesses, blobs), values.only);
     const settleMs = values.deadline ? Number(values.deadline) * 1000 : config.SWEEP_STALE_MS + 2 * config.SWEEP_INTERVAL_MS + 180_000;
     console.log(`chaos: ${scenarios.length} scenarios, ${perScenario} photos each from ${values.dataset}; captures not ended ${settleMs / 1000} s after a fault count as lost`);
     for (const [i, scenario] of scenarios.entries()) {

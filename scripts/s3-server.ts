@@ -1,14 +1,17 @@
 /**
  * An S3-compatible server on loopback for tests and benchmarks: @20minutes/s3rver (the maintained
  * fork of s3rver, a dev dependency) keeping its objects in a folder, with one bucket made at start.
- * `env` is what a FacePerks process needs to store its blobs there.
+ * `env` is what a FacePerks process needs to store its blobs there. In this process, or in a child
+ * process of its own (startS3ServerProcess) whose CPU can be read and which can be paused.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 type S3rverOptions = {
   address: string;
@@ -37,9 +40,9 @@ export type S3TestServer = {
   stop(): Promise<void>;
 };
 
-export async function startS3Server(
-  options: { bucket?: string; prefix?: string; port?: number; directory?: string } = {},
-): Promise<S3TestServer> {
+export type S3ServerOptions = { bucket?: string; prefix?: string; port?: number; directory?: string };
+
+export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'faceperks-test';
   const prefix = options.prefix ?? 'blobs';
   const directory = options.directory ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-s3-')));
@@ -68,5 +71,37 @@ export async function startS3Server(
     directory,
     env: { BLOB_URL: `s3://${bucket}/${prefix}`, AWS_ENDPOINT_URL_S3: endpoint, AWS_REGION: 'us-east-1', ...CREDENTIALS },
     stop: () => (stopped ??= stop()),
+  };
+}
+
+export type S3ServerProcess = { pid: number; env: Record<string, string>; stop(): Promise<void> };
+
+/**
+ * startS3Server in a child process, in a session of its own like the service's processes: with
+ * Linux autogroups a session is the unit that shares the CPU, so the object store does not share
+ * its parent's. The child stops when its IPC channel closes: at stop(), or when the parent exits
+ * however it does. Given the same port and directory, a new one serves the objects an earlier kept.
+ */
+export async function startS3ServerProcess(options: S3ServerOptions = {}): Promise<S3ServerProcess> {
+  const starter = pathToFileURL(path.join(import.meta.dirname, 's3-server.ts')).href;
+  const code = [
+    `const { startS3Server } = await import(${JSON.stringify(starter)});`,
+    `const server = await startS3Server(${JSON.stringify(options)});`,
+    "process.once('disconnect', async () => { await server.stop(); process.exit(0); });",
+    'process.send(server.env);',
+  ].join('\n');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const env = await new Promise<Record<string, string>>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as Record<string, string>));
+    child.once('exit', (code) => reject(new Error(`the S3 test server exited with code ${code} before it was ready`)));
+  });
+  return {
+    pid: child.pid!,
+    env,
+    async stop() {
+      if (child.connected) child.disconnect();
+      await exited;
+    },
   };
 }

@@ -8,9 +8,13 @@ import fs from 'node:fs/promises';
 import type { Knex } from 'knex';
 import type { Config } from '../../src/config.js';
 import type { SupervisedService } from '../../src/service.js';
+import type { BlobKind } from './environment.js';
 import type { PrivateRedis } from './private-redis.js';
 
-export type ChaosTarget = { processes: SupervisedService; redis: PrivateRedis; config: Config; db: Knex };
+/** The S3 test server the blobs are in, when they are in object storage. */
+export type ObjectStore = { pid(): number | undefined; down(): Promise<void>; up(): Promise<void> };
+
+export type ChaosTarget = { processes: SupervisedService; redis: PrivateRedis; config: Config; db: Knex; objectStore?: ObjectStore };
 
 /** `key` names it in `--only`; `name` in the table. */
 export type Scenario = { key: string; name: string; inject(target: ChaosTarget): Promise<string | undefined> };
@@ -79,14 +83,21 @@ function chromaPause(ms: number): Scenario {
 }
 
 /**
- * The blob folder replaced by a plain file for `ms`: neither readable nor writable, even by root
- * (whom chmod would not stop). Only for blobs on local disk.
+ * The blob store out of order for `ms`. On local disk, its folder replaced by a plain file: neither
+ * readable nor writable, even by root (whom chmod would not stop). In object storage, the server
+ * stopped (connections refused), then started again with its objects.
  */
-function blobsUnwritable(ms: number): Scenario {
+function blobsOutage(ms: number): Scenario {
   return {
     key: 'blobs',
-    name: `blob store unwritable ${ms / 1000} s`,
-    async inject({ config }) {
+    name: `blob store out of order ${ms / 1000} s`,
+    async inject({ config, objectStore }) {
+      if (objectStore) {
+        await objectStore.down();
+        await sleep(ms);
+        await objectStore.up();
+        return 'object store stopped and started again';
+      }
       const isFolder = await fs.stat(config.blobsDir).then((stat) => stat.isDirectory(), () => false);
       if (!isFolder) return `skipped: no blob folder at ${config.blobsDir} (blobs in object storage?)`;
       const aside = `${config.blobsDir}.chaos-aside`;
@@ -128,6 +139,25 @@ async function moveInto(from: string, to: string): Promise<void> {
   await fs.rm(detached, { recursive: true, force: true });
 }
 
+/**
+ * The object store's server SIGSTOPped for `ms`: connections are taken (by the kernel) and never
+ * answered, so only the clients' timeouts end requests. Only for blobs in object storage.
+ */
+function objectStorePause(ms: number): Scenario {
+  return {
+    key: 'blobs-pause',
+    name: `object store paused ${ms / 1000} s`,
+    async inject({ objectStore }) {
+      const pid = objectStore?.pid();
+      if (pid === undefined) return 'skipped: blobs are not in object storage';
+      process.kill(pid, 'SIGSTOP');
+      await sleep(ms);
+      process.kill(pid, 'SIGCONT');
+      return undefined;
+    },
+  };
+}
+
 function redisRestart(downMs: number): Scenario {
   return {
     key: 'redis',
@@ -143,13 +173,14 @@ function redisRestart(downMs: number): Scenario {
  * Every scenario, in the order a run takes them: one kill per supervised worker process, then the
  * backing services. Redis comes last: what it strands (jobs, schedulers) could spill into later ones.
  */
-export function allScenarios(workerProcesses: string[], durations: FaultDurations = DEFAULT_DURATIONS): Scenario[] {
+export function allScenarios(workerProcesses: string[], blobs: BlobKind = 'disk', durations: FaultDurations = DEFAULT_DURATIONS): Scenario[] {
   return [
     ...workerProcesses.map((name) => kill(name)),
     mariadbConnections,
     kill('chroma', 'chroma-kill', 'Chroma killed (-9)'),
     chromaPause(durations.chromaPauseMs),
-    blobsUnwritable(durations.blobsOutageMs),
+    blobsOutage(durations.blobsOutageMs),
+    ...(blobs === 's3' ? [objectStorePause(durations.blobsOutageMs)] : []),
     redisRestart(durations.redisDownMs),
   ];
 }
