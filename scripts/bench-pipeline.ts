@@ -1,8 +1,9 @@
 /**
- * `npm run bench:pipeline [-- --blobs disk|s3] [--cost | --intake] [--quick] [--dataset DIR] [--limit N] [--warm-up N] [--rounds N]`:
+ * `npm run bench:pipeline [-- --blobs disk|s3] [--s3-latency MS] [--cost | --intake] [--quick] [--dataset DIR] [--limit N] [--warm-up N] [--rounds N]`:
  * the whole queued service (HTTP intake, every stage, as `npm start` runs them) against a plain
  * in-process loop over the same models and images. Needs MariaDB and Redis; starts Chroma itself,
- * and with `--blobs s3` an S3 test server (scripts/s3-server.ts) that stands in for the object store.
+ * and with `--blobs s3` an S3 test server (scripts/s3-server.ts) that stands in for the object store;
+ * `--s3-latency MS` delays each of its answers, as a store across a network would.
  *
  * Two scenarios, both by default:
  * - cost (`--cost` alone): images/s and CPU per image of every service process over the timed run,
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     limit: { type: 'string' },
     'batch-size': { type: 'string', default: '20' },
     blobs: { type: 'string', default: 'disk' },
+    's3-latency': { type: 'string', default: '0' },
     cost: { type: 'boolean', default: false },
     intake: { type: 'boolean', default: false },
     robots: { type: 'string', default: '50' },
@@ -260,6 +262,9 @@ function printCost(rounds: Round[], twoThreads: Pass[], pipelineProcesses: numbe
 
 async function main(): Promise<void> {
   if (args.blobs !== 'disk' && args.blobs !== 's3') throw new Error(`--blobs is disk or s3, not ${args.blobs}`);
+  const s3LatencyMs = Number(args['s3-latency']);
+  if (!(Number.isInteger(s3LatencyMs) && s3LatencyMs >= 0)) throw new Error('--s3-latency is a whole number of milliseconds');
+  if (s3LatencyMs > 0 && args.blobs !== 's3') throw new Error('--s3-latency needs --blobs s3');
   const runCost = args.cost || !args.intake;
   const runIntakeScenario = args.intake || !args.cost;
   const files = listPhotos(args.dataset).filter((file) => CAMERA_FORMAT.test(file));
@@ -274,7 +279,7 @@ async function main(): Promise<void> {
 
   // In a process of its own, so that its CPU counts in the service (it stands in for the object
   // store) rather than in the bench client.
-  const s3 = args.blobs === 's3' ? await startS3ServerProcess() : undefined;
+  const s3 = args.blobs === 's3' ? await startS3ServerProcess({ latencyMs: s3LatencyMs }) : undefined;
   const setup = prepareService('bench', s3?.env ?? {});
   let service: RunningService | undefined;
   try {
@@ -298,7 +303,8 @@ async function main(): Promise<void> {
       );
     }
 
-    console.log(`blobs: ${args.blobs === 's3' ? `S3 (${s3!.env.BLOB_URL} on ${s3!.env.AWS_ENDPOINT_URL_S3})` : 'local disk'}`);
+    const latency = s3LatencyMs > 0 ? `, each answer delayed ${s3LatencyMs} ms` : '';
+    console.log(`blobs: ${args.blobs === 's3' ? `S3 (${s3!.env.BLOB_URL} on ${s3!.env.AWS_ENDPOINT_URL_S3}${latency})` : 'local disk'}`);
     service = await startService(setup);
     const warmUp = images.slice(0, Number(args['warm-up'] ?? images.length));
     console.log(`queued pipeline: warming up the workers over ${warmUp.length} images…`);

@@ -21,7 +21,8 @@ type S3rverOptions = {
   allowMismatchedSignatures: boolean;
   configureBuckets: { name: string; configs: string[] }[];
 };
-type S3rver = { run(): Promise<AddressInfo>; close(): Promise<void>; httpServer: Server };
+type KoaMiddleware = (ctx: unknown, next: () => Promise<void>) => Promise<void>;
+type S3rver = { run(): Promise<AddressInfo>; close(): Promise<void>; httpServer: Server; middleware: KoaMiddleware[] };
 // A CommonJS package without type declarations: the little used here is typed above.
 const S3rver = createRequire(import.meta.url)('@20minutes/s3rver') as new (options: S3rverOptions) => S3rver;
 
@@ -40,7 +41,8 @@ export type S3TestServer = {
   stop(): Promise<void>;
 };
 
-export type S3ServerOptions = { bucket?: string; prefix?: string; port?: number; directory?: string };
+/** `latencyMs`: each request waits this long before it is handled, as if the store were across a network. */
+export type S3ServerOptions = { bucket?: string; prefix?: string; port?: number; directory?: string; latencyMs?: number };
 
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'faceperks-test';
@@ -56,6 +58,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     allowMismatchedSignatures: true,
     configureBuckets: [{ name: bucket, configs: [] }],
   });
+  if (options.latencyMs) {
+    const latencyMs = options.latencyMs;
+    // First in s3rver's Koa chain (composed when it starts listening), before any of its own work.
+    server.middleware.unshift(async (_ctx, next) => {
+      await new Promise((resolve) => setTimeout(resolve, latencyMs));
+      await next();
+    });
+  }
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped: Promise<void> | undefined;

@@ -6,13 +6,17 @@
  * stored. The faces leave in original-image pixels, with their embeddings, in the match payload;
  * for a merchant that keeps face crops, each face's crop is cut and stored here, with the pixels.
  * A first run that finds no face ends here: there is nothing to match or to write.
+ *
+ * Two jobs at a time, one image at a time through the models: while one job decodes, detects and
+ * embeds, the next one starts its capture and downloads its upload, so a blob store across a
+ * network (tens of milliseconds a read) does not leave the models idle.
  */
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
 import { timingsObserver } from '../src/metrics/pipeline-metrics.js';
 import { encodeEmbedding, faceIdOf, type JobPayload, type VisionCheckpoint } from '../src/queue/contract.js';
-import { isLastAttempt, PermanentStageError, type PipelineDefinition } from '../src/queue/pipeline-worker.js';
+import { isLastAttempt, PermanentStageError, type PipelineDefinition, type StageOutcome, type StepRunner } from '../src/queue/pipeline-worker.js';
 import { faceCropKey } from '../src/services/face-crops.js';
 import { recordDecoded } from '../src/storage/repositories/captures.js';
 import type { StartedCapture } from '../src/storage/capture-lifecycle.js';
@@ -24,6 +28,16 @@ import type { WorkerContext } from './context.js';
 // One libvips thread per job: parallelism comes from processes, and the models need the cores.
 sharp.concurrency(1);
 
+/** Runs the work it is given one at a time, in the order given; a failure does not hold up the next. */
+function oneAtATime(): <T>(work: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const result = last.then(work);
+    last = result.catch(() => undefined);
+    return result;
+  };
+}
+
 export async function visionStage({ config, blobs, db, lifecycle, metrics }: WorkerContext): Promise<PipelineDefinition<'vision'>> {
   const visionOptions = { modelsDir: config.modelsDir, pack: config.MODEL_PACK, threads: config.INFERENCE_THREADS };
   const detector = await createDetector({ ...visionOptions, detectThreshold: config.DETECT_THRESHOLD });
@@ -31,6 +45,7 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
   const observeDetector = timingsObserver(metrics.inference, () => detector.timings, ['detect', 'landmarks']);
   const observeDescriber = timingsObserver(metrics.inference, () => describer.timings, ['align', 'embed', 'attributes']);
   const limits = imageLimits(config);
+  const throughTheModels = oneAtATime();
 
   async function readUpload(key: string, job: Job): Promise<Buffer> {
     try {
@@ -44,9 +59,9 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     }
   }
 
-  async function decode(key: string, job: Job): Promise<PreparedImage> {
+  async function decode(upload: Buffer): Promise<PreparedImage> {
     try {
-      return await prepareImage(await readUpload(key, job), limits);
+      return await prepareImage(upload, limits);
     } catch (error) {
       if (error instanceof ImageError) throw new PermanentStageError(error.code, error.message);
       throw error;
@@ -65,51 +80,65 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     return false;
   }
 
+  /** Decode, detect and embed one capture's upload: its match payload, or the end of a faceless first run. */
+  async function describeCapture(
+    payload: JobPayload<'vision'>,
+    capture: StartedCapture,
+    upload: Buffer,
+    checkpoint: VisionCheckpoint,
+    step: StepRunner,
+  ): Promise<StageOutcome<'vision'>> {
+    const { captureId, run } = payload;
+    const prepared = await step('preprocess', async () => {
+      const decoded = await decode(upload);
+      // Intake recorded the header's size and EXIF time; most images need no correction.
+      const resized = decoded.originalWidth !== capture.width || decoded.originalHeight !== capture.height;
+      const laterExif = capture.captured_at_source === 'receipt' && decoded.exifCapturedAt !== undefined;
+      if (!checkpoint.decodedRecorded && (resized || laterExif)) {
+        await recordDecoded(db, captureId, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
+        checkpoint.decodedRecorded = true;
+      }
+      return decoded;
+    });
+    const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
+    checkpoint.faces = faces;
+    observeDetector();
+    const { described, cropsKept } = await step('embed', async () => {
+      const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
+      return { described, cropsKept: await keepFaceCrops(capture, prepared.image, described) };
+    });
+    observeDescriber(described.length);
+    if (described.length === 0 && run === 0) {
+      if (!(await lifecycle.finishFaceless(captureId, run))) return { skipped: true };
+      metrics.facesPerCapture.observe(0);
+      return { next: null };
+    }
+    const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
+    const next: JobPayload<'match'> = {
+      captureId,
+      run,
+      merchantId: capture.merchant_id,
+      capturedAt: capturedAt.toISOString(),
+      pack: describer.pack,
+      faces: scaleFaces(described, 1 / prepared.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
+      ...(cropsKept ? { cropsKept } : {}),
+    };
+    return { next };
+  }
+
   return {
     queue: 'vision',
-    // onnxruntime's run() blocks this process's event loop: one image at a time per process.
-    concurrency: 1,
+    // One job's I/O beside the other's inference (above); more would only queue for the models.
+    concurrency: 2,
     async handle(payload, step, job) {
       const { captureId, run } = payload;
       const checkpoint: VisionCheckpoint = { ...payload.checkpoint };
       try {
         const capture = await lifecycle.begin(captureId, run, 'preprocess');
         if (!capture) return { skipped: true };
-        const prepared = await step('preprocess', async () => {
-          const decoded = await decode(capture.blob_key, job);
-          // Intake recorded the header's size and EXIF time; most images need no correction.
-          const resized = decoded.originalWidth !== capture.width || decoded.originalHeight !== capture.height;
-          const laterExif = capture.captured_at_source === 'receipt' && decoded.exifCapturedAt !== undefined;
-          if (!checkpoint.decodedRecorded && (resized || laterExif)) {
-            await recordDecoded(db, captureId, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
-            checkpoint.decodedRecorded = true;
-          }
-          return decoded;
-        });
-        const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
-        checkpoint.faces = faces;
-        observeDetector();
-        const { described, cropsKept } = await step('embed', async () => {
-          const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
-          return { described, cropsKept: await keepFaceCrops(capture, prepared.image, described) };
-        });
-        observeDescriber(described.length);
-        if (described.length === 0 && run === 0) {
-          if (!(await lifecycle.finishFaceless(captureId, run))) return { skipped: true };
-          metrics.facesPerCapture.observe(0);
-          return { next: null };
-        }
-        const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
-        const next: JobPayload<'match'> = {
-          captureId,
-          run,
-          merchantId: capture.merchant_id,
-          capturedAt: capturedAt.toISOString(),
-          pack: describer.pack,
-          faces: scaleFaces(described, 1 / prepared.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
-          ...(cropsKept ? { cropsKept } : {}),
-        };
-        return { next };
+        const upload = await readUpload(capture.blob_key, job);
+        // onnxruntime's run() blocks the event loop, and the cores are the models': one image at a time.
+        return await throughTheModels(() => describeCapture(payload, capture, upload, checkpoint, step));
       } catch (error) {
         if (!(error instanceof PermanentStageError) && (checkpoint.decodedRecorded || checkpoint.faces)) {
           // Best effort: without it (Redis down too) the retry simply starts over.
