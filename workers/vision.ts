@@ -4,24 +4,24 @@
  * capture). A failed attempt saves what it finished in the job's data — the decoded size recorded,
  * the detector's faces — and the retry resumes after it; it decodes again, since pixels are never
  * stored. The faces leave in original-image pixels, with their embeddings, in the match payload;
- * for a merchant that keeps face crops, each face's crop is cut and stored here, with the pixels.
+ * for a merchant that keeps face crops, each face's crop is cut here, with the pixels, and stored.
  * A first run that finds no face ends here: there is nothing to match or to write.
  *
  * Two jobs at a time, one image at a time through the models: while one job decodes, detects and
- * embeds, the next one starts its capture and downloads its upload, so a blob store across a
- * network (tens of milliseconds a read) does not leave the models idle.
+ * embeds, the other starts its capture and downloads its upload, or stores its crops and ends, so
+ * a blob store across a network (tens of milliseconds a request) does not leave the models idle.
  */
 import sharp from 'sharp';
 import { ImageError } from '../src/imaging/errors.js';
 import { imageLimits, prepareImage, type PreparedImage } from '../src/imaging/prepare.js';
 import { timingsObserver } from '../src/metrics/pipeline-metrics.js';
 import { encodeEmbedding, faceIdOf, type JobPayload, type VisionCheckpoint } from '../src/queue/contract.js';
-import { isLastAttempt, PermanentStageError, type PipelineDefinition, type StageOutcome, type StepRunner } from '../src/queue/pipeline-worker.js';
+import { isLastAttempt, PermanentStageError, type PipelineDefinition, type StepRunner } from '../src/queue/pipeline-worker.js';
 import { faceCropKey } from '../src/services/face-crops.js';
 import { recordDecoded } from '../src/storage/repositories/captures.js';
 import type { StartedCapture } from '../src/storage/capture-lifecycle.js';
 import { keepsFaceCrops } from '../src/storage/repositories/face-crops.js';
-import { createDescriber, createDetector, encodeFaceCrop, scaleFaces, type DetectedFace, type RgbImage } from '../src/vision/index.js';
+import { createDescriber, createDetector, encodeFaceCrop, scaleFaces } from '../src/vision/index.js';
 import type { Job } from 'bullmq';
 import type { WorkerContext } from './context.js';
 
@@ -68,11 +68,14 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     }
   }
 
-  /** For a merchant that opted in, each face's aligned crop, cut here: the pixels never leave this process. Whether it kept them. */
-  async function keepFaceCrops({ merchant_id: merchantId, id: captureId, keep_face_crops: keeps }: StartedCapture, image: RgbImage, faces: DetectedFace[]): Promise<boolean> {
-    if (faces.length === 0 || !keeps) return false;
-    const keys = faces.map((_face, faceIndex) => faceCropKey(merchantId, faceIdOf(captureId, faceIndex)));
-    for (const [faceIndex, face] of faces.entries()) await blobs.put(keys[faceIndex], await encodeFaceCrop(image, face.landmarks));
+  /**
+   * For a merchant that opted in, each face's aligned crop stored (cut with the pixels, in
+   * `seeImage`). Whether it kept them.
+   */
+  async function storeFaceCrops({ merchant_id: merchantId, id: captureId }: StartedCapture, crops: Buffer[]): Promise<boolean> {
+    if (crops.length === 0) return false;
+    const keys = crops.map((_crop, faceIndex) => faceCropKey(merchantId, faceIdOf(captureId, faceIndex)));
+    for (const [faceIndex, crop] of crops.entries()) await blobs.put(keys[faceIndex], crop);
     // The setting was read as the job began: a merchant who turned it off since had its crops
     // deleted then, and keeps none of these either.
     if (await keepsFaceCrops(db, merchantId)) return true;
@@ -80,22 +83,19 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     return false;
   }
 
-  /** Decode, detect and embed one capture's upload: its match payload, or the end of a faceless first run. */
-  async function describeCapture(
-    payload: JobPayload<'vision'>,
-    capture: StartedCapture,
-    upload: Buffer,
-    checkpoint: VisionCheckpoint,
-    step: StepRunner,
-  ): Promise<StageOutcome<'vision'>> {
-    const { captureId, run } = payload;
+  /**
+   * The work on the pixels: decode, detect and embed one capture's upload, and cut its faces'
+   * crops when its merchant keeps them. Nothing here waits on the network but the rare correction
+   * of the size or time intake recorded.
+   */
+  async function seeImage(capture: StartedCapture, upload: Buffer, checkpoint: VisionCheckpoint, step: StepRunner) {
     const prepared = await step('preprocess', async () => {
       const decoded = await decode(upload);
       // Intake recorded the header's size and EXIF time; most images need no correction.
       const resized = decoded.originalWidth !== capture.width || decoded.originalHeight !== capture.height;
       const laterExif = capture.captured_at_source === 'receipt' && decoded.exifCapturedAt !== undefined;
       if (!checkpoint.decodedRecorded && (resized || laterExif)) {
-        await recordDecoded(db, captureId, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
+        await recordDecoded(db, capture.id, { width: decoded.originalWidth, height: decoded.originalHeight }, decoded.exifCapturedAt);
         checkpoint.decodedRecorded = true;
       }
       return decoded;
@@ -103,27 +103,13 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
     const faces = checkpoint.faces ?? (await step('detect', () => detector.detect(prepared.image)));
     checkpoint.faces = faces;
     observeDetector();
-    const { described, cropsKept } = await step('embed', async () => {
+    const { described, crops } = await step('embed', async () => {
       const described = faces.length === 0 ? [] : await describer.describe(prepared.image, faces);
-      return { described, cropsKept: await keepFaceCrops(capture, prepared.image, described) };
+      const crops = capture.keep_face_crops ? await Promise.all(described.map((face) => encodeFaceCrop(prepared.image, face.landmarks))) : [];
+      return { described, crops };
     });
     observeDescriber(described.length);
-    if (described.length === 0 && run === 0) {
-      if (!(await lifecycle.finishFaceless(captureId, run))) return { skipped: true };
-      metrics.facesPerCapture.observe(0);
-      return { next: null };
-    }
-    const capturedAt = capture.captured_at_source === 'receipt' && prepared.exifCapturedAt ? prepared.exifCapturedAt : capture.captured_at;
-    const next: JobPayload<'match'> = {
-      captureId,
-      run,
-      merchantId: capture.merchant_id,
-      capturedAt: capturedAt.toISOString(),
-      pack: describer.pack,
-      faces: scaleFaces(described, 1 / prepared.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
-      ...(cropsKept ? { cropsKept } : {}),
-    };
-    return { next };
+    return { described, crops, scale: prepared.scale, exifCapturedAt: prepared.exifCapturedAt };
   }
 
   return {
@@ -138,7 +124,24 @@ export async function visionStage({ config, blobs, db, lifecycle, metrics }: Wor
         if (!capture) return { skipped: true };
         const upload = await readUpload(capture.blob_key, job);
         // onnxruntime's run() blocks the event loop, and the cores are the models': one image at a time.
-        return await throughTheModels(() => describeCapture(payload, capture, upload, checkpoint, step));
+        const seen = await throughTheModels(() => seeImage(capture, upload, checkpoint, step));
+        if (seen.described.length === 0 && run === 0) {
+          if (!(await lifecycle.finishFaceless(captureId, run))) return { skipped: true };
+          metrics.facesPerCapture.observe(0);
+          return { next: null };
+        }
+        const cropsKept = await storeFaceCrops(capture, seen.crops);
+        const capturedAt = capture.captured_at_source === 'receipt' && seen.exifCapturedAt ? seen.exifCapturedAt : capture.captured_at;
+        const next: JobPayload<'match'> = {
+          captureId,
+          run,
+          merchantId: capture.merchant_id,
+          capturedAt: capturedAt.toISOString(),
+          pack: describer.pack,
+          faces: scaleFaces(seen.described, 1 / seen.scale).map(({ embedding, ...face }) => ({ ...face, embedding: encodeEmbedding(embedding) })),
+          ...(cropsKept ? { cropsKept } : {}),
+        };
+        return { next };
       } catch (error) {
         if (!(error instanceof PermanentStageError) && (checkpoint.decodedRecorded || checkpoint.faces)) {
           // Best effort: without it (Redis down too) the retry simply starts over.
