@@ -173,8 +173,8 @@ export class S3BlobStore implements BlobStore {
         // then sends nothing for 5 s fails it too: a 503 at intake, a retry in the workers, never a
         // request waiting for ever. The silence is timed on the socket (no timer per request).
         requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: SILENCE_TIMEOUT_MS },
-        // Each command class's middleware stack resolved once, not sorted again on every request: a
-        // fifth of the SDK's CPU per GetObject here.
+        // Each command class's middleware stack resolved once, not sorted again on every request:
+        // about a sixth of the client's CPU per GetObject here (2.27 -> 1.90 ms).
         cacheMiddleware: true,
         // Without a logger the SDK prints to the console a bare "An error was encountered in a
         // non-retryable streaming request." for each failed upload; the failure itself reaches the
