@@ -31,11 +31,14 @@ export type BlobKind = 'disk' | 's3';
 
 export type ChaosOptions = { code: ServiceCode; blobs?: BlobKind; env?: NodeJS.ProcessEnv; restartPolicy?: RestartPolicy };
 
+/** The run's S3 test server: what the faults do to it, the service's settings for it, and its end. */
+type RunObjectStore = ObjectStore & { env: Record<string, string>; stop(): Promise<void> };
+
 /**
  * An S3 test server in a child process that can be stopped and started again on the same port and
  * folder (the objects kept), or paused.
  */
-async function startObjectStore(): Promise<ObjectStore & { env: Record<string, string>; stop(): Promise<void> }> {
+async function startObjectStore(): Promise<RunObjectStore> {
   const options = { port: await freePort(), directory: await fs.mkdtemp(path.join(os.tmpdir(), 'faceperks-chaos-s3-')) };
   let server: S3ServerProcess | undefined = await startS3ServerProcess(options);
   return {
@@ -57,7 +60,7 @@ async function startObjectStore(): Promise<ObjectStore & { env: Record<string, s
 
 export async function startChaosEnvironment(options: ChaosOptions): Promise<ChaosEnvironment> {
   const redis = await startPrivateRedis(await freePort());
-  let objectStore: Awaited<ReturnType<typeof startObjectStore>> | undefined;
+  let objectStore: RunObjectStore | undefined;
   let service: RunningService | undefined;
   let db: Knex | undefined;
   const stop = async () => {
