@@ -44,6 +44,18 @@ export type S3TestServer = {
 /** `latencyMs`: each request waits this long before it is handled, as if the store were across a network. */
 export type S3ServerOptions = { bucket?: string; prefix?: string; port?: number; directory?: string; latencyMs?: number };
 
+/**
+ * s3rver's request logger (koa-logger, its first middleware) runs even when the server is silent:
+ * it wraps every streamed answer in a byte-counting stream and formats a line that winston then
+ * drops. Without it the server spends about 28 % less CPU per request (GET 1.73 -> 1.25 ms,
+ * PUT 2.6 -> 1.9 ms of a 145 kB photo), CPU a benchmark would otherwise charge to the service.
+ */
+function dropRequestLogger(server: S3rver): void {
+  const index = server.middleware.findIndex((middleware) => middleware.name === 'logger');
+  if (index === -1) throw new Error("s3rver's request logger was not found: has its middleware changed?");
+  server.middleware.splice(index, 1);
+}
+
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'faceperks-test';
   const prefix = options.prefix ?? 'blobs';
@@ -58,6 +70,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     allowMismatchedSignatures: true,
     configureBuckets: [{ name: bucket, configs: [] }],
   });
+  dropRequestLogger(server);
   if (options.latencyMs) {
     const latencyMs = options.latencyMs;
     // First in s3rver's Koa chain (composed when it starts listening), before any of its own work.
