@@ -158,31 +158,37 @@ export class S3BlobStore implements BlobStore {
 
   private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
     // The SDK takes about half a second and 30 MB to load: only deployments on S3 pay for it.
-    this.connection ??= import('@aws-sdk/client-s3').then((s3) => ({
-      sdk: s3,
-      client: new s3.S3Client({
-        endpoint: this.location.endpoint,
-        forcePathStyle: this.location.endpoint !== undefined,
-        // The SDK's default since 2025 adds a CRC32 to every upload and checks one on every
-        // download: CPU on each image moved, and S3-compatible servers do not all support it.
-        // Blobs are content-addressed (sha256) already; checksums only where S3 requires them
-        // (DeleteObjects, which retention sends, still carries one).
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-        // A store that takes no connection fails the request within 5 s, and one that takes it and
-        // then sends nothing for 5 s fails it too: a 503 at intake, a retry in the workers, never a
-        // request waiting for ever. The silence is timed on the socket (no timer per request).
-        requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: SILENCE_TIMEOUT_MS },
-        // Each command class's middleware stack resolved once, not sorted again on every request:
-        // about a sixth of the client's CPU per GetObject here (2.27 -> 1.90 ms).
-        cacheMiddleware: true,
-        // Without a logger the SDK prints to the console a bare "An error was encountered in a
-        // non-retryable streaming request." for each failed upload; the failure itself reaches the
-        // caller as a BlobStoreFault, which is logged with its cause.
-        logger: QUIET_SDK_LOGGER,
-      }),
-    }));
+    this.connection ??= import('@aws-sdk/client-s3').then((s3) => ({ sdk: s3, client: this.createClient(s3) }));
     return this.connection;
+  }
+
+  private createClient(s3: Sdk): S3Client {
+    const client = new s3.S3Client({
+      endpoint: this.location.endpoint,
+      forcePathStyle: this.location.endpoint !== undefined,
+      // The SDK's default since 2025 adds a CRC32 to every upload and checks one on every
+      // download: CPU on each image moved, and S3-compatible servers do not all support it.
+      // Blobs are content-addressed (sha256) already; checksums only where S3 requires them
+      // (DeleteObjects, which retention sends, still carries one).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // A store that takes no connection fails the request within 5 s, and one that takes it and
+      // then sends nothing for 5 s fails it too: a 503 at intake, a retry in the workers, never a
+      // request waiting for ever. The silence is timed on the socket (no timer per request).
+      requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: SILENCE_TIMEOUT_MS },
+      // Each command class's middleware stack resolved once, not sorted again on every request:
+      // about a sixth of the client's CPU per GetObject here (2.27 -> 1.90 ms).
+      cacheMiddleware: true,
+      // Without a logger the SDK prints to the console a bare "An error was encountered in a
+      // non-retryable streaming request." for each failed upload; the failure itself reaches the
+      // caller as a BlobStoreFault, which is logged with its cause.
+      logger: QUIET_SDK_LOGGER,
+    });
+    // Given any logger but its own no-op one, the SDK copies each request's input and answer
+    // through their schemas' log filters for the logger to drop: work on every request for
+    // nothing (failures reach the caller, and are logged there).
+    client.middlewareStack.remove('loggerMiddleware');
+    return client;
   }
 
   private async deleteObject(objectKey: string): Promise<void> {
