@@ -47,8 +47,8 @@ export type S3ServerOptions = { bucket?: string; prefix?: string; port?: number;
 /**
  * s3rver's request logger (koa-logger, its first middleware) runs even when the server is silent:
  * it wraps every streamed answer in a byte-counting stream and formats a line that winston then
- * drops. Without it the server spends about 28 % less CPU per request (GET 1.73 -> 1.25 ms,
- * PUT 2.6 -> 1.9 ms of a 145 kB photo), CPU a benchmark would otherwise charge to the service.
+ * drops: about a quarter of the server's CPU per request, which a benchmark would otherwise charge
+ * to the service (docs/benchmarks.md, session 16).
  */
 function dropRequestLogger(server: S3rver): void {
   const index = server.middleware.findIndex((middleware) => middleware.name === 'logger');

@@ -177,7 +177,7 @@ export class S3BlobStore implements BlobStore {
       // request waiting for ever. The silence is timed on the socket (no timer per request).
       requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: SILENCE_TIMEOUT_MS },
       // Each command class's middleware stack resolved once, not sorted again on every request:
-      // about a sixth of the client's CPU per GetObject here (2.27 -> 1.90 ms).
+      // about a sixth of the client's CPU per GetObject (docs/benchmarks.md, session 15).
       cacheMiddleware: true,
       // Without a logger the SDK prints to the console a bare "An error was encountered in a
       // non-retryable streaming request." for each failed upload; the failure itself reaches the
